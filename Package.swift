@@ -1,0 +1,40 @@
+// swift-tools-version: 6.0
+// ShredVault: encrypted archive vault with crypto-shredding. See vault-format.md.
+import PackageDescription
+
+let package = Package(
+    name: "ShredVault",
+    products: [
+        .library(name: "ShredVault", targets: ["ShredVault"]),
+        .executable(name: "shredvault", targets: ["ShredVaultCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries (Debian: libssl-dev, libarchive-dev, libzstd-dev, zlib1g-dev).
+        .systemLibrary(name: "COpenSSL", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
+        .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // The only importer of COpenSSL.
+        .target(name: "VaultCrypto", dependencies: ["COpenSSL"]),
+        // The only importer of CArchive, CZstd and CZlib.
+        .target(name: "VaultArchive", dependencies: ["CArchive", "CZstd", "CZlib"]),
+        // The vault: no C imports.
+        .target(name: "ShredVault", dependencies: ["VaultCrypto", "VaultArchive"]),
+        // The `shredvault` command-line tool.
+        .executableTarget(
+            name: "ShredVaultCLI",
+            dependencies: ["ShredVault", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto", "VaultArchive"],
+                    resources: [.copy("Vectors")]),
+        .testTarget(name: "VaultArchiveTests", dependencies: ["VaultArchive"]),
+        .testTarget(name: "ShredVaultTests", dependencies: ["ShredVault"]),
+        .testTarget(name: "CLITests", dependencies: ["ShredVault"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+import VaultCrypto
+import VaultArchive

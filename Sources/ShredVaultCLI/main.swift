@@ -1,0 +1,2 @@
+import ShredVault
+print("shredvault")

@@ -1,0 +1,3 @@
+import CArchive
+import CZstd
+import CZlib

@@ -1,0 +1,2 @@
+import XCTest
+final class PlaceholderVaultCryptoTests: XCTestCase { func testNothing() {} }
