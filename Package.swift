@@ -22,8 +22,10 @@ let package = Package(
         .target(name: "VaultCrypto", dependencies: ["COpenSSL"]),
         // The only importer of CArchive, CZstd and CZlib.
         .target(name: "VaultArchive", dependencies: ["CArchive", "CZstd", "CZlib"]),
-        // The vault: no C imports.
-        .target(name: "ShredVault", dependencies: ["VaultCrypto", "VaultArchive"]),
+        // Linux calls Swift's Glibc module lacks (renameat2).
+        .target(name: "CPosix"),
+        // The vault: no crypto or archive C imports; POSIX calls only in Storage/Syscalls.swift.
+        .target(name: "ShredVault", dependencies: ["VaultCrypto", "VaultArchive", "CPosix"]),
         // The `shredvault` command-line tool.
         .executableTarget(
             name: "ShredVaultCLI",
@@ -34,7 +36,7 @@ let package = Package(
                     resources: [.copy("Vectors")]),
         .testTarget(name: "VaultArchiveTests", dependencies: ["VaultArchive"]),
         .testTarget(name: "ShredVaultTests", dependencies: ["ShredVault"]),
-        .testTarget(name: "CLITests", dependencies: ["ShredVault"]),
+        .testTarget(name: "CLITests", dependencies: ["ShredVaultCLI"]),
     ],
     swiftLanguageModes: [.v6]
 )

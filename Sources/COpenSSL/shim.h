@@ -2,8 +2,11 @@
 #include <openssl/kdf.h>
 #include <openssl/core_names.h>
 #include <openssl/params.h>
+#include <openssl/param_build.h>
 #include <openssl/rand.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ec.h>
+#include <openssl/bn.h>
+#include <openssl/obj_mac.h>
 #include <openssl/sha.h>

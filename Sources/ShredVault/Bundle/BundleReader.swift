@@ -1,0 +1,263 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VaultArchive
+import VaultCrypto
+
+/// Reads bundles: the header without any key, and the payload with the data key, verifying as it goes
+/// (vault-format.md §2.5). Nothing reaches the caller's target until the final chunk, the zstd checksum and
+/// every manifest entry verified.
+public enum BundleReader {
+    static let bufferSize = 1 << 18
+
+    /// Reads and strictly parses the header. Needs no key.
+    public static func readHeader(path: String) throws -> (header: BundleHeader, bytes: [UInt8]) {
+        let file = try openBundle(path)
+        return try readHeader(file)
+    }
+
+    /// Decrypts and checks the whole bundle without writing anything; returns its manifest.
+    @discardableResult
+    public static func verify(path: String, dataKey: SecretBytes) throws -> (header: BundleHeader, manifest: Manifest) {
+        let file = try openBundle(path)
+        let (header, bytes) = try readHeader(file)
+        let manifest = try walkPayload(file, header: header, headerBytes: bytes, dataKey: dataKey, path: path, sink: DiscardSink())
+        return (header, manifest)
+    }
+
+    /// Extracts the bundle into `target`, which must not exist. Files are written into a private temporary
+    /// directory beside `target`, which is renamed to `target` only after everything verified; on any failure
+    /// the temporary directory is removed and `target` is never created.
+    @discardableResult
+    public static func extract(path: String, dataKey: SecretBytes, to target: String) throws -> (header: BundleHeader, manifest: Manifest) {
+        let target = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
+        if Posix.exists(target) { throw VaultError.targetExists(path: target) }
+        let file = try openBundle(path)
+        let (header, bytes) = try readHeader(file)
+        let parent = Posix.directoryName(target)
+        guard let parentStatus = try Posix.status(parent), parentStatus.kind == .directory else {
+            throw VaultError.notFound(path: parent, what: "parent directory")
+        }
+        let temporary = parent + "/." + Posix.baseName(target) + ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
+        try Posix.makeDirectory(temporary, mode: 0o700)
+        do {
+            let sink = ExtractSink(root: temporary)
+            let manifest = try walkPayload(file, header: header, headerBytes: bytes, dataKey: dataKey, path: path, sink: sink)
+            try sink.applyDirectoryMetadata()
+            try Posix.renameNoReplace(temporary, target)
+            try Posix.syncDirectory(parent)
+            return (header, manifest)
+        } catch {
+            try? Posix.removeTree(temporary)
+            throw error
+        }
+    }
+
+    // MARK: - Internals
+
+    static func openBundle(_ path: String) throws -> FileDescriptor {
+        guard let st = try Posix.status(path) else { throw VaultError.notFound(path: path, what: "bundle") }
+        guard st.kind == .regular else { throw VaultError.notABundle(path: path) }
+        return try FileDescriptor(open: path, flags: O_RDONLY)
+    }
+
+    static func readHeader(_ file: FileDescriptor) throws -> (BundleHeader, [UInt8]) {
+        let prefix = try file.read(upTo: BundleHeader.prefixLength)
+        if prefix.count < 8 || Array(prefix[0..<8]) != BundleHeader.magic { throw VaultError.notABundle(path: file.path) }
+        guard prefix.count == BundleHeader.prefixLength else {
+            throw VaultError.malformedHeader(path: file.path, reason: "file ends inside the header")
+        }
+        let length = try BundleHeader.headerLength(fromPrefix: prefix, path: file.path)
+        let rest = try file.read(upTo: length - prefix.count)
+        guard rest.count == length - prefix.count else {
+            throw VaultError.malformedHeader(path: file.path, reason: "file ends inside the header")
+        }
+        let bytes = prefix + rest
+        return (try BundleHeader.decode(bytes, path: file.path), bytes)
+    }
+
+    private static func walkPayload(
+        _ file: FileDescriptor, header: BundleHeader, headerBytes: [UInt8], dataKey: SecretBytes, path: String,
+        sink: EntrySink
+    ) throws -> Manifest {
+        do {
+            let input = BufferedInput(file)
+            let decryptor = try CobblestoneDecryptor(inputKey: dataKey, context: headerBytes) { try input.read(into: $0) }
+            try decryptor.verifyCommitment()
+            let decompressor = try ZstdDecompressor { try decryptor.read(into: $0) }
+            let tar = try TarReader { try decompressor.read(into: $0) }
+            var walker = PayloadWalker(path: path, tar: tar, sink: sink)
+            let manifestBytes = try walker.walkEntries()
+            try tar.finish()
+            return try walker.checkManifest(manifestBytes, header: header)
+        } catch {
+            throw VaultError.fromPayload(error, path: path)
+        }
+    }
+}
+
+/// Receives verified-so-far entries while the payload is walked.
+protocol EntrySink {
+    func makeDirectory(_ rel: String, mode: UInt32, mtime: Int64) throws
+    func beginFile(_ rel: String) throws
+    func write(_ bytes: UnsafeRawBufferPointer) throws
+    func endFile(mode: UInt32, mtime: Int64) throws
+}
+
+/// `verify`: reads everything, keeps nothing.
+struct DiscardSink: EntrySink {
+    func makeDirectory(_ rel: String, mode: UInt32, mtime: Int64) {}
+    func beginFile(_ rel: String) {}
+    func write(_ bytes: UnsafeRawBufferPointer) {}
+    func endFile(mode: UInt32, mtime: Int64) {}
+}
+
+/// `extract`: writes into a private temporary directory; directory modes/mtimes are applied last.
+final class ExtractSink: EntrySink {
+    let root: String
+    private var current: FileDescriptor?
+    private var directories: [(path: String, mode: UInt32, mtime: Int64)] = []
+
+    init(root: String) { self.root = root }
+
+    func makeDirectory(_ rel: String, mode: UInt32, mtime: Int64) throws {
+        let full = root + "/" + rel
+        try Posix.makeDirectory(full, mode: 0o700)
+        directories.append((full, mode, mtime))
+    }
+
+    func beginFile(_ rel: String) throws {
+        current = try FileDescriptor(open: root + "/" + rel, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws { try current!.write(bytes) }
+
+    func endFile(mode: UInt32, mtime: Int64) throws {
+        guard let file = current else { return }
+        try file.setPermissions(mode)
+        try file.setModificationTime(mtime)
+        try file.close()
+        current = nil
+    }
+
+    /// Deepest first, so setting a parent's mtime is not undone by changes inside it.
+    func applyDirectoryMetadata() throws {
+        for d in directories.reversed() {
+            try Posix.setModificationTime(d.path, d.mtime)
+            try Posix.setPermissions(d.path, d.mode)
+        }
+    }
+}
+
+/// Applies the tar rules of vault-format.md §2.4 entry by entry.
+private struct PayloadWalker {
+    let path: String
+    let tar: TarReader
+    let sink: EntrySink
+    var seen: [Manifest.Entry] = []
+    var seenPaths: Set<String> = []
+    var directories: Set<String> = []
+
+    init(path: String, tar: TarReader, sink: EntrySink) {
+        self.path = path
+        self.tar = tar
+        self.sink = sink
+    }
+
+    func invalid(_ reason: String) -> VaultError { .invalidContents(path: path, reason: reason) }
+
+    /// Walks every entry; returns the manifest bytes (the last entry).
+    mutating func walkEntries() throws -> [UInt8] {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BundleReader.bufferSize, alignment: 16)
+        defer { buffer.deallocate() }
+        while let entry = try tar.nextEntry() {
+            if entry.path == Manifest.entryPath {
+                guard entry.kind == .file else { throw invalid("manifest entry is not a regular file") }
+                guard entry.size <= Int64(Manifest.maxEncodedSize) else { throw invalid("manifest larger than \(Manifest.maxEncodedSize >> 20) MiB") }
+                var bytes = [UInt8]()
+                bytes.reserveCapacity(Int(entry.size))
+                while true {
+                    let n = try tar.readData(into: buffer)
+                    if n == 0 { break }
+                    bytes += UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                }
+                guard Int64(bytes.count) == entry.size else { throw invalid("manifest size differs from its tar header") }
+                if let extra = try tar.nextEntry() { throw invalid("entry '\(extra.path)' follows the manifest") }
+                return bytes
+            }
+            try walk(entry, buffer: buffer)
+        }
+        throw invalid("no manifest (the archive ends without manifest.json)")
+    }
+
+    private mutating func walk(_ entry: TarEntryHeader, buffer: UnsafeMutableRawBufferPointer) throws {
+        guard entry.path.hasPrefix(Manifest.dataPrefix) else { throw invalid("entry '\(entry.path)' is outside files/") }
+        var rel = String(entry.path.dropFirst(Manifest.dataPrefix.count))
+        if entry.kind == .directory && rel.hasSuffix("/") { rel.removeLast() }
+        if let problem = EntryPath.problem(rel) { throw invalid("entry '\(entry.path)': \(problem)") }
+        guard seenPaths.insert(rel).inserted else { throw invalid("duplicate entry '\(rel)'") }
+        if let parent = EntryPath.parent(rel), !directories.contains(parent) {
+            throw invalid("entry '\(rel)' comes before its directory '\(parent)'")
+        }
+        let mode = entry.mode & 0o777
+        switch entry.kind {
+        case .directory:
+            directories.insert(rel)
+            try sink.makeDirectory(rel, mode: mode, mtime: entry.mtime)
+            seen.append(.init(path: rel, type: .dir, size: 0, mode: mode, mtime: entry.mtime, sha256: nil))
+        case .file:
+            try sink.beginFile(rel)
+            let hash = try SHA256()
+            var total: Int64 = 0
+            while true {
+                let n = try tar.readData(into: buffer)
+                if n == 0 { break }
+                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                try hash.update(chunk)
+                try sink.write(chunk)
+                total += Int64(n)
+            }
+            guard total == entry.size else { throw invalid("entry '\(rel)' holds \(total) bytes, its header says \(entry.size)") }
+            try sink.endFile(mode: mode, mtime: entry.mtime)
+            seen.append(.init(path: rel, type: .file, size: total, mode: mode, mtime: entry.mtime,
+                              sha256: Hex.encode(try hash.finalize())))
+        case .symlink:
+            throw invalid("entry '\(rel)' is a symbolic link; bundles never contain links")
+        case .hardlink:
+            throw invalid("entry '\(rel)' is a hard link; bundles never contain links")
+        case .other:
+            throw invalid("entry '\(rel)' is a device, FIFO or socket")
+        }
+    }
+
+    /// The manifest must list exactly the entries seen, in order, with equal size, mode, mtime and hash.
+    func checkManifest(_ bytes: [UInt8], header: BundleHeader) throws -> Manifest {
+        let manifest: Manifest
+        do { manifest = try Manifest.decode(bytes) } catch { throw invalid("manifest is not valid JSON of \(Manifest.formatName)") }
+        guard manifest.format == Manifest.formatName else { throw invalid("manifest format '\(manifest.format)' is unknown") }
+        guard manifest.bundleId == header.bundleIdHex, manifest.userId == header.userId.rawValue else {
+            throw invalid("manifest names bundle \(manifest.bundleId) of user \(manifest.userId), not this bundle")
+        }
+        for (i, listed) in manifest.entries.enumerated() {
+            guard i < seen.count else { throw invalid("manifest lists '\(listed.path)', which the archive lacks") }
+            guard listed == seen[i] else {
+                if listed.path != seen[i].path {
+                    throw invalid("archive entry '\(seen[i].path)' is not where the manifest lists '\(listed.path)'")
+                }
+                throw invalid("entry '\(listed.path)' differs from the manifest (size, mode, mtime or SHA-256)")
+            }
+        }
+        if seen.count > manifest.entries.count {
+            throw invalid("entry '\(seen[manifest.entries.count].path)' is not listed in the manifest")
+        }
+        return manifest
+    }
+}
+
+extension BundleReader {
+    /// Size of a bundle file in bytes.
+    public static func fileSize(path: String) throws -> Int64 {
+        guard let st = try Posix.status(path) else { throw VaultError.notFound(path: path, what: "bundle") }
+        return st.size
+    }
+}

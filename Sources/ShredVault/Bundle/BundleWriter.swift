@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VaultArchive
+import VaultCrypto
+
+/// What `BundleWriter.seal` produced.
+public struct SealedBundle: Sendable {
+    public var path: String
+    public var header: BundleHeader
+    public var manifest: Manifest
+    /// Size of the bundle file in bytes.
+    public var fileSize: UInt64
+    /// SHA-256 of the whole bundle file as written (the catalog stores it; `check` compares it).
+    public var fileSHA256: [UInt8]
+}
+
+/// Streams a directory tree into a bundle: pax tar → zstd (level 3, checksum) → Cobblestone-256 (vault-format.md §2).
+/// Memory use is bounded by a few buffers, independent of the size of the tree.
+public enum BundleWriter {
+    static let readBufferSize = 1 << 20
+
+    /// Seals `source` (a directory) into a new bundle file at `output`, which must not exist.
+    /// The file is written beside `output` under a temporary name, fsynced, then renamed into place
+    /// without replacing anything, and the directory is fsynced. On any error nothing is left behind.
+    /// - Parameter salt: Cobblestone salt; nil (the default) draws a random one. Only known-answer vectors inject it.
+    public static func seal(
+        source: String, header: BundleHeader, dataKey: SecretBytes, to output: String,
+        compressionLevel: Int32 = 3, salt: [UInt8]? = nil
+    ) throws -> SealedBundle {
+        guard let st = try Posix.status(source) else { throw VaultError.notFound(path: source, what: "source directory") }
+        guard st.kind == .directory else { throw VaultError.invalidSource(path: source, reason: "not a directory") }
+        if Posix.exists(output) { throw VaultError.targetExists(path: output) }
+
+        let directory = Posix.directoryName(output)
+        let temporary = directory + "/." + Posix.baseName(output) + ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
+        let file = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+        do {
+            let (manifest, size, digest) = try write(
+                source: source, header: header, dataKey: dataKey, to: file,
+                compressionLevel: compressionLevel, salt: salt)
+            try file.sync()
+            try file.close()
+            try Posix.renameNoReplace(temporary, output)
+            try Posix.syncDirectory(directory)
+            return SealedBundle(path: output, header: header, manifest: manifest, fileSize: size, fileSHA256: digest)
+        } catch {
+            _ = unlink(temporary)
+            throw error
+        }
+    }
+
+    private static func write(
+        source: String, header: BundleHeader, dataKey: SecretBytes, to file: FileDescriptor,
+        compressionLevel: Int32, salt: [UInt8]?
+    ) throws -> (Manifest, UInt64, [UInt8]) {
+        let output = BufferedOutput(file)
+        let fileHash = try SHA256()
+        let headerBytes = header.encoded()
+        try headerBytes.withUnsafeBytes { try fileHash.update($0); try output.write($0) }
+
+        let encryptor = try CobblestoneEncryptor(inputKey: dataKey, context: headerBytes, salt: salt) { bytes in
+            try fileHash.update(bytes)
+            try output.write(bytes)
+        }
+        let compressor = try ZstdCompressor(level: compressionLevel) { try encryptor.write($0) }
+        let tar = try TarWriter { try compressor.write($0) }
+
+        let walker = TreeWalker(root: source, tar: tar)
+        try walker.walk(relative: nil)
+        let manifest = Manifest(bundleId: header.bundleIdHex, userId: header.userId.rawValue, entries: walker.entries)
+        let manifestBytes = try manifest.encoded()
+        guard manifestBytes.count <= Manifest.maxEncodedSize else {
+            throw VaultError.invalidSource(path: source, reason: "too many files for one bundle (manifest over \(Manifest.maxEncodedSize >> 20) MiB)")
+        }
+        try tar.addFile(path: Manifest.entryPath, contents: manifestBytes, mode: 0o644, mtime: header.createdAt)
+        try tar.finish()
+        try compressor.finish()
+        try encryptor.finish()
+        try output.flush()
+        return (manifest, output.bytesWritten, try fileHash.finalize())
+    }
+}
+
+/// Depth-first walk in byte order of names, writing each directory and regular file to the tar and
+/// recording its manifest entry. Symlinks, devices, FIFOs and sockets are refused, never followed.
+private final class TreeWalker {
+    let root: String
+    let tar: TarWriter
+    var entries: [Manifest.Entry] = []
+    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BundleWriter.readBufferSize, alignment: 16)
+
+    init(root: String, tar: TarWriter) {
+        self.root = root
+        self.tar = tar
+    }
+
+    deinit { buffer.deallocate() }
+
+    func walk(relative: String?) throws {
+        let directory = relative.map { root + "/" + $0 } ?? root
+        for name in try Posix.listDirectory(directory) {
+            let rel = relative.map { $0 + "/" + name } ?? name
+            let full = root + "/" + rel
+            if let problem = EntryPath.problem(rel) { throw VaultError.invalidSource(path: full, reason: problem) }
+            guard let st = try Posix.status(full) else {
+                throw VaultError.invalidSource(path: full, reason: "disappeared while archiving; run again")
+            }
+            switch st.kind {
+            case .directory:
+                try tar.addDirectory(path: Manifest.dataPrefix + rel, mode: st.mode & 0o777, mtime: st.mtime)
+                entries.append(.init(path: rel, type: .dir, size: 0, mode: st.mode & 0o777, mtime: st.mtime, sha256: nil))
+                try walk(relative: rel)
+            case .regular:
+                try addFile(rel, full: full)
+            case .symlink:
+                throw VaultError.invalidSource(path: full, reason: "is a symbolic link; bundles hold only regular files and directories")
+            case .other:
+                throw VaultError.invalidSource(path: full, reason: "is a device, FIFO or socket; bundles hold only regular files and directories")
+            }
+        }
+    }
+
+    private func addFile(_ rel: String, full: String) throws {
+        let file = try FileDescriptor(open: full, flags: O_RDONLY | O_NOFOLLOW)
+        let st = FileStatus(try file.status())
+        guard st.kind == .regular else { throw VaultError.invalidSource(path: full, reason: "is not a regular file") }
+        let mode = st.mode & 0o777
+        try tar.beginFile(path: Manifest.dataPrefix + rel, size: st.size, mode: mode, mtime: st.mtime)
+        let hash = try SHA256()
+        var total: Int64 = 0
+        while true {
+            let n = try file.read(into: buffer)
+            if n == 0 { break }
+            total += Int64(n)
+            guard total <= st.size else { break }
+            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            try hash.update(chunk)
+            try tar.writeData(chunk)
+        }
+        guard total == st.size else {
+            throw VaultError.invalidSource(path: full, reason: "changed size while being archived; run again")
+        }
+        try tar.endFile()
+        entries.append(.init(path: rel, type: .file, size: st.size, mode: mode, mtime: st.mtime,
+                             sha256: Hex.encode(try hash.finalize())))
+    }
+}

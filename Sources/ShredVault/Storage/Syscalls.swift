@@ -1,0 +1,271 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CPosix
+
+// Every POSIX call of the ShredVault library goes through this file, and every failure becomes
+// `VaultError.io(operation:path:errno:)` naming the call.
+
+/// Owns one open file descriptor; closes it in deinit.
+final class FileDescriptor {
+    let path: String
+    private(set) var fd: Int32
+
+    init(open path: String, flags: Int32, mode: mode_t = 0o600) throws {
+        self.path = path
+        var result: Int32
+        repeat { result = Glibc.open(path, flags | O_CLOEXEC, mode) } while result < 0 && errno == EINTR
+        guard result >= 0 else { throw VaultError.io(operation: "open", path: path, errno: errno) }
+        self.fd = result
+    }
+
+    deinit { if fd >= 0 { _ = Glibc.close(fd) } }
+
+    /// Reads up to `buffer.count` bytes; 0 at end of file.
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        while true {
+            let n = Glibc.read(fd, base, buffer.count)
+            if n >= 0 { return n }
+            if errno != EINTR { throw VaultError.io(operation: "read", path: path, errno: errno) }
+        }
+    }
+
+    /// Reads until `count` bytes or end of file.
+    func read(upTo count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        try out.withUnsafeMutableBytes { raw in
+            while filled < count {
+                let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
+                if n == 0 { break }
+                filled += n
+            }
+        }
+        out.removeSubrange(filled...)
+        return out
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = Glibc.write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw VaultError.io(operation: "write", path: path, errno: errno)
+            }
+            offset += n
+        }
+    }
+
+    func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
+
+    func sync() throws {
+        guard fsync(fd) == 0 else { throw VaultError.io(operation: "fsync", path: path, errno: errno) }
+    }
+
+    func status() throws -> stat {
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw VaultError.io(operation: "fstat", path: path, errno: errno) }
+        return st
+    }
+
+    func setPermissions(_ mode: UInt32) throws {
+        guard fchmod(fd, mode_t(mode)) == 0 else { throw VaultError.io(operation: "fchmod", path: path, errno: errno) }
+    }
+
+    func setModificationTime(_ seconds: Int64) throws {
+        var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
+        guard futimens(fd, &times) == 0 else { throw VaultError.io(operation: "futimens", path: path, errno: errno) }
+    }
+
+    func close() throws {
+        let result = Glibc.close(fd)
+        fd = -1
+        guard result == 0 else { throw VaultError.io(operation: "close", path: path, errno: errno) }
+    }
+}
+
+/// A file written through a large buffer (bundle output).
+final class BufferedOutput {
+    let file: FileDescriptor
+    private var buffer: UnsafeMutableRawBufferPointer
+    private var used = 0
+    private(set) var bytesWritten: UInt64 = 0
+
+    init(_ file: FileDescriptor, capacity: Int = 1 << 20) {
+        self.file = file
+        self.buffer = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws {
+        bytesWritten += UInt64(bytes.count)
+        if bytes.count >= buffer.count {
+            try flush()
+            try file.write(bytes)
+            return
+        }
+        if used + bytes.count > buffer.count { try flush() }
+        UnsafeMutableRawBufferPointer(rebasing: buffer[used..<(used + bytes.count)]).copyMemory(from: bytes)
+        used += bytes.count
+    }
+
+    func flush() throws {
+        guard used > 0 else { return }
+        try file.write(UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
+        used = 0
+    }
+}
+
+/// A file read through a large buffer (bundle input).
+final class BufferedInput {
+    let file: FileDescriptor
+    private var buffer: UnsafeMutableRawBufferPointer
+    private var start = 0
+    private var end = 0
+
+    init(_ file: FileDescriptor, capacity: Int = 1 << 18) {
+        self.file = file
+        self.buffer = .allocate(byteCount: capacity, alignment: 16)
+    }
+
+    deinit { buffer.deallocate() }
+
+    func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
+        if start == end {
+            if out.count >= buffer.count { return try file.read(into: out) }
+            start = 0
+            end = try file.read(into: buffer)
+            if end == 0 { return 0 }
+        }
+        let n = min(out.count, end - start)
+        out.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: n)
+        start += n
+        return n
+    }
+}
+
+enum FileKind { case regular, directory, symlink, other }
+
+struct FileStatus {
+    var kind: FileKind
+    var size: Int64
+    var mode: UInt32
+    var mtime: Int64
+}
+
+enum Posix {
+    /// lstat; nil when the path does not exist.
+    static func status(_ path: String) throws -> FileStatus? {
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if errno == ENOENT { return nil }
+            throw VaultError.io(operation: "lstat", path: path, errno: errno)
+        }
+        return FileStatus(st)
+    }
+
+    static func exists(_ path: String) -> Bool {
+        var st = stat()
+        return lstat(path, &st) == 0
+    }
+
+    /// Entry names of a directory (without `.` and `..`), sorted by their UTF-8 bytes.
+    static func listDirectory(_ path: String) throws -> [String] {
+        guard let dir = opendir(path) else { throw VaultError.io(operation: "opendir", path: path, errno: errno) }
+        defer { closedir(dir) }
+        var names = [String]()
+        while true {
+            errno = 0
+            guard let entry = readdir(dir) else {
+                if errno != 0 { throw VaultError.io(operation: "readdir", path: path, errno: errno) }
+                break
+            }
+            let name = try withUnsafeBytes(of: entry.pointee.d_name) { raw -> String? in
+                let bytes = Array(raw.prefix { $0 != 0 })
+                if bytes == [0x2e] || bytes == [0x2e, 0x2e] { return nil }
+                guard let s = String(validating: bytes, as: UTF8.self) else {
+                    throw VaultError.invalidSource(path: path, reason: "a file name in this directory is not valid UTF-8; rename it")
+                }
+                return s
+            }
+            if let name { names.append(name) }
+        }
+        return names.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }
+    }
+
+    static func makeDirectory(_ path: String, mode: UInt32) throws {
+        guard mkdir(path, mode_t(mode)) == 0 else { throw VaultError.io(operation: "mkdir", path: path, errno: errno) }
+    }
+
+    /// Atomically moves `from` to `to`, failing with `targetExists` instead of replacing anything.
+    static func renameNoReplace(_ from: String, _ to: String) throws {
+        guard shredvault_rename_noreplace(AT_FDCWD, from, AT_FDCWD, to) == 0 else {
+            if errno == EEXIST || errno == ENOTEMPTY { throw VaultError.targetExists(path: to) }
+            throw VaultError.io(operation: "renameat2", path: to, errno: errno)
+        }
+    }
+
+    static func unlinkFile(_ path: String) throws {
+        guard unlink(path) == 0 else { throw VaultError.io(operation: "unlink", path: path, errno: errno) }
+    }
+
+    static func setPermissions(_ path: String, _ mode: UInt32) throws {
+        guard chmod(path, mode_t(mode)) == 0 else { throw VaultError.io(operation: "chmod", path: path, errno: errno) }
+    }
+
+    static func setModificationTime(_ path: String, _ seconds: Int64) throws {
+        var times = [timespec(tv_sec: Int(seconds), tv_nsec: 0), timespec(tv_sec: Int(seconds), tv_nsec: 0)]
+        guard utimensat(AT_FDCWD, path, &times, AT_SYMLINK_NOFOLLOW) == 0 else {
+            throw VaultError.io(operation: "utimensat", path: path, errno: errno)
+        }
+    }
+
+    /// fsync of a directory, making renames and creations in it durable.
+    static func syncDirectory(_ path: String) throws {
+        let dir = try FileDescriptor(open: path, flags: O_RDONLY | O_DIRECTORY)
+        try dir.sync()
+    }
+
+    /// Removes a tree that this process created (temporary extraction directories), making read-only
+    /// directories writable first. Symlinks are removed, never followed.
+    static func removeTree(_ path: String) throws {
+        guard let st = try status(path) else { return }
+        if st.kind == .directory {
+            try setPermissions(path, 0o700)
+            for name in try listDirectory(path) { try removeTree(path + "/" + name) }
+            guard rmdir(path) == 0 else { throw VaultError.io(operation: "rmdir", path: path, errno: errno) }
+        } else {
+            try unlinkFile(path)
+        }
+    }
+
+    static var currentUnixTime: Int64 { Int64(time(nil)) }
+
+    /// Directory part of a path ("." when it has none).
+    static func directoryName(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    static func baseName(_ path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return path }
+        return String(path[path.index(after: slash)...])
+    }
+}
+
+extension FileStatus {
+    init(_ st: stat) {
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: kind = .regular
+        case S_IFDIR: kind = .directory
+        case S_IFLNK: kind = .symlink
+        default: kind = .other
+        }
+        size = Int64(st.st_size)
+        mode = UInt32(st.st_mode & 0o7777)
+        mtime = Int64(st.st_mtim.tv_sec)
+    }
+}

@@ -1,0 +1,52 @@
+import ArgumentParser
+import Foundation
+import ShredVault
+
+/// The one place where library errors become exit codes (documented in `shredvault --help`).
+enum ExitCodes {
+    static let internalError: Int32 = 1
+    static let usage: Int32 = 64
+    static let dataError: Int32 = 65
+    static let notFound: Int32 = 66
+    static let unsupported: Int32 = 69
+    static let cannotCreate: Int32 = 73
+    static let ioError: Int32 = 74
+    static let keyError: Int32 = 77
+
+    static func code(for error: VaultError) -> Int32 {
+        switch error {
+        case .notABundle, .malformedHeader, .corruptBundle, .invalidContents, .invalidSource: return dataError
+        case .unsupportedVersion, .unsupportedAlgorithm: return unsupported
+        case .wrongKeyOrModifiedHeader, .keyFile: return keyError
+        case .targetExists: return cannotCreate
+        case .notFound: return notFound
+        case .invalidArgument: return usage
+        case .io: return ioError
+        }
+    }
+}
+
+/// Runs a command body, turning any library error into one line on stderr and its exit code.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as VaultError {
+        printError(error.description)
+        throw ExitCode(ExitCodes.code(for: error))
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        printError("unexpected error: \(error)")
+        throw ExitCode(ExitCodes.internalError)
+    }
+}
+
+func printError(_ message: String) {
+    FileHandle.standardError.write(Data("shredvault: error: \(message)\n".utf8))
+}
+
+/// Prints a JSON object (sorted keys) on stdout.
+func printJSON(_ object: [String: Any]) {
+    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+    FileHandle.standardOutput.write(data + Data("\n".utf8))
+}

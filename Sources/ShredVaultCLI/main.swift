@@ -1,2 +1,0 @@
-import ShredVault
-print("shredvault")

@@ -1,3 +1,0 @@
-import CArchive
-import CZstd
-import CZlib

@@ -1,0 +1,58 @@
+import CZstd
+
+/// Owns one `ZSTD_CCtx` and its reusable output buffer; every zstd call made for ``ZstdCompressor``.
+final class ZstdCompressionContext {
+    private let cctx: OpaquePointer
+    private let output: UnsafeMutableRawBufferPointer
+
+    init(level: Int32) throws {
+        guard let cctx = ZSTD_createCCtx() else {
+            throw ArchiveError.zstd(function: "ZSTD_createCCtx", message: "could not allocate a compression context")
+        }
+        self.cctx = cctx
+        output = .allocate(byteCount: ZSTD_CStreamOutSize(), alignment: 16)
+        // From here on a throw runs deinit, which frees both resources.
+        try setParameter(ZSTD_c_compressionLevel, level)
+        try setParameter(ZSTD_c_checksumFlag, 1)
+        // Compress on the calling thread: no worker threads, output order is the call order.
+        try setParameter(ZSTD_c_nbWorkers, 0)
+    }
+
+    deinit {
+        ZSTD_freeCCtx(cctx)
+        output.deallocate()
+    }
+
+    private func setParameter(_ parameter: ZSTD_cParameter, _ value: Int32) throws {
+        try checkZstd(ZSTD_CCtx_setParameter(cctx, parameter, value), "ZSTD_CCtx_setParameter")
+    }
+
+    /// Feeds all of `input` to zstd and hands every produced byte to `sink`. With `endingFrame`, keeps
+    /// calling `ZSTD_e_end` until zstd reports the frame epilogue fully written.
+    func compress(
+        _ input: UnsafeRawBufferPointer,
+        endingFrame: Bool,
+        sink: (UnsafeRawBufferPointer) throws -> Void
+    ) throws {
+        var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: input.count, pos: 0)
+        let directive = endingFrame ? ZSTD_e_end : ZSTD_e_continue
+        while true {
+            var outBuffer = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
+            let remaining = ZSTD_compressStream2(cctx, &outBuffer, &inBuffer, directive)
+            try checkZstd(remaining, "ZSTD_compressStream2")
+            if outBuffer.pos > 0 {
+                try sink(UnsafeRawBufferPointer(start: output.baseAddress, count: outBuffer.pos))
+            }
+            if endingFrame ? remaining == 0 : inBuffer.pos == inBuffer.size {
+                return
+            }
+        }
+    }
+}
+
+/// Turns a zstd `size_t` result into ``ArchiveError/zstd(function:message:)`` when it encodes an error.
+func checkZstd(_ result: Int, _ function: String) throws {
+    if ZSTD_isError(result) != 0 {
+        throw ArchiveError.zstd(function: function, message: String(cString: ZSTD_getErrorName(result)))
+    }
+}

@@ -1,0 +1,48 @@
+/// Compresses a byte stream into exactly one standard zstd frame that ends with a content checksum.
+///
+/// Output goes to `sink` as it is produced; memory use depends on the compression level only, never on
+/// the amount of data. The frame is complete only after ``finish()``.
+public final class ZstdCompressor {
+    private let context: ZstdCompressionContext
+    private let sink: (UnsafeRawBufferPointer) throws -> Void
+    private var state = StreamState.open
+
+    /// Creates a compressor.
+    /// - Parameters:
+    ///   - level: the zstd compression level (1...19 are the usual levels; 3 is zstd's default).
+    ///   - sink: receives compressed bytes; the buffer is only valid during the call. An error it throws
+    ///     reaches the caller of ``write(_:)`` or ``finish()`` unchanged.
+    public init(level: Int32 = 3, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+        context = try ZstdCompressionContext(level: level)
+        self.sink = sink
+    }
+
+    /// Compresses `bytes`; output may be held back inside zstd until later calls.
+    ///
+    /// After any error the compressor is unusable and rethrows that error. Calling this after
+    /// ``finish()`` is a programming error.
+    public func write(_ bytes: UnsafeRawBufferPointer) throws {
+        try state.throwIfFailed()
+        precondition(!state.isFinished, "ZstdCompressor.write(_:) called after finish()")
+        guard !bytes.isEmpty else { return }
+        do {
+            try context.compress(bytes, endingFrame: false, sink: sink)
+        } catch {
+            state = .failed(error)
+            throw error
+        }
+    }
+
+    /// Flushes everything and writes the end of the frame with its checksum. Calling it again does nothing.
+    public func finish() throws {
+        try state.throwIfFailed()
+        guard !state.isFinished else { return }
+        do {
+            try context.compress(UnsafeRawBufferPointer(start: nil, count: 0), endingFrame: true, sink: sink)
+            state = .finished
+        } catch {
+            state = .failed(error)
+            throw error
+        }
+    }
+}

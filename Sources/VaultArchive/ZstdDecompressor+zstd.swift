@@ -1,0 +1,45 @@
+import CZstd
+
+/// Owns one `ZSTD_DCtx` and its reusable input buffer; every zstd call made for ``ZstdDecompressor``.
+final class ZstdDecompressionContext {
+    private let dctx: OpaquePointer
+    private let input: UnsafeMutableRawBufferPointer
+    /// Unread input is `input[inputStart..<inputEnd]`.
+    private var inputStart = 0
+    private var inputEnd = 0
+
+    init() throws {
+        guard let dctx = ZSTD_createDCtx() else {
+            throw ArchiveError.zstd(function: "ZSTD_createDCtx", message: "could not allocate a decompression context")
+        }
+        self.dctx = dctx
+        input = .allocate(byteCount: ZSTD_DStreamInSize(), alignment: 16)
+    }
+
+    deinit {
+        ZSTD_freeDCtx(dctx)
+        input.deallocate()
+    }
+
+    /// Input bytes read from the source but not yet given to zstd.
+    var bufferedInputCount: Int { inputEnd - inputStart }
+
+    /// Replaces the (fully consumed) input buffer with the source's next bytes; returns their count.
+    func refill(from source: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> Int {
+        let count = try source(input)
+        precondition((0...input.count).contains(count), "source returned \(count) for a \(input.count)-byte buffer")
+        inputStart = 0
+        inputEnd = count
+        return count
+    }
+
+    /// Runs `ZSTD_decompressStream` once on the buffered input.
+    func decompress(into output: UnsafeMutableRawBufferPointer) throws -> (produced: Int, frameComplete: Bool) {
+        var inBuffer = ZSTD_inBuffer(src: input.baseAddress, size: inputEnd, pos: inputStart)
+        var outBuffer = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
+        let hint = ZSTD_decompressStream(dctx, &outBuffer, &inBuffer)
+        try checkZstd(hint, "ZSTD_decompressStream")
+        inputStart = inBuffer.pos
+        return (outBuffer.pos, hint == 0)
+    }
+}

@@ -1,0 +1,48 @@
+import COpenSSL
+
+/// The SHA-2 functions VaultCrypto uses.
+enum DigestAlgorithm: Sendable {
+    case sha256, sha512
+
+    /// Output length in bytes.
+    var outputSize: Int { self == .sha256 ? 32 : 64 }
+
+    /// The OpenSSL digest name, as used in `OSSL_PARAM`s.
+    var openSSLName: String { self == .sha256 ? "SHA256" : "SHA512" }
+
+    fileprivate var evpMD: OpaquePointer? { self == .sha256 ? EVP_sha256() : EVP_sha512() }
+}
+
+/// Owns one `EVP_MD_CTX`. After `finalize()` the context is re-initialized and can hash again.
+final class DigestContext {
+    private let context: OpaquePointer
+    private let algorithm: DigestAlgorithm
+
+    init(_ algorithm: DigestAlgorithm) throws {
+        self.algorithm = algorithm
+        context = try checkOpenSSL(EVP_MD_CTX_new(), "EVP_MD_CTX_new")
+        try reset()
+    }
+
+    deinit { EVP_MD_CTX_free(context) }
+
+    private func reset() throws {
+        try checkOpenSSL(EVP_DigestInit_ex(context, algorithm.evpMD, nil), "EVP_DigestInit_ex")
+    }
+
+    func update(_ bytes: UnsafeRawBufferPointer) throws {
+        guard let base = bytes.baseAddress, bytes.count > 0 else { return }
+        try checkOpenSSL(EVP_DigestUpdate(context, base, bytes.count), "EVP_DigestUpdate")
+    }
+
+    func finalize() throws -> [UInt8] {
+        var digest = [UInt8](repeating: 0, count: algorithm.outputSize)
+        var length: UInt32 = 0
+        try checkOpenSSL(EVP_DigestFinal_ex(context, &digest, &length), "EVP_DigestFinal_ex")
+        guard Int(length) == digest.count else {
+            throw CryptoError.openSSL(function: "EVP_DigestFinal_ex", detail: "unexpected digest length \(length)")
+        }
+        try reset()
+        return digest
+    }
+}

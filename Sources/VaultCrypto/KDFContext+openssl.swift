@@ -1,0 +1,59 @@
+import COpenSSL
+
+/// Owns one `EVP_KDF_CTX` (OpenSSL's `HKDF` provider implementation).
+final class KDFContext {
+    /// `OSSL_KDF_PARAM_MODE` values.
+    enum HKDFMode {
+        case extractAndExpand, expandOnly
+
+        var openSSLValue: Int32 {
+            switch self {
+            case .extractAndExpand: return Int32(EVP_KDF_HKDF_MODE_EXTRACT_AND_EXPAND)
+            case .expandOnly: return Int32(EVP_KDF_HKDF_MODE_EXPAND_ONLY)
+            }
+        }
+    }
+
+    private let context: OpaquePointer
+
+    private init(algorithm: String) throws {
+        let kdf = try checkOpenSSL(EVP_KDF_fetch(nil, algorithm, nil), "EVP_KDF_fetch")
+        defer { EVP_KDF_free(kdf) }  // the context keeps its own reference
+        context = try checkOpenSSL(EVP_KDF_CTX_new(kdf), "EVP_KDF_CTX_new")
+    }
+
+    deinit { EVP_KDF_CTX_free(context) }  // also cleanses the key held by the provider
+
+    /// Runs HKDF once in a fresh context; the output goes straight into `SecretBytes`.
+    static func hkdf(
+        mode: HKDFMode, digest: DigestAlgorithm, key: SecretBytes, salt: [UInt8], info: [UInt8],
+        outputByteCount: Int
+    ) throws -> SecretBytes {
+        let kdf = try KDFContext(algorithm: "HKDF")
+        try key.withUnsafeBytes { keyBytes in
+            try salt.withUnsafeBytes { saltBytes in
+                try info.withUnsafeBytes { infoBytes in
+                    var entries: [(key: String, value: OSSLParamValue)] = [
+                        (OSSL_KDF_PARAM_MODE, .int32(mode.openSSLValue)),
+                        (OSSL_KDF_PARAM_DIGEST, .utf8(digest.openSSLName)),
+                        (OSSL_KDF_PARAM_KEY, .octets(keyBytes)),
+                        (OSSL_KDF_PARAM_INFO, .octets(infoBytes)),
+                    ]
+                    if mode == .extractAndExpand {
+                        entries.append((OSSL_KDF_PARAM_SALT, .octets(saltBytes)))
+                    }
+                    try withOSSLParams(entries) { params in
+                        try checkOpenSSL(EVP_KDF_CTX_set_params(kdf.context, params), "EVP_KDF_CTX_set_params")
+                    }
+                }
+            }
+        }
+        let output = SecretBytes(count: outputByteCount)
+        try output.withUnsafeMutableBytes { out in
+            try checkOpenSSL(
+                EVP_KDF_derive(kdf.context, out.baseAddress!.assumingMemoryBound(to: UInt8.self), out.count, nil),
+                "EVP_KDF_derive")
+        }
+        return output
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderShredVaultTests: XCTestCase { func testNothing() {} }

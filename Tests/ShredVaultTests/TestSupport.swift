@@ -1,0 +1,132 @@
+import Foundation
+import XCTest
+import VaultArchive
+import VaultCrypto
+@testable import ShredVault
+
+/// A fresh temporary directory removed at the end of the test.
+func makeTemporaryDirectory(_ test: XCTestCase) throws -> String {
+    let path = NSTemporaryDirectory() + "shredvault-test-" + UUID().uuidString
+    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false)
+    test.addTeardownBlock { try? Posix.removeTree(path) }
+    return path
+}
+
+func writeFile(_ path: String, _ bytes: [UInt8], mode: Int = 0o644, mtime: Int64 = 1_700_000_000) throws {
+    let dir = (path as NSString).deletingLastPathComponent
+    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    guard FileManager.default.createFile(atPath: path, contents: Data(bytes)) else { throw VaultError.io(operation: "create", path: path, errno: 0) }
+    try FileManager.default.setAttributes([.posixPermissions: mode, .modificationDate: Date(timeIntervalSince1970: TimeInterval(mtime))], ofItemAtPath: path)
+}
+
+/// Deterministic pseudo-random bytes (xorshift), compressible when `text` is true.
+func pseudoRandomBytes(_ count: Int, seed: UInt64, text: Bool = false) -> [UInt8] {
+    var state = seed | 1
+    var out = [UInt8](repeating: 0, count: count)
+    let alphabet = Array("the quick brown fox jumps over a lazy dog\n".utf8)
+    for i in 0..<count {
+        state ^= state << 13; state ^= state >> 7; state ^= state << 17
+        out[i] = text ? alphabet[Int(state % UInt64(alphabet.count))] : UInt8(truncatingIfNeeded: state >> 24)
+    }
+    return out
+}
+
+/// A recursive snapshot of a tree: relative path → (kind, bytes, mode, mtime), for exact comparisons.
+struct TreeSnapshot: Equatable {
+    struct Item: Equatable { var isDirectory: Bool; var contents: [UInt8]; var mode: UInt32; var mtime: Int64 }
+    var items: [String: Item] = [:]
+
+    init(_ root: String) throws {
+        func visit(_ rel: String?) throws {
+            let dir = rel.map { root + "/" + $0 } ?? root
+            for name in try Posix.listDirectory(dir) {
+                let r = rel.map { $0 + "/" + name } ?? name
+                let st = try Posix.status(root + "/" + r)!
+                if st.kind == .directory {
+                    items[r] = Item(isDirectory: true, contents: [], mode: st.mode, mtime: st.mtime)
+                    try visit(r)
+                } else {
+                    let data = try Data(contentsOf: URL(fileURLWithPath: root + "/" + r))
+                    items[r] = Item(isDirectory: false, contents: Array(data), mode: st.mode, mtime: st.mtime)
+                }
+            }
+        }
+        try visit(nil)
+    }
+}
+
+let testKey = SecretBytes(copying: (0..<32).map { UInt8($0) })
+
+func testHeader(user: String = "u0000001", bundleId: [UInt8] = Array(repeating: 0xab, count: 16)) -> BundleHeader {
+    BundleHeader(vaultId: BundleHeader.zeroId, bundleId: bundleId, createdAt: 1_795_910_400,
+                 expiryDay: CivilDay(iso: "2027-02-26")!, userId: UserID(user)!)
+}
+
+/// A minimal ustar writer for crafting hostile archives the real writer refuses to produce.
+struct UstarBuilder {
+    var bytes: [UInt8] = []
+
+    mutating func add(name: String, type: UInt8 = UInt8(ascii: "0"), contents: [UInt8] = [], mode: UInt32 = 0o644,
+                      mtime: Int64 = 1_700_000_000, linkName: String = "") {
+        var h = [UInt8](repeating: 0, count: 512)
+        func put(_ s: [UInt8], _ offset: Int, _ width: Int) { for (i, b) in s.prefix(width).enumerated() { h[offset + i] = b } }
+        func octal(_ v: Int64, _ width: Int) -> [UInt8] {
+            let s = String(v, radix: 8)
+            return Array((String(repeating: "0", count: width - 1 - s.count) + s).utf8) + [0]
+        }
+        put(Array(name.utf8), 0, 100)
+        put(octal(Int64(mode), 8), 100, 8)
+        put(octal(0, 8), 108, 8)
+        put(octal(0, 8), 116, 8)
+        put(octal(Int64(contents.count), 12), 124, 12)
+        put(octal(mtime, 12), 136, 12)
+        put(Array(repeating: UInt8(ascii: " "), count: 8), 148, 8)
+        h[156] = type
+        put(Array(linkName.utf8), 157, 100)
+        put(Array("ustar\u{0}00".utf8), 257, 8)
+        let sum = h.reduce(0) { $0 + Int64($1) }
+        put(Array(String(format: "%06o", sum).utf8) + [0, UInt8(ascii: " ")], 148, 8)
+        bytes += h
+        bytes += contents
+        bytes += [UInt8](repeating: 0, count: (512 - contents.count % 512) % 512)
+    }
+
+    /// Adds a correct manifest for `entries` (files only, in order).
+    mutating func addManifest(_ header: BundleHeader, _ entries: [Manifest.Entry]) throws {
+        let m = Manifest(bundleId: header.bundleIdHex, userId: header.userId.rawValue, entries: entries)
+        add(name: Manifest.entryPath, contents: try m.encoded())
+    }
+
+    func finished() -> [UInt8] { bytes + [UInt8](repeating: 0, count: 1024) }
+}
+
+func fileEntry(_ path: String, _ contents: [UInt8], mode: UInt32 = 0o644, mtime: Int64 = 1_700_000_000) throws -> Manifest.Entry {
+    .init(path: path, type: .file, size: Int64(contents.count), mode: mode, mtime: mtime, sha256: Hex.encode(try SHA256.hash(contents)))
+}
+
+/// Encrypts an arbitrary tar stream as a bundle: header ‖ Cobblestone(zstd(tar)).
+func craftBundle(header: BundleHeader, tar: [UInt8], key: SecretBytes = testKey, zstdFrames: Int = 1, trailingPlaintext: [UInt8] = []) throws -> [UInt8] {
+    var out = header.encoded()
+    var compressed = [UInt8]()
+    let parts = zstdFrames == 1 ? [tar] : [Array(tar[0..<tar.count / 2]), Array(tar[(tar.count / 2)...])]
+    for part in parts {
+        let c = try ZstdCompressor(level: 3) { compressed += $0 }
+        try part.withUnsafeBytes { try c.write($0) }
+        try c.finish()
+    }
+    compressed += trailingPlaintext
+    var payload = [UInt8]()
+    let e = try CobblestoneEncryptor(inputKey: key, context: header.encoded()) { payload += $0 }
+    try e.write(compressed)
+    try e.finish()
+    out += payload
+    return out
+}
+
+func writeBytes(_ bytes: [UInt8], to path: String) throws {
+    try Data(bytes).write(to: URL(fileURLWithPath: path))
+}
+
+func readBytes(_ path: String) throws -> [UInt8] {
+    Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+}

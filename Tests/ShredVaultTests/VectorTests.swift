@@ -1,0 +1,218 @@
+import Foundation
+import XCTest
+import VaultCrypto
+@testable import ShredVault
+
+/// The committed vectors in samples/vectors (vault-format.md §5).
+/// `SHREDVAULT_WRITE_VECTORS=1 swift test --filter VectorTests` regenerates them deterministically.
+final class VectorTests: XCTestCase {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("samples/vectors").path
+    static let kat = root + "/known-answer"
+    static let bad = root + "/bad"
+    static let fixedSalt = (0..<24).map { UInt8($0) }
+    static let fixedBundleId = Hex.decode("00112233445566778899aabbccddeeff")!
+    static let fixedMtime: Int64 = 1_795_910_400
+
+    static var writing: Bool { ProcessInfo.processInfo.environment["SHREDVAULT_WRITE_VECTORS"] == "1" }
+
+    static func katHeader(_ user: String = "u0000001") -> BundleHeader {
+        BundleHeader(vaultId: BundleHeader.zeroId, bundleId: fixedBundleId, createdAt: 1_795_910_400,
+                     expiryDay: CivilDay(iso: "2027-02-26")!, userId: UserID(user)!)
+    }
+
+    /// Copies a committed source tree to a temporary place with fixed mtimes (git does not keep mtimes).
+    func normalizedCopy(of source: String, in dir: String) throws -> String {
+        let copy = dir + "/" + (source as NSString).lastPathComponent
+        // git keeps neither empty directories nor mtimes: the "empty" user and edge-cases' empty-dir are made here.
+        if Posix.exists(source) {
+            try FileManager.default.copyItem(atPath: source, toPath: copy)
+        } else {
+            try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: false)
+        }
+        if source.hasSuffix("/edge-cases"), !Posix.exists(copy + "/empty-dir") {
+            try FileManager.default.createDirectory(atPath: copy + "/empty-dir", withIntermediateDirectories: false)
+        }
+        func fix(_ rel: String?) throws {
+            let path = rel.map { copy + "/" + $0 } ?? copy
+            for name in try Posix.listDirectory(path) {
+                let r = rel.map { $0 + "/" + name } ?? name
+                let st = try Posix.status(copy + "/" + r)!
+                if st.kind == .directory { try fix(r); try Posix.setPermissions(copy + "/" + r, 0o755) }
+                else { try Posix.setPermissions(copy + "/" + r, 0o644) }
+                try Posix.setModificationTime(copy + "/" + r, Self.fixedMtime)
+            }
+        }
+        try fix(nil)
+        return copy
+    }
+
+    func sealKAT(_ name: String, _ dir: String) throws -> [UInt8] {
+        let src = try normalizedCopy(of: Self.kat + "/" + name, in: dir)
+        let out = dir + "/" + name + ".svb"
+        _ = try BundleWriter.seal(source: src, header: Self.katHeader(), dataKey: testKey, to: out, salt: Self.fixedSalt)
+        return try readBytes(out)
+    }
+
+    func testKnownAnswerBundlesOpenAndReproduce() throws {
+        let names = ["tiny", "edge-cases", "empty"]
+        for name in names {
+            let dir = try makeTemporaryDirectory(self)
+            let fresh = try sealKAT(name, dir)
+            if Self.writing { try writeBytes(fresh, to: Self.kat + "/" + name + ".svb") }
+            let committed = try readBytes(Self.kat + "/" + name + ".svb")
+            XCTAssertEqual(fresh, committed, "\(name): sealing the committed source with the fixed salt reproduces the committed bundle")
+            let (_, manifest) = try BundleReader.extract(path: Self.kat + "/" + name + ".svb", dataKey: testKey, to: dir + "/out")
+            let expected = Self.kat + "/" + name + ".manifest.json"
+            if Self.writing { try writeBytes(try manifest.encoded() + [0x0a], to: expected) }
+            XCTAssertEqual(try manifest.encoded() + [0x0a], try readBytes(expected), name)
+            XCTAssertEqual(try TreeSnapshot(dir + "/out"), try TreeSnapshot(dir + "/" + name), "\(name): extracted tree equals the source")
+        }
+        let keyBytes: [UInt8] = testKey.withUnsafeBytes { Array($0) }
+        let committedKey = Array(try readBytes(Self.kat + "/tiny.key").prefix(64))
+        XCTAssertEqual(committedKey, Array(Hex.encode(keyBytes).utf8))
+    }
+
+    // MARK: bad-input vectors
+
+    struct Vector { var name: String; var expect: String; var comment: String; var key: String; var bytes: [UInt8] }
+
+    static func parse(_ data: [UInt8], name: String) -> Vector? {
+        guard let split = data.firstRange(of: [0x0a, 0x0a]) else { return nil }
+        let text = String(decoding: data[..<split.lowerBound], as: UTF8.self)
+        var fields: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { return nil }
+            fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        }
+        guard let expect = fields["expect"], let key = fields["key"] else { return nil }
+        return Vector(name: name, expect: expect, comment: fields["comment"] ?? "", key: key, bytes: Array(data[split.upperBound...]))
+    }
+
+    func generateBadVectors(_ dir: String) throws -> [Vector] {
+        let keyHex = Hex.encode(testKey.withUnsafeBytes { Array($0) })
+        var out: [Vector] = []
+        func add(_ name: String, _ expect: String, _ comment: String, _ bytes: [UInt8], key: String? = nil) {
+            out.append(Vector(name: name, expect: expect, comment: comment, key: key ?? keyHex, bytes: bytes))
+        }
+        let tiny = try sealKAT("tiny", dir)
+        let edge = try sealKAT("edge-cases", dir)
+        let empty = try sealKAT("empty", dir)
+        let h = Self.katHeader().length
+        let start = h + Cobblestone256.headerSize
+        let unit = Cobblestone256.chunkSize + Cobblestone256.tagSize
+        add("success-tiny", "success", "two small files", tiny)
+        add("success-edge-cases", "success", "empty file, 16 KiB and 32 KiB files, Unicode and long paths, empty directory", edge)
+        add("success-empty-user", "success", "empty user directory: only the manifest", empty)
+        XCTAssertGreaterThan(edge.count, start + 2 * unit, "edge-cases spans several chunks")
+        add("truncated-at-chunk-boundary", "payload failure", "cut after the first full chunk", Array(edge[0..<(start + unit)]))
+        add("truncated-mid-chunk", "payload failure", "cut 100 bytes into the second chunk", Array(edge[0..<(start + unit + 100)]))
+        add("truncated-mid-final-chunk", "payload failure", "last byte of the final chunk missing", Array(edge.dropLast()))
+        add("truncated-in-commitment", "payload failure", "ends inside the salt/commitment", Array(tiny[0..<(h + 40)]))
+        add("truncated-after-header", "payload failure", "header only", Array(tiny[0..<h]))
+        add("truncated-in-header", "header failure", "ends inside the header", Array(tiny[0..<50]))
+        let fullChunks = (edge.count - start) / unit
+        add("missing-final-chunk", "payload failure", "all full chunks, final short chunk removed", Array(edge[0..<(start + fullChunks * unit)]))
+        add("trailing-byte", "payload failure", "one byte appended", tiny + [0])
+        add("trailing-chunk", "payload failure", "a copy of the final chunk appended", tiny + tiny[start...])
+        var swapped = edge
+        swapped.replaceSubrange(start..<(start + unit), with: edge[(start + unit)..<(start + 2 * unit)])
+        swapped.replaceSubrange((start + unit)..<(start + 2 * unit), with: edge[start..<(start + unit)])
+        add("chunks-swapped", "payload failure", "chunks 0 and 1 swapped", swapped)
+        var flippedChunk = tiny; flippedChunk[start + 5] ^= 0x80
+        add("chunk-byte-flipped", "payload failure", "one ciphertext bit flipped", flippedChunk)
+        var flippedTag = tiny; flippedTag[tiny.count - 1] ^= 0x01
+        add("tag-byte-flipped", "payload failure", "last tag bit flipped", flippedTag)
+        var flippedCommit = tiny; flippedCommit[h + 30] ^= 0x01
+        add("commitment-flipped", "header failure", "commitment modified", flippedCommit)
+        var flippedSalt = tiny; flippedSalt[h] ^= 0x01
+        add("salt-flipped", "header failure", "salt modified: the derived commitment differs", flippedSalt)
+        let fields: [(String, Int)] = [("magic", 0), ("version", 9), ("algorithm", 11), ("header-length", 13), ("user-id-length", 14),
+                                       ("flags", 15), ("vault-id", 20), ("bundle-id", 40), ("created-at", 55), ("expiry-day", 59),
+                                       ("user-key-id", 70), ("day-key-id", 90), ("user-id", 95)]
+        for (field, offset) in fields {
+            var b = tiny; b[offset] ^= 0x01
+            add("header-\(field)-flipped", "header failure", "bit 0 of header byte \(offset) (\(field)) flipped", b)
+        }
+        var v2 = tiny; v2[8] = 0; v2[9] = 2
+        add("unknown-version", "header failure", "format version 2", v2)
+        add("wrong-key", "header failure", "opened with another key", tiny, key: String(repeating: "ff", count: 32))
+        add("not-a-bundle", "header failure", "a text file", Array("hello, world\n".utf8))
+        add("empty-file", "header failure", "zero bytes", [])
+
+        // Hostile contents, validly encrypted.
+        let kh = Self.katHeader()
+        func hostile(_ name: String, _ comment: String, _ build: (inout UstarBuilder) throws -> Void) throws {
+            var b = UstarBuilder()
+            try build(&b)
+            var payload = kh.encoded()
+            var compressed = [UInt8]()
+            let c = try ZstdCompressorShim.compress(b.finished())
+            compressed = c
+            let e = try CobblestoneEncryptor(inputKey: testKey, context: kh.encoded(), salt: Self.fixedSalt) { payload += $0 }
+            try e.write(compressed)
+            try e.finish()
+            add(name, "contents failure", comment, payload)
+        }
+        let x = Array("x".utf8)
+        try hostile("contents-absolute-path", "entry /etc/passwd") { b in b.add(name: "/etc/passwd", contents: x); try b.addManifest(kh, []) }
+        try hostile("contents-dotdot", "entry files/../../escape") { b in b.add(name: "files/../../escape", contents: x); try b.addManifest(kh, []) }
+        try hostile("contents-symlink", "symbolic link to /etc/passwd") { b in b.add(name: "files/l", type: UInt8(ascii: "2"), linkName: "/etc/passwd"); try b.addManifest(kh, []) }
+        try hostile("contents-hardlink", "hard link") { b in b.add(name: "files/a", contents: x); b.add(name: "files/h", type: UInt8(ascii: "1"), linkName: "files/a"); try b.addManifest(kh, [try fileEntry("a", x)]) }
+        try hostile("contents-device", "character device") { b in b.add(name: "files/dev", type: UInt8(ascii: "3")); try b.addManifest(kh, []) }
+        try hostile("contents-duplicate", "same file twice") { b in b.add(name: "files/a", contents: x); b.add(name: "files/a", contents: x); try b.addManifest(kh, [try fileEntry("a", x), try fileEntry("a", x)]) }
+        try hostile("contents-unlisted", "file missing from the manifest") { b in b.add(name: "files/a", contents: x); try b.addManifest(kh, []) }
+        try hostile("contents-hash-mismatch", "manifest hash of other contents") { b in b.add(name: "files/a", contents: x); try b.addManifest(kh, [try fileEntry("a", Array("y".utf8))]) }
+        try hostile("contents-no-manifest", "archive without manifest") { b in b.add(name: "files/a", contents: x) }
+        return out
+    }
+
+    func testBadInputVectors() throws {
+        let dir = try makeTemporaryDirectory(self)
+        if Self.writing {
+            try? FileManager.default.removeItem(atPath: Self.bad)
+            try FileManager.default.createDirectory(atPath: Self.bad, withIntermediateDirectories: true)
+            for v in try generateBadVectors(dir) {
+                let head = "expect: \(v.expect)\nkey: \(v.key)\ncomment: \(v.comment)\n\n"
+                try writeBytes(Array(head.utf8) + v.bytes, to: Self.bad + "/" + v.name + ".vector")
+            }
+        }
+        let files = try Posix.listDirectory(Self.bad).filter { $0.hasSuffix(".vector") }
+        var counts: [String: Int] = [:]
+        for file in files {
+            guard let v = Self.parse(try readBytes(Self.bad + "/" + file), name: file) else { XCTFail("unparseable \(file)"); continue }
+            counts[v.expect, default: 0] += 1
+            let path = dir + "/" + file + ".svb"
+            try writeBytes(v.bytes, to: path)
+            let key = SecretBytes(copying: Hex.decode(v.key)!)
+            let target = dir + "/out-" + file
+            do {
+                try BundleReader.extract(path: path, dataKey: key, to: target)
+                XCTAssertEqual(v.expect, "success", "\(file) (\(v.comment)) opened but expects \(v.expect)")
+            } catch let e as VaultError {
+                XCTAssertFalse(Posix.exists(target), "\(file): target left behind")
+                switch (v.expect, e) {
+                case ("header failure", .notABundle), ("header failure", .unsupportedVersion), ("header failure", .unsupportedAlgorithm),
+                     ("header failure", .malformedHeader), ("header failure", .wrongKeyOrModifiedHeader),
+                     ("payload failure", .corruptBundle), ("contents failure", .invalidContents):
+                    break
+                default:
+                    XCTFail("\(file) (\(v.comment)) expects \(v.expect) but failed with: \(e)")
+                }
+            }
+        }
+        print("bad-input vectors: \(files.count) run, by expectation \(counts.sorted { $0.key < $1.key })")
+        XCTAssertEqual(files.count, 43, "every committed vector ran")
+    }
+}
+
+import VaultArchive
+enum ZstdCompressorShim {
+    static func compress(_ bytes: [UInt8]) throws -> [UInt8] {
+        var out = [UInt8]()
+        let c = try ZstdCompressor(level: 3) { out += $0 }
+        try bytes.withUnsafeBytes { try c.write($0) }
+        try c.finish()
+        return out
+    }
+}

@@ -1,0 +1,173 @@
+import Foundation
+import XCTest
+@testable import VaultArchive
+
+final class ZstdStreamTests: XCTestCase {
+    private static let magic: [UInt8] = [0x28, 0xB5, 0x2F, 0xFD]
+
+    func testRoundTripsAcrossSizesAndOddReadSizes() throws {
+        var generator = ByteGenerator(seed: 1)
+        let inputs: [(String, [UInt8])] = [
+            ("empty", []),
+            ("one byte", [0x5A]),
+            ("1 MiB random", generator.bytes(1 << 20)),
+            ("5 MiB compressible", compressibleBytes(5 << 20)),
+        ]
+        for (name, input) in inputs {
+            let frame = try zstdCompress(input, writeSize: 77_777)
+            XCTAssertEqual(Array(frame.prefix(4)), Self.magic, name)
+            for (bufferSize, readSizes) in [(1, [Int.max]), (7, [3, 1, 5000]), (4093, [1, 65_537]), (1 << 20, [13])] {
+                if bufferSize == 1 && input.count > 100_000 { continue }  // byte-at-a-time only for tiny inputs
+                let output = try zstdDecompress(frame, bufferSize: bufferSize, readSizes: readSizes)
+                XCTAssertEqual(output, input, "\(name), buffer \(bufferSize), reads \(readSizes)")
+            }
+        }
+    }
+
+    func testCompressibleDataShrinksAndLevelMatters() throws {
+        // Words drawn at random from a small vocabulary: higher levels find more matches.
+        var generator = ByteGenerator(seed: 5)
+        let vocabulary = (0..<300).map { Array(String(repeating: "w\($0)", count: $0 % 5 + 1).utf8) + [0x20] }
+        var input = [UInt8]()
+        while input.count < 1 << 20 {
+            input += vocabulary[Int(generator.nextWord() % 300)]
+        }
+        let fast = try zstdCompress(input, level: 1)
+        let strong = try zstdCompress(input, level: 19)
+        XCTAssertLessThan(fast.count, input.count / 4)
+        XCTAssertLessThan(strong.count, fast.count * 9 / 10)
+        XCTAssertEqual(try zstdDecompress(fast), input)
+        XCTAssertEqual(try zstdDecompress(strong), input)
+    }
+
+    func testFrameIsAcceptedByTheZstdTool() throws {
+        let directory = try makeTemporaryDirectory(self)
+        var generator = ByteGenerator(seed: 2)
+        let input = generator.bytes(300_000) + compressibleBytes(700_000)
+        let file = directory.appendingPathComponent("data.zst")
+        try Data(try zstdCompress(input)).write(to: file)
+        let test = try runTool("/usr/bin/zstd", ["-q", "-t", file.path])
+        XCTAssertEqual(test.status, 0)
+        let decoded = try runTool("/usr/bin/zstd", ["-q", "-d", "-c", file.path])
+        XCTAssertEqual(decoded.status, 0)
+        XCTAssertEqual([UInt8](decoded.output), input)
+    }
+
+    func testFrameWrittenByTheZstdToolDecompresses() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let input = compressibleBytes(500_000)
+        let file = directory.appendingPathComponent("data")
+        try Data(input).write(to: file)
+        XCTAssertEqual(try runTool("/usr/bin/zstd", ["-q", "--check", file.path]).status, 0)
+        let frame = [UInt8](try Data(contentsOf: directory.appendingPathComponent("data.zst")))
+        XCTAssertEqual(try zstdDecompress(frame, bufferSize: 1000, readSizes: [333]), input)
+    }
+
+    func testFrameCarriesAChecksum() throws {
+        // Frame header descriptor bit 2 is Content_Checksum_flag (RFC 8878, 3.1.1.1.1).
+        let frame = try zstdCompress([1, 2, 3])
+        XCTAssertEqual(frame[4] & 0x04, 0x04)
+    }
+
+    func testTruncatedFrameIsRejected() throws {
+        let frame = try zstdCompress(compressibleBytes(200_000))
+        for length in [0, 1, 4, 5, frame.count / 2, frame.count - 4, frame.count - 1] {
+            assertThrows(try zstdDecompress(Array(frame.prefix(length)), readSizes: [1000]),
+                         equals: ArchiveError.truncated("the zstd stream ended before the end of its frame"))
+        }
+    }
+
+    func testBytesAfterTheFrameAreRejected() throws {
+        let input = compressibleBytes(100_000)
+        let frame = try zstdCompress(input)
+        let secondFrame = try zstdCompress([9, 9, 9])
+        // A zero byte, a byte arriving in a later read, a whole second frame, an empty second frame.
+        for (trailer, readSizes) in [([UInt8(0)], [Int.max]), ([0x41], [frame.count]), (secondFrame, [1 << 20]),
+                                     (try zstdCompress([]), [17])] {
+            XCTAssertThrowsError(try zstdDecompress(frame + trailer, readSizes: readSizes)) { error in
+                guard case ArchiveError.trailingData = error else { return XCTFail("got \(error)") }
+            }
+        }
+    }
+
+    func testTrailingDataErrorIsSticky() throws {
+        let frame = try zstdCompress([1, 2, 3]) + [0]
+        let source = ArraySource(frame)
+        let decompressor = try ZstdDecompressor(source: source.read)
+        var buffer = [UInt8](repeating: 0, count: 16)
+        XCTAssertEqual(try buffer.withUnsafeMutableBytes { try decompressor.read(into: $0) }, 3)
+        for _ in 0..<2 {
+            XCTAssertThrowsError(try buffer.withUnsafeMutableBytes { try decompressor.read(into: $0) }) { error in
+                XCTAssertEqual(error as? ArchiveError, .trailingData("found 1 more byte after the zstd frame"))
+            }
+        }
+    }
+
+    func testCorruptionIsDetected() throws {
+        var generator = ByteGenerator(seed: 3)
+        // Random data is stored in raw blocks: only the content checksum can notice a flipped byte.
+        let random = generator.bytes(100_000)
+        var frame = try zstdCompress(random)
+        frame[frame.count / 2] ^= 0x01
+        assertThrows(try zstdDecompress(frame), equals: ArchiveError.zstd(function: "ZSTD_decompressStream", message: "Restored data doesn't match checksum"))
+
+        // Compressible data: the flip lands in entropy-coded data or sequences.
+        let compressible = compressibleBytes(100_000)
+        var compressed = try zstdCompress(compressible)
+        compressed[compressed.count / 2] ^= 0x10
+        XCTAssertThrowsError(try zstdDecompress(compressed)) { error in
+            guard case ArchiveError.zstd(function: "ZSTD_decompressStream", _) = error else { return XCTFail("got \(error)") }
+        }
+    }
+
+    func testSourceErrorSurfacesUnchanged() throws {
+        let frame = try zstdCompress(compressibleBytes(300_000))
+        for failAt in [0, 10, frame.count - 1, frame.count] {
+            let source = ArraySource(frame, readSizes: [4096])
+            source.failAt = failAt
+            let decompressor = try ZstdDecompressor(source: source.read)
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            XCTAssertThrowsError(try { while try buffer.withUnsafeMutableBytes({ try decompressor.read(into: $0) }) > 0 {} }()) { error in
+                XCTAssertEqual(error as? InjectedFailure, InjectedFailure(tag: "source"), "fail at \(failAt)")
+            }
+            // Sticky: the same error again.
+            XCTAssertThrowsError(try buffer.withUnsafeMutableBytes { try decompressor.read(into: $0) }) { error in
+                XCTAssertEqual(error as? InjectedFailure, InjectedFailure(tag: "source"))
+            }
+        }
+    }
+
+    func testSinkErrorSurfacesUnchangedAndIsSticky() throws {
+        var calls = 0
+        let compressor = try ZstdCompressor { _ in
+            calls += 1
+            throw InjectedFailure(tag: "sink")
+        }
+        var generator = ByteGenerator(seed: 4)
+        let input = generator.bytes(1 << 20)
+        XCTAssertThrowsError(try input.withUnsafeBytes { try compressor.write($0) }) { error in
+            XCTAssertEqual(error as? InjectedFailure, InjectedFailure(tag: "sink"))
+        }
+        XCTAssertThrowsError(try compressor.finish()) { error in
+            XCTAssertEqual(error as? InjectedFailure, InjectedFailure(tag: "sink"))
+        }
+        XCTAssertEqual(calls, 1)
+    }
+
+    func testFinishIsIdempotent() throws {
+        var output = [UInt8]()
+        let compressor = try ZstdCompressor { output.append(contentsOf: $0) }
+        try compressor.finish()
+        let size = output.count
+        try compressor.finish()
+        XCTAssertEqual(output.count, size)
+        XCTAssertEqual(try zstdDecompress(output), [])
+    }
+
+    func testErrorDescriptionsAreSentences() {
+        XCTAssertEqual(ArchiveError.zstd(function: "ZSTD_decompressStream", message: "Corrupted block detected").description,
+                       "zstd ZSTD_decompressStream failed: Corrupted block detected.")
+        XCTAssertEqual(ArchiveError.truncated("the tar stream ends early.").description,
+                       "The data is truncated: the tar stream ends early.")
+    }
+}

@@ -1,2 +1,0 @@
-import XCTest
-final class PlaceholderVaultCryptoTests: XCTestCase { func testNothing() {} }
