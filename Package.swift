@@ -10,6 +10,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
     ],
     targets: [
         // System libraries (Debian: libssl-dev, libarchive-dev, libzstd-dev, zlib1g-dev).
@@ -25,7 +26,9 @@ let package = Package(
         // Linux calls Swift's Glibc module lacks (renameat2).
         .target(name: "CPosix"),
         // The vault: no crypto or archive C imports; POSIX calls only in Storage/Syscalls.swift.
-        .target(name: "ShredVault", dependencies: ["VaultCrypto", "VaultArchive", "CPosix"]),
+        .target(name: "ShredVault", dependencies: [
+            "VaultCrypto", "VaultArchive", "CPosix", .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // The `shredvault` command-line tool.
         .executableTarget(
             name: "ShredVaultCLI",

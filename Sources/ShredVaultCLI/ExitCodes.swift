@@ -12,14 +12,23 @@ enum ExitCodes {
     static let cannotCreate: Int32 = 73
     static let ioError: Int32 = 74
     static let keyError: Int32 = 77
+    static let violations: Int32 = 2
+    static let blockedByHold: Int32 = 10
+    static let unrecoverable: Int32 = 11
+    static let locked: Int32 = 75
 
     static func code(for error: VaultError) -> Int32 {
         switch error {
-        case .notABundle, .malformedHeader, .corruptBundle, .invalidContents, .invalidSource: return dataError
+        case .notABundle, .malformedHeader, .corruptBundle, .invalidContents, .invalidSource, .malformedInput, .bundleMismatch: return dataError
         case .unsupportedVersion, .unsupportedAlgorithm: return unsupported
-        case .wrongKeyOrModifiedHeader, .keyFile: return keyError
-        case .targetExists: return cannotCreate
-        case .notFound: return notFound
+        case .wrongKeyOrModifiedHeader, .keyFile, .restoreKeyRequired, .wrongRestoreKey: return keyError
+        case .targetExists, .vaultExists: return cannotCreate
+        case .notFound, .vaultNotFound, .unknownUser: return notFound
+        case .database: return ioError
+        case .locked: return locked
+        case .blockedByHold, .holdRequired: return blockedByHold
+        case .unrecoverable: return unrecoverable
+        case .violations: return violations
         case .invalidArgument: return usage
         case .io: return ioError
         }

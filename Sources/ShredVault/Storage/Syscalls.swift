@@ -269,3 +269,63 @@ extension FileStatus {
         mtime = Int64(st.st_mtim.tv_sec)
     }
 }
+
+/// An exclusive advisory lock (flock) on a file, held until released or the process exits.
+final class FileLock {
+    private let file: FileDescriptor
+
+    /// Waits up to `wait` seconds (0 = don't wait) for the lock; throws `VaultError.locked` when it stays taken.
+    init(path: String, wait: Double) throws {
+        file = try FileDescriptor(open: path, flags: O_RDWR | O_CREAT, mode: 0o600)
+        let deadline = Double(time(nil)) + max(0, wait)
+        while flock(file.fd, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else { throw VaultError.io(operation: "flock", path: path, errno: errno) }
+            guard Double(time(nil)) < deadline else { throw VaultError.locked(path: path) }
+            usleep(100_000)
+        }
+    }
+
+    deinit { _ = flock(file.fd, LOCK_UN) }
+}
+
+extension Posix {
+    static func readTextFile(_ path: String, maxLength: Int = 64 << 20) throws -> String {
+        let file = try FileDescriptor(open: path, flags: O_RDONLY)
+        let bytes = try file.read(upTo: maxLength + 1)
+        guard bytes.count <= maxLength else { throw VaultError.invalidArgument("\(path) is larger than \(maxLength) bytes") }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw VaultError.malformedInput(path: path, line: 1, reason: "not valid UTF-8")
+        }
+        return text
+    }
+
+    /// Writes a small file atomically: temporary file, fsync, rename over `path`, fsync of the directory.
+    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o600) throws {
+        let temporary = path + ".tmp-" + String(getpid())
+        let file = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode_t(mode))
+        do {
+            try file.write(bytes)
+            try file.sync()
+            try file.close()
+            guard rename(temporary, path) == 0 else { throw VaultError.io(operation: "rename", path: path, errno: errno) }
+            try syncDirectory(directoryName(path))
+        } catch {
+            _ = unlink(temporary)
+            throw error
+        }
+    }
+
+    /// mkdir -p with a mode for each created directory; fsyncs each new directory's parent.
+    static func makeDirectories(_ path: String, mode: UInt32) throws {
+        if let st = try status(path) {
+            guard st.kind == .directory else { throw VaultError.io(operation: "mkdir", path: path, errno: ENOTDIR) }
+            return
+        }
+        let parent = directoryName(path)
+        if parent != path { try makeDirectories(parent, mode: mode) }
+        if mkdir(path, mode_t(mode)) != 0 && errno != EEXIST { throw VaultError.io(operation: "mkdir", path: path, errno: errno) }
+        try syncDirectory(parent)
+    }
+
+    static func isTerminal(_ fd: Int32) -> Bool { isatty(fd) == 1 }
+}

@@ -34,6 +34,34 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     /// A system call failed.
     case io(operation: String, path: String, errno: Int32)
 
+    // Vault and jobs
+    /// A SQLite database (catalog or keystore) failed.
+    case database(path: String, message: String)
+    /// An input file (accounts.csv) is malformed at a line.
+    case malformedInput(path: String, line: Int, reason: String)
+    /// No vault at the path.
+    case vaultNotFound(path: String)
+    /// `init` on a directory that already holds a vault.
+    case vaultExists(path: String)
+    /// Another job holds the vault lock.
+    case locked(path: String)
+    /// A job that decrypts was started without the restore key.
+    case restoreKeyRequired
+    /// The restore key does not open this vault's keys.
+    case wrongRestoreKey
+    /// The user is unknown to the vault.
+    case unknownUser(String)
+    /// A legal hold blocks the operation.
+    case blockedByHold(user: String, cases: [String])
+    /// The operation needs an active hold case on the user.
+    case holdRequired(user: String, caseId: String)
+    /// The data's key was destroyed.
+    case unrecoverable(user: String, date: String, reason: String)
+    /// A bundle file does not match its catalog entry (moved, replaced, foreign vault).
+    case bundleMismatch(path: String, reason: String)
+    /// `check` or `audit verify` found violations.
+    case violations(count: Int)
+
     public var description: String {
         switch self {
         case .notABundle(let path):
@@ -62,6 +90,32 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
             return message
         case .io(let operation, let path, let code):
             return "\(operation) \(path) failed: \(String(cString: strerror(code)))"
+        case .database(let path, let message):
+            return "database \(path): \(message)"
+        case .malformedInput(let path, let line, let reason):
+            return "\(path) line \(line): \(reason); fix the file and run again (nothing was changed)"
+        case .vaultNotFound(let path):
+            return "no vault at \(path); create one with `shredvault init --vault \(path)` or set SHREDVAULT_VAULT"
+        case .vaultExists(let path):
+            return "\(path) already holds a vault; use it, or choose another directory"
+        case .locked(let path):
+            return "another shredvault job holds the vault lock \(path); retry later or pass --lock-wait SECONDS"
+        case .restoreKeyRequired:
+            return "this job decrypts and needs the restore key: pass --master-key-file FILE or set SHREDVAULT_MASTER_KEY_FILE"
+        case .wrongRestoreKey:
+            return "the restore key does not open this vault's keys; check --master-key-file / SHREDVAULT_MASTER_KEY_FILE"
+        case .unknownUser(let user):
+            return "user \(user) is unknown to this vault (never archived); check the user id"
+        case .blockedByHold(let user, let cases):
+            return "user \(user) is under legal hold \(cases.joined(separator: ", ")); the request is recorded as blocked and runs when the last hold is released with `shredvault hold release`"
+        case .holdRequired(let user, let caseId):
+            return "user \(user) has no active hold for case \(caseId); place one first with `shredvault hold place \(user) --case \(caseId) --reason TEXT`"
+        case .unrecoverable(let user, let date, let reason):
+            return "user \(user) is unrecoverable: key destroyed on \(date) (\(reason))"
+        case .bundleMismatch(let path, let reason):
+            return "\(path) does not match the catalog: \(reason); run `shredvault check`"
+        case .violations(let count):
+            return "\(count) violation\(count == 1 ? "" : "s") found"
         }
     }
 }

@@ -1,0 +1,217 @@
+import Foundation
+import GRDB
+import VaultCrypto
+
+/// One row of `bundles`.
+public struct BundleRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "bundles"
+
+    public enum State: String, Codable, Sendable { case writing, live, expired, shredded }
+    public enum SourceState: String, Codable, Sendable { case pendingRemoval = "pending-removal", removed, kept }
+
+    public var id: String
+    public var userId: String
+    public var archivedAt: Int64
+    public var originalExpiryDay: Int64
+    public var expiryDay: Int64
+    public var state: State
+    public var size: Int64
+    public var sha256: Data?
+    public var location: String
+    public var userKeyId: Data
+    public var outerRole: String?
+    public var outerKeyId: Data?
+    public var sealedDek: Data?
+    public var files: Int64
+    public var plaintextBytes: Int64
+    public var sourceState: SourceState
+    public var endedAt: Int64?
+    public var endReason: String?
+
+    enum CodingKeys: String, CodingKey {
+        case id, state, size, sha256, location, files
+        case userId = "user_id", archivedAt = "archived_at", originalExpiryDay = "original_expiry_day", expiryDay = "expiry_day"
+        case userKeyId = "user_key_id", outerRole = "outer_role", outerKeyId = "outer_key_id", sealedDek = "sealed_dek"
+        case plaintextBytes = "plaintext_bytes", sourceState = "source_state", endedAt = "ended_at", endReason = "end_reason"
+    }
+
+    public var expiry: CivilDay { CivilDay(daysSinceEpoch: expiryDay) }
+}
+
+/// One row of `holds`.
+public struct HoldRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "holds"
+    public var caseId: String
+    public var userId: String
+    public var reason: String
+    public var placedAt: Int64
+    public var releasedAt: Int64?
+    enum CodingKeys: String, CodingKey {
+        case reason
+        case caseId = "case_id", userId = "user_id", placedAt = "placed_at", releasedAt = "released_at"
+    }
+}
+
+/// One row of `deletion_requests`.
+public struct DeletionRequestRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "deletion_requests"
+    public enum State: String, Codable, Sendable { case pending, blocked, done }
+    public var requestId: String
+    public var userId: String
+    public var receivedAt: Int64
+    public var deadlineDay: Int64
+    public var recordedAt: Int64
+    public var state: State
+    public var blockedBy: String?
+    public var completedAt: Int64?
+    enum CodingKeys: String, CodingKey {
+        case state
+        case requestId = "request_id", userId = "user_id", receivedAt = "received_at", deadlineDay = "deadline_day"
+        case recordedAt = "recorded_at", blockedBy = "blocked_by", completedAt = "completed_at"
+    }
+}
+
+/// One row of `tombstones`.
+public struct TombstoneRecord: Codable, Sendable, Equatable, FetchableRecord, PersistableRecord {
+    public static let databaseTableName = "tombstones"
+    public var userId: String
+    public var deletedAt: Int64
+    public var requestId: String
+    enum CodingKeys: String, CodingKey { case userId = "user_id", deletedAt = "deleted_at", requestId = "request_id" }
+}
+
+/// The catalog (`catalog.db`): bundle index by expiry day, holds, deletion requests, tombstones, the erasure
+/// ledger and the hash-chained audit log. It holds no usable key material: sealed DEKs need keystore keys.
+public final class Catalog: @unchecked Sendable {
+    public let path: String
+    let queue: DatabaseQueue
+
+    public init(path: String, create: Bool) throws {
+        self.path = path
+        if !create, !Posix.exists(path) { throw VaultError.notFound(path: path, what: "catalog") }
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        config.label = "catalog"
+        do {
+            queue = try DatabaseQueue(path: path, configuration: config)
+            try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+            try CatalogSchema.migrator().migrate(queue)
+        } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    public func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try queue.read(body) } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    public func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try queue.write(body) } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    /// Checkpoints the WAL into the database and truncates it (after secure deletions).
+    public func checkpoint() throws {
+        do { try queue.writeWithoutTransaction { db in try db.checkpoint(.truncate) } } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    // MARK: - Audit log
+
+    static let genesisHash = Data(repeating: 0, count: 32)
+
+    /// Appends a hash-chained audit record inside the caller's transaction.
+    /// `detail` holds no personal data beyond the user id.
+    static func audit(_ db: Database, at: Int64, action: String, user: String?, detail: [String: String]) throws {
+        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        let seq: Int64 = (last?["seq"] as Int64? ?? 0) + 1
+        let prev: Data = last?["hash"] ?? genesisHash
+        let detailText = encodeDetail(detail)
+        let hash = try auditHash(prev: prev, seq: seq, at: at, action: action, user: user, detail: detailText)
+        try db.execute(sql: "INSERT INTO audit (seq, at, action, user_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       arguments: [seq, at, action, user, detailText, prev, hash])
+    }
+
+    static func encodeDetail(_ detail: [String: String]) -> String {
+        let data = (try? JSONSerialization.data(withJSONObject: detail, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    /// `SHA-256(prev ‖ be64(seq) ‖ be64(at) ‖ action ‖ 0 ‖ user ‖ 0 ‖ detail)`.
+    static func auditHash(prev: Data, seq: Int64, at: Int64, action: String, user: String?, detail: String) throws -> Data {
+        var bytes = [UInt8](prev)
+        bytes.appendBigEndian(UInt64(bitPattern: seq))
+        bytes.appendBigEndian(UInt64(bitPattern: at))
+        bytes += Array(action.utf8) + [0] + Array((user ?? "").utf8) + [0] + Array(detail.utf8)
+        return Data(try SHA256.hash(bytes))
+    }
+
+    /// Verifies the audit chain; returns the number of records and the first problem, if any.
+    public func verifyAudit() throws -> (records: Int, problem: String?) {
+        try read { db in
+            var prev = Self.genesisHash
+            var expectedSeq: Int64 = 1
+            var count = 0
+            let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY seq")
+            while let row = try cursor.next() {
+                let seq: Int64 = row["seq"]
+                let storedPrev: Data = row["prev_hash"], stored: Data = row["hash"]
+                guard seq == expectedSeq else { return (count, "audit record \(expectedSeq) is missing (next is \(seq))") }
+                guard storedPrev == prev else { return (count, "audit record \(seq) does not chain to record \(seq - 1)") }
+                let h = try Self.auditHash(prev: prev, seq: seq, at: row["at"], action: row["action"], user: row["user_id"], detail: row["detail"])
+                guard h == stored else { return (count, "audit record \(seq) was modified (hash mismatch)") }
+                prev = stored
+                expectedSeq += 1
+                count += 1
+            }
+            return (count, nil)
+        }
+    }
+
+    // MARK: - Queries
+
+    public func liveBundles(user: String) throws -> [BundleRecord] {
+        try read { db in
+            try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE user_id = ? AND state = 'live' ORDER BY archived_at, id", arguments: [user])
+        }
+    }
+
+    public func bundles(user: String) throws -> [BundleRecord] {
+        try read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE user_id = ? ORDER BY archived_at, id", arguments: [user]) }
+    }
+
+    public func activeHolds(user: String) throws -> [HoldRecord] {
+        try read { db in try Self.activeHolds(db, user: user) }
+    }
+
+    static func activeHolds(_ db: Database, user: String) throws -> [HoldRecord] {
+        try HoldRecord.fetchAll(db, sql: "SELECT * FROM holds WHERE user_id = ? AND released_at IS NULL ORDER BY placed_at, case_id", arguments: [user])
+    }
+
+    public func tombstone(user: String) throws -> TombstoneRecord? {
+        try read { db in try TombstoneRecord.fetchOne(db, key: user) }
+    }
+
+    public func meta(_ key: String) throws -> String? {
+        try read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
+    }
+
+    static func setMeta(_ db: Database, _ key: String, _ value: String) throws {
+        try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", arguments: [key, value])
+    }
+
+    /// Records keys about to be destroyed (the erasure ledger), before they are destroyed.
+    static func recordErasures(_ db: Database, _ keys: [StoredKey], at: Int64, reason: String) throws {
+        for k in keys {
+            try db.execute(sql: "INSERT INTO erasures (key_id, role, subject, recorded_at, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                           arguments: [Data(k.keyId), k.role.rawValue, k.subject, at, reason])
+        }
+    }
+}

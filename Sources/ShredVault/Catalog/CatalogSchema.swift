@@ -1,0 +1,91 @@
+import GRDB
+
+/// The catalog's migrations: a timeline that is never edited once shipped; add a new migration instead.
+/// Invariants live in the schema (NOT NULL, CHECK, UNIQUE, foreign keys).
+enum CatalogSchema {
+    static func migrator() -> DatabaseMigrator {
+        var m = DatabaseMigrator()
+        m.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE bundles (
+                    id TEXT PRIMARY KEY CHECK (length(id) = 32),
+                    user_id TEXT NOT NULL,
+                    archived_at INTEGER NOT NULL,
+                    original_expiry_day INTEGER NOT NULL,
+                    expiry_day INTEGER NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('writing', 'live', 'expired', 'shredded')),
+                    size INTEGER NOT NULL CHECK (size >= 0),
+                    sha256 BLOB CHECK (sha256 IS NULL OR length(sha256) = 32),
+                    location TEXT NOT NULL UNIQUE,
+                    user_key_id BLOB NOT NULL CHECK (length(user_key_id) = 16),
+                    outer_role TEXT CHECK (outer_role IN ('day', 'hold')),
+                    outer_key_id BLOB CHECK (outer_key_id IS NULL OR length(outer_key_id) = 16),
+                    sealed_dek BLOB,
+                    files INTEGER NOT NULL DEFAULT 0,
+                    plaintext_bytes INTEGER NOT NULL DEFAULT 0,
+                    source_state TEXT NOT NULL DEFAULT 'kept' CHECK (source_state IN ('pending-removal', 'removed', 'kept')),
+                    ended_at INTEGER,
+                    end_reason TEXT,
+                    CHECK ((state = 'live') = (sealed_dek IS NOT NULL AND outer_role IS NOT NULL AND sha256 IS NOT NULL))
+                ) STRICT;
+                CREATE INDEX bundles_live_by_expiry ON bundles (expiry_day) WHERE state = 'live';
+                CREATE INDEX bundles_by_user ON bundles (user_id, state);
+                CREATE INDEX bundles_writing ON bundles (state) WHERE state = 'writing';
+                CREATE INDEX bundles_source_pending ON bundles (source_state) WHERE source_state = 'pending-removal';
+
+                CREATE TABLE holds (
+                    case_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    reason TEXT NOT NULL CHECK (length(reason) > 0),
+                    placed_at INTEGER NOT NULL,
+                    released_at INTEGER,
+                    PRIMARY KEY (case_id, user_id)
+                ) STRICT;
+                CREATE INDEX holds_active_by_user ON holds (user_id) WHERE released_at IS NULL;
+
+                CREATE TABLE deletion_requests (
+                    request_id TEXT PRIMARY KEY,
+                    user_id TEXT NOT NULL,
+                    received_at INTEGER NOT NULL,
+                    deadline_day INTEGER NOT NULL,
+                    recorded_at INTEGER NOT NULL,
+                    state TEXT NOT NULL CHECK (state IN ('pending', 'blocked', 'done')),
+                    blocked_by TEXT,
+                    completed_at INTEGER,
+                    CHECK ((state = 'done') = (completed_at IS NOT NULL))
+                ) STRICT;
+                CREATE INDEX deletion_requests_open ON deletion_requests (deadline_day) WHERE state != 'done';
+
+                CREATE TABLE tombstones (
+                    user_id TEXT PRIMARY KEY,
+                    deleted_at INTEGER NOT NULL,
+                    request_id TEXT NOT NULL REFERENCES deletion_requests (request_id)
+                ) STRICT;
+
+                CREATE TABLE erasures (
+                    key_id BLOB PRIMARY KEY CHECK (length(key_id) = 16),
+                    role TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    recorded_at INTEGER NOT NULL,
+                    reason TEXT NOT NULL
+                ) STRICT;
+
+                CREATE TABLE audit (
+                    seq INTEGER PRIMARY KEY,
+                    at INTEGER NOT NULL,
+                    action TEXT NOT NULL,
+                    user_id TEXT,
+                    detail TEXT NOT NULL,
+                    prev_hash BLOB NOT NULL CHECK (length(prev_hash) = 32),
+                    hash BLOB NOT NULL CHECK (length(hash) = 32)
+                ) STRICT;
+
+                CREATE TABLE meta (
+                    key TEXT PRIMARY KEY,
+                    value TEXT NOT NULL
+                ) STRICT;
+                """)
+        }
+        return m
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import GRDB
+import VaultCrypto
+
+public struct CheckReport: Sendable, Codable {
+    public struct Violation: Sendable, Codable, Equatable {
+        /// Stable kind, e.g. `bundle-missing`, `bundle-hash`, `bundle-header`, `key-missing`, `ended-day-key`,
+        /// `tombstoned-user-key`, `overdue-expiry`, `orphan-file`, `audit-chain`, `decrypt`.
+        public var kind: String
+        public var subject: String
+        public var message: String
+    }
+    public var today: String
+    public var readData: Bool
+    public var checkedBundles = 0
+    public var checkedBytes: Int64 = 0
+    public var auditRecords = 0
+    public var violations: [Violation] = []
+    public var ok: Bool { violations.isEmpty }
+}
+
+extension Vault {
+    /// Verifies catalog ↔ bundle files ↔ keystore without changing anything:
+    /// every live bundle's file exists with the catalog's SHA-256 and a header naming this vault, bundle, user;
+    /// its user and outer keys exist; no day key of an ended day and no user key of a tombstoned user remains;
+    /// no unheld bundle is past its expiry day; no bundle file is unknown to the catalog; the audit chain holds.
+    /// With `readData` (needs the restore key) every bundle is also unsealed and fully decrypted.
+    public func check(now: Int64, readData: Bool, restoreKey: P256PrivateKey?, progress: ProgressHandler? = nil) throws -> CheckReport {
+        let today = CivilDay(unixSeconds: now)
+        var report = CheckReport(today: today.iso, readData: readData)
+        func violation(_ kind: String, _ subject: String, _ message: String) {
+            report.violations.append(.init(kind: kind, subject: subject, message: message))
+        }
+        if readData && restoreKey == nil { throw VaultError.restoreKeyRequired }
+        let liveCount = try catalog.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM bundles WHERE state = 'live'") ?? 0 }
+        var knownLocations = Set<String>()
+        try catalog.read { db in
+            let cursor = try BundleRecord.fetchCursor(db, sql: "SELECT * FROM bundles WHERE state IN ('live', 'writing') ORDER BY expiry_day, id")
+            while let b = try cursor.next() { knownLocations.insert(b.location) }
+        }
+        var done = 0
+        try catalog.read { db in
+            let cursor = try BundleRecord.fetchCursor(db, sql: "SELECT * FROM bundles WHERE state = 'live' ORDER BY expiry_day, id")
+            while let b = try cursor.next() {
+                progress?(done, liveCount, b.userId)
+                done += 1
+                report.checkedBundles += 1
+                report.checkedBytes += b.size
+                let subject = "bundle \(b.id) of \(b.userId)"
+                if b.outerRole == "day" && b.expiryDay < today.daysSinceEpoch {
+                    violation("overdue-expiry", subject, "expired on \(b.expiry.iso) but is still live; run `shredvault sweep`")
+                }
+                if try keystore.key(id: Array(b.userKeyId)) == nil {
+                    violation("key-missing", subject, "its user key is not in the keystore: the bundle is unrecoverable")
+                }
+                if let outer = b.outerKeyId, try keystore.key(id: Array(outer)) == nil {
+                    violation("key-missing", subject, "its \(b.outerRole ?? "outer") key is not in the keystore: the bundle is unrecoverable")
+                }
+                do {
+                    let path = try checkBundleFile(b)
+                    if readData, let restoreKey, let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) {
+                        let dek = try KeyHierarchy.openDataKey(
+                            Array(b.sealedDek!), binding: try b.binding(vaultId: vaultId), outerRole: role,
+                            outerKey: try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: b.userId),
+                            userKey: try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: b.userId))
+                        let (_, manifest) = try BundleReader.verify(path: path, dataKey: dek)
+                        if Int64(manifest.fileCount) != b.files || manifest.totalFileBytes != b.plaintextBytes {
+                            violation("decrypt", subject, "its manifest lists \(manifest.fileCount) files / \(manifest.totalFileBytes) bytes, the catalog \(b.files) / \(b.plaintextBytes)")
+                        }
+                    }
+                } catch let e as VaultError {
+                    switch e {
+                    case .notFound: violation("bundle-missing", subject, "file \(b.location) is missing")
+                    case .bundleMismatch(_, let reason): violation("bundle-mismatch", subject, reason)
+                    case .notABundle, .malformedHeader, .unsupportedVersion, .unsupportedAlgorithm: violation("bundle-header", subject, e.description)
+                    default: violation("decrypt", subject, e.description)
+                    }
+                } catch {
+                    violation("decrypt", subject, "\(error)")
+                }
+            }
+        }
+        progress?(liveCount, liveCount, "")
+        for k in try keystore.keys(role: .day, subjectBefore: today.iso) {
+            violation("ended-day-key", "day key \(k.subject)", "the day has ended but its key still exists (G1); run `shredvault sweep`")
+        }
+        let tombstoned = try catalog.read { db in try String.fetchSet(db, sql: "SELECT user_id FROM tombstones") }
+        for k in try keystore.keys(role: .user) where tombstoned.contains(k.subject) {
+            violation("tombstoned-user-key", "user key of \(k.subject)", "the user was deleted but the key still exists (G2)")
+        }
+        for orphan in try orphanBundleFiles(known: knownLocations) {
+            violation("orphan-file", orphan, "bundle file unknown to the catalog")
+        }
+        let (records, problem) = try catalog.verifyAudit()
+        report.auditRecords = records
+        if let problem { violation("audit-chain", "audit log", problem) }
+        return report
+    }
+
+    /// Files under bundles/ that no live or in-progress catalog row names.
+    func orphanBundleFiles(known: Set<String>) throws -> [String] {
+        var orphans: [String] = []
+        func walk(_ rel: String, depth: Int) throws {
+            for name in try Posix.listDirectory(root + "/" + rel) {
+                let child = rel + "/" + name
+                guard let st = try Posix.status(root + "/" + child) else { continue }
+                if st.kind == .directory, depth < 3 { try walk(child, depth: depth + 1) }
+                else if !known.contains(child) { orphans.append(child) }
+            }
+        }
+        if Posix.exists(root + "/bundles") { try walk("bundles", depth: 0) }
+        return orphans
+    }
+}

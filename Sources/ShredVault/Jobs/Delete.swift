@@ -1,0 +1,108 @@
+import Foundation
+import GRDB
+
+public struct DeleteReport: Sendable, Codable {
+    public enum Outcome: String, Sendable, Codable { case shredded, blocked, alreadyDeleted = "already-deleted", wouldShred = "would-shred" }
+    public var user: String
+    public var requestId: String
+    public var outcome: Outcome
+    public var receivedAt: String
+    public var deadline: String
+    public var blockedBy: [String] = []
+    public var destroyedKeys = 0
+    public var removedBundles = 0
+    public var sweep: SweepReport?
+}
+
+extension Vault {
+    /// G2: records the request first (ledger before destruction), then — unless a legal hold blocks it — destroys
+    /// the user's private key, every sealed DEK and bundle file of the user, and writes a tombstone.
+    /// Needs no key. Under a hold the request is recorded as blocked and runs when the last hold is released.
+    public func delete(user: UserID, requestId: String, received: Int64?, now: Int64, dryRun: Bool = false) throws -> DeleteReport {
+        let u = user.rawValue
+        guard !requestId.isEmpty, requestId.utf8.count <= 200, !requestId.contains(where: { $0.isNewline }) else {
+            throw VaultError.invalidArgument("--request-id must be 1-200 characters on one line")
+        }
+        let receivedAt = received ?? now
+        let deadline = policy.deletionDeadline(received: CivilDay(unixSeconds: receivedAt))
+        var report = DeleteReport(user: u, requestId: requestId, outcome: .shredded, receivedAt: Timestamp.format(receivedAt), deadline: deadline.iso)
+        let existing = try catalog.read { db in try DeletionRequestRecord.fetchOne(db, key: requestId) }
+        if let existing, existing.userId != u {
+            throw VaultError.invalidArgument("request \(requestId) was already recorded for user \(existing.userId), not \(u)")
+        }
+        let known = try catalog.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM bundles WHERE user_id = ?) OR EXISTS (SELECT 1 FROM tombstones WHERE user_id = ?)",
+                              arguments: [u, u]) ?? false
+        }
+        guard known else { throw VaultError.unknownUser(u) }
+        let holds = try catalog.activeHolds(user: u)
+        if dryRun {
+            report.outcome = try catalog.tombstone(user: u) != nil ? .alreadyDeleted : holds.isEmpty ? .wouldShred : .blocked
+            report.blockedBy = holds.map(\.caseId)
+            return report
+        }
+        report.sweep = try sweep(now: now)
+        // Ledger first.
+        try catalog.write { db in
+            if existing == nil {
+                try DeletionRequestRecord(requestId: requestId, userId: u, receivedAt: receivedAt, deadlineDay: deadline.daysSinceEpoch,
+                                          recordedAt: now, state: .pending, blockedBy: nil, completedAt: nil).insert(db)
+                try Catalog.audit(db, at: now, action: "deletion-request", user: u,
+                                  detail: ["request": requestId, "received": Timestamp.format(receivedAt), "deadline": deadline.iso])
+            }
+        }
+        if let tomb = try catalog.tombstone(user: u) {
+            try catalog.write { db in
+                try db.execute(sql: "UPDATE deletion_requests SET state = 'done', blocked_by = NULL, completed_at = ? WHERE request_id = ? AND state != 'done'",
+                               arguments: [now, requestId])
+            }
+            report.outcome = .alreadyDeleted
+            report.receivedAt = Timestamp.format(existing?.receivedAt ?? receivedAt)
+            _ = tomb
+            return report
+        }
+        if !holds.isEmpty {
+            let cases = holds.map(\.caseId)
+            try catalog.write { db in
+                try db.execute(sql: "UPDATE deletion_requests SET state = 'blocked', blocked_by = ? WHERE request_id = ?",
+                               arguments: [cases.joined(separator: ","), requestId])
+                try Catalog.audit(db, at: now, action: "deletion-blocked", user: u, detail: ["request": requestId, "holds": cases.joined(separator: ",")])
+            }
+            report.outcome = .blocked
+            report.blockedBy = cases
+            return report
+        }
+        let (keys, bundles) = try shredUser(u, requestId: requestId, now: now)
+        report.destroyedKeys = keys
+        report.removedBundles = bundles
+        return report
+    }
+
+    /// Destroys a user's key and data and completes `requestId` (also used when the last hold is released).
+    func shredUser(_ user: String, requestId: String, now: Int64) throws -> (keys: Int, bundles: Int) {
+        let userKey = try keystore.key(role: .user, subject: user)
+        try catalog.write { db in
+            if let userKey { try Catalog.recordErasures(db, [userKey], at: now, reason: "deletion request \(requestId)") }
+        }
+        if let userKey { try keystore.destroy(keyIds: [userKey.keyId]) }
+        let bundles = try catalog.bundles(user: user)
+        for b in bundles where b.state == .live || b.state == .writing { try removeBundleFile(b.location) }
+        let removed = bundles.filter { $0.state == .live || $0.state == .writing }.count
+        try catalog.write { db in
+            try db.execute(sql: """
+                UPDATE bundles SET state = 'shredded', sealed_dek = NULL, outer_role = NULL, ended_at = ?, end_reason = ?
+                WHERE user_id = ? AND state IN ('live', 'writing')
+                """, arguments: [now, "deletion request " + requestId, user])
+            try db.execute(sql: "INSERT INTO tombstones (user_id, deleted_at, request_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                           arguments: [user, now, requestId])
+            try db.execute(sql: "UPDATE deletion_requests SET state = 'done', completed_at = ? WHERE user_id = ? AND state != 'done'",
+                           arguments: [now, user])
+            if userKey != nil {
+                try Catalog.audit(db, at: now, action: "destroy-key", user: user, detail: ["role": "user", "reason": "deletion request " + requestId])
+            }
+            try Catalog.audit(db, at: now, action: "shred", user: user, detail: ["request": requestId, "bundles": String(removed)])
+        }
+        try catalog.checkpoint()
+        return (userKey == nil ? 0 : 1, removed)
+    }
+}

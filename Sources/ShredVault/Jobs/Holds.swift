@@ -1,0 +1,154 @@
+import Foundation
+import GRDB
+import VaultCrypto
+
+public struct HoldReport: Sendable, Codable {
+    public var user: String
+    public var caseId: String
+    public var action: String
+    /// Bundles whose outer seal changed.
+    public var resealedBundles = 0
+    /// For release: the expiry day the bundles now have, if no hold remains.
+    public var newExpiryDay: String?
+    /// For release: deletion requests that ran because the last hold was released.
+    public var executedDeletions: [String] = []
+    public var remainingHolds: [String] = []
+    public var sweep: SweepReport?
+}
+
+extension Vault {
+    static func validCaseId(_ caseId: String) -> Bool {
+        !caseId.isEmpty && caseId.utf8.count <= 128 && caseId.allSatisfy { $0.isLetter || $0.isNumber || "-_.:/".contains($0) } && caseId.unicodeScalars.allSatisfy(\.isASCII)
+    }
+
+    /// G5: places a legal hold. Every live bundle of the user sealed to a day key is resealed (outer layer only)
+    /// to the case's hold key, which `sweep` never destroys while the hold lasts. Needs the restore key.
+    public func placeHold(user: UserID, caseId: String, reason: String, restoreKey: P256PrivateKey, now: Int64) throws -> HoldReport {
+        let u = user.rawValue
+        guard Self.validCaseId(caseId) else { throw VaultError.invalidArgument("--case must be 1-128 characters of letters, digits and - _ . : /") }
+        guard !reason.trimmingCharacters(in: " \n\t").isEmpty, reason.utf8.count <= 2000 else {
+            throw VaultError.invalidArgument("--reason must be non-empty text (at most 2000 bytes)")
+        }
+        var report = HoldReport(user: u, caseId: caseId, action: "placed")
+        report.sweep = try sweep(now: now)
+        if try catalog.activeHolds(user: u).contains(where: { $0.caseId == caseId }) {
+            report.action = "already-placed"
+            report.remainingHolds = try catalog.activeHolds(user: u).map(\.caseId)
+            return report
+        }
+        let live = try catalog.liveBundles(user: u)
+        if live.isEmpty { throw try unrecoverableOrUnknown(u) }
+        let holdKey = try keystore.keyCreatingIfNeeded(role: .hold, subject: caseId, master: archiveKey, vaultId: vaultId, now: now)
+        var updates: [(String, Data)] = []
+        for b in live where b.outerRole == KeyRole.day.rawValue {
+            let dayPrivate = try privateKey(role: .day, id: b.outerKeyId, restoreKey: restoreKey, user: u)
+            let resealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: try b.binding(vaultId: vaultId),
+                                                        from: (.day, dayPrivate), to: (.hold, holdKey.publicKey))
+            updates.append((b.id, Data(resealed)))
+        }
+        try catalog.write { db in
+            try HoldRecord(caseId: caseId, userId: u, reason: reason, placedAt: now, releasedAt: nil).insert(db)
+            for (id, sealed) in updates {
+                try db.execute(sql: "UPDATE bundles SET outer_role = 'hold', outer_key_id = ?, sealed_dek = ? WHERE id = ?",
+                               arguments: [Data(holdKey.keyId), sealed, id])
+            }
+            try Catalog.audit(db, at: now, action: "hold-place", user: u, detail: ["case": caseId, "bundles": String(updates.count)])
+        }
+        try catalog.checkpoint()
+        report.resealedBundles = updates.count
+        report.remainingHolds = try catalog.activeHolds(user: u).map(\.caseId)
+        return report
+    }
+
+    /// Releases a hold. Bundles sealed to this case's key are resealed to another active case of the user, or,
+    /// when none remains, to the day key of max(original expiry day, release day); then deletion requests that
+    /// the hold blocked are executed. The case's hold key is destroyed once no user is held under it.
+    public func releaseHold(user: UserID, caseId: String, restoreKey: P256PrivateKey, now: Int64) throws -> HoldReport {
+        let u = user.rawValue
+        let today = CivilDay(unixSeconds: now)
+        var report = HoldReport(user: u, caseId: caseId, action: "released")
+        report.sweep = try sweep(now: now)
+        let active = try catalog.activeHolds(user: u)
+        guard active.contains(where: { $0.caseId == caseId }) else {
+            throw VaultError.holdRequired(user: u, caseId: caseId)
+        }
+        let others = active.filter { $0.caseId != caseId }
+        guard let holdStored = try keystore.key(role: .hold, subject: caseId) else {
+            throw VaultError.unrecoverable(user: u, date: "an earlier date", reason: "hold key of case \(caseId) missing from the keystore")
+        }
+        let holdPrivate = try keystore.privateKey(holdStored, restoreKey: restoreKey, vaultId: vaultId)
+        let live = try catalog.liveBundles(user: u).filter { $0.outerRole == KeyRole.hold.rawValue && $0.outerKeyId.map(Array.init) == holdStored.keyId }
+        var updates: [(id: String, role: KeyRole, keyId: [UInt8], sealed: Data, expiry: Int64)] = []
+        for b in live {
+            let binding = try b.binding(vaultId: vaultId)
+            if let next = others.first {
+                let nextKey = try keystore.keyCreatingIfNeeded(role: .hold, subject: next.caseId, master: archiveKey, vaultId: vaultId, now: now)
+                let sealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: binding, from: (.hold, holdPrivate), to: (.hold, nextKey.publicKey))
+                updates.append((b.id, .hold, nextKey.keyId, Data(sealed), b.expiryDay))
+            } else {
+                let day = policy.expiryAfterRelease(originalExpiry: CivilDay(daysSinceEpoch: b.originalExpiryDay), releaseDay: today)
+                let dayKey = try keystore.keyCreatingIfNeeded(role: .day, subject: day.iso, master: archiveKey, vaultId: vaultId, now: now)
+                let sealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: binding, from: (.hold, holdPrivate), to: (.day, dayKey.publicKey))
+                updates.append((b.id, .day, dayKey.keyId, Data(sealed), day.daysSinceEpoch))
+                report.newExpiryDay = day.iso
+            }
+        }
+        try catalog.write { db in
+            try db.execute(sql: "UPDATE holds SET released_at = ? WHERE case_id = ? AND user_id = ?", arguments: [now, caseId, u])
+            for up in updates {
+                try db.execute(sql: "UPDATE bundles SET outer_role = ?, outer_key_id = ?, sealed_dek = ?, expiry_day = ? WHERE id = ?",
+                               arguments: [up.role.rawValue, Data(up.keyId), up.sealed, up.expiry, up.id])
+            }
+            try Catalog.audit(db, at: now, action: "hold-release", user: u, detail: [
+                "case": caseId, "bundles": String(updates.count), "expiryDay": report.newExpiryDay ?? "",
+            ])
+        }
+        report.resealedBundles = updates.count
+        // Destroy the case key once nothing is held under it.
+        let caseStillActive = try catalog.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM holds WHERE case_id = ? AND released_at IS NULL)", arguments: [caseId]) ?? false
+        }
+        if !caseStillActive {
+            try catalog.write { db in try Catalog.recordErasures(db, [holdStored], at: now, reason: "hold \(caseId) released") }
+            try keystore.destroy(keyIds: [holdStored.keyId])
+            try catalog.write { db in
+                try Catalog.audit(db, at: now, action: "destroy-key", user: nil, detail: ["role": "hold", "case": caseId, "reason": "hold released"])
+            }
+        }
+        try catalog.checkpoint()
+        report.remainingHolds = others.map(\.caseId)
+        if others.isEmpty {
+            let blocked = try catalog.read { db in
+                try DeletionRequestRecord.fetchAll(db, sql: "SELECT * FROM deletion_requests WHERE user_id = ? AND state IN ('blocked', 'pending') ORDER BY received_at",
+                                                   arguments: [u])
+            }
+            if let first = blocked.first {
+                _ = try shredUser(u, requestId: first.requestId, now: now)
+                report.executedDeletions = blocked.map(\.requestId)
+            }
+        }
+        return report
+    }
+
+    public func holds(includeReleased: Bool) throws -> [HoldRecord] {
+        try catalog.read { db in
+            try HoldRecord.fetchAll(db, sql: includeReleased
+                ? "SELECT * FROM holds ORDER BY placed_at, case_id, user_id"
+                : "SELECT * FROM holds WHERE released_at IS NULL ORDER BY placed_at, case_id, user_id")
+        }
+    }
+
+    /// The error for a user without live bundles: unrecoverable (with the date and reason the key was destroyed)
+    /// or unknown.
+    func unrecoverableOrUnknown(_ user: String) throws -> VaultError {
+        if let tomb = try catalog.tombstone(user: user) {
+            return .unrecoverable(user: user, date: CivilDay(unixSeconds: tomb.deletedAt).iso, reason: "deletion request \(tomb.requestId)")
+        }
+        let ended = try catalog.bundles(user: user).filter { $0.endedAt != nil }.max { $0.endedAt! < $1.endedAt! }
+        if let ended, let at = ended.endedAt {
+            return .unrecoverable(user: user, date: CivilDay(unixSeconds: at).iso, reason: ended.endReason == "expired"
+                ? "archive limit: expired after \(ended.expiry.iso)" : ended.endReason ?? "shredded")
+        }
+        return .unknownUser(user)
+    }
+}

@@ -1,0 +1,75 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import VaultCrypto
+
+/// Progress callback for long jobs: (done, total, current item). The CLI shows it on a TTY only.
+public typealias ProgressHandler = (_ done: Int, _ total: Int, _ item: String) -> Void
+
+extension BundleRecord {
+    /// The header fields a sealed DEK is bound to, reconstructed from the catalog row.
+    func binding(vaultId: [UInt8]) throws -> KeyHierarchy.Binding {
+        guard let bundleId = Hex.decode(id), let user = UserID(userId) else {
+            throw VaultError.bundleMismatch(path: location, reason: "catalog row has a malformed bundle or user id")
+        }
+        let header = BundleHeader(vaultId: vaultId, bundleId: bundleId, createdAt: archivedAt,
+                                  expiryDay: CivilDay(daysSinceEpoch: originalExpiryDay), userKeyId: Array(userKeyId),
+                                  dayKeyId: BundleHeader.zeroId, userId: user)
+        return KeyHierarchy.Binding(header: header)
+    }
+}
+
+extension Vault {
+    /// Opens a stored key pair's private half with the restore key.
+    func privateKey(role: KeyRole, id: Data?, restoreKey: P256PrivateKey, user: String) throws -> P256PrivateKey {
+        guard let id, let stored = try keystore.key(id: Array(id)), stored.role == role else {
+            throw VaultError.unrecoverable(user: user, date: "an earlier date", reason: "\(role.rawValue) key missing from the keystore")
+        }
+        return try keystore.privateKey(stored, restoreKey: restoreKey, vaultId: vaultId)
+    }
+
+    /// Checks that the bundle file is the one the catalog describes (same bytes, and its header names the same
+    /// vault, bundle and user) before any key is used on it.
+    func checkBundleFile(_ record: BundleRecord) throws -> String {
+        let path = absolute(record.location)
+        guard Posix.exists(path) else { throw VaultError.notFound(path: path, what: "bundle file") }
+        let (header, _) = try BundleReader.readHeader(path: path)
+        guard header.vaultId == vaultId else {
+            throw VaultError.bundleMismatch(path: path, reason: "it belongs to vault \(header.vaultIdHex), not this vault")
+        }
+        guard header.bundleIdHex == record.id, header.userId.rawValue == record.userId else {
+            throw VaultError.bundleMismatch(path: path, reason: "its header names bundle \(header.bundleIdHex) of user \(header.userId), not bundle \(record.id) of user \(record.userId) (a bundle moved to another path?)")
+        }
+        guard Array(header.userKeyId) == Array(record.userKeyId), header.expiryDay.daysSinceEpoch == record.originalExpiryDay else {
+            throw VaultError.bundleMismatch(path: path, reason: "its key id or expiry day differs from the catalog")
+        }
+        let digest = try fileSHA256(path)
+        guard let expected = record.sha256, Array(expected) == digest else {
+            throw VaultError.bundleMismatch(path: path, reason: "its SHA-256 differs from the catalog (modified or replaced)")
+        }
+        return path
+    }
+
+    func fileSHA256(_ path: String) throws -> [UInt8] {
+        let file = try FileDescriptor(open: path, flags: O_RDONLY)
+        let hash = try SHA256()
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+        defer { buffer.deallocate() }
+        while true {
+            let n = try file.read(into: buffer)
+            if n == 0 { break }
+            try hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        }
+        return try hash.finalize()
+    }
+
+    /// Removes a bundle file if present; fsyncs its directory.
+    func removeBundleFile(_ location: String) throws {
+        let path = absolute(location)
+        if Posix.exists(path) {
+            try Posix.unlinkFile(path)
+            try Posix.syncDirectory(Posix.directoryName(path))
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import Foundation
+import VaultCrypto
+
+public struct RestoreReport: Sendable, Codable {
+    public struct Restored: Sendable, Codable {
+        public var bundleId: String
+        public var target: String
+        public var files: Int
+        public var bytes: Int64
+    }
+    public var user: String
+    public var caseId: String
+    public var target: String
+    public var bundles: [Restored] = []
+    public var sweep: SweepReport?
+}
+
+extension Vault {
+    /// Restores every live bundle of a user under an active hold case into `target` (which must not exist):
+    /// one bundle directly into `target`, several into `target/<bundle-id>/`. Each bundle file is checked against
+    /// the catalog (bytes and header) before its DEK is unsealed; extraction verifies everything before the target
+    /// appears. Needs the restore key.
+    public func restore(user: UserID, caseId: String, to target: String, restoreKey: P256PrivateKey, now: Int64) throws -> RestoreReport {
+        let u = user.rawValue
+        let target = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
+        if Posix.exists(target) { throw VaultError.targetExists(path: target) }
+        var report = RestoreReport(user: u, caseId: caseId, target: target)
+        report.sweep = try sweep(now: now)
+        let live = try catalog.liveBundles(user: u)
+        if live.isEmpty { throw try unrecoverableOrUnknown(u) }
+        guard try catalog.activeHolds(user: u).contains(where: { $0.caseId == caseId }) else {
+            throw VaultError.holdRequired(user: u, caseId: caseId)
+        }
+        let userPrivate = try privateKey(role: .user, id: live[0].userKeyId, restoreKey: restoreKey, user: u)
+        var keys: [(BundleRecord, String, SecretBytes)] = []
+        for b in live {
+            let path = try checkBundleFile(b)
+            guard let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) else { throw VaultError.unrecoverable(user: u, date: "?", reason: "no outer key") }
+            let outerPrivate = try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: u)
+            let userKey = Array(b.userKeyId) == Array(live[0].userKeyId) ? userPrivate
+                : try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: u)
+            let dek = try KeyHierarchy.openDataKey(Array(b.sealedDek!), binding: try b.binding(vaultId: vaultId), outerRole: role,
+                                                   outerKey: outerPrivate, userKey: userKey)
+            keys.append((b, path, dek))
+        }
+        if keys.count == 1 {
+            let (b, path, dek) = keys[0]
+            let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: target)
+            report.bundles.append(.init(bundleId: b.id, target: target, files: manifest.fileCount, bytes: manifest.totalFileBytes))
+        } else {
+            // Several bundles: extract each below a private temporary parent that becomes the target at the end.
+            let parent = Posix.directoryName(target)
+            let staging = parent + "/." + Posix.baseName(target) + ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
+            try Posix.makeDirectory(staging, mode: 0o700)
+            do {
+                for (b, path, dek) in keys {
+                    let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: staging + "/" + b.id)
+                    report.bundles.append(.init(bundleId: b.id, target: target + "/" + b.id, files: manifest.fileCount, bytes: manifest.totalFileBytes))
+                }
+                try Posix.renameNoReplace(staging, target)
+                try Posix.syncDirectory(parent)
+            } catch {
+                try? Posix.removeTree(staging)
+                throw error
+            }
+        }
+        try catalog.write { db in
+            try Catalog.audit(db, at: now, action: "restore", user: u, detail: [
+                "case": caseId, "bundles": report.bundles.map(\.bundleId).joined(separator: ","),
+            ])
+        }
+        return report
+    }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import GRDB
+
+public struct VaultStatus: Sendable, Codable {
+    public var vaultId: String
+    public var today: String
+    public var policy: RetentionPolicy
+    public var liveBundles: Int
+    public var liveUsers: Int
+    public var liveBundleBytes: Int64
+    public var livePlaintextBytes: Int64
+    public var heldBundles: Int
+    public var expiredBundles: Int
+    public var shreddedBundles: Int
+    public var nextExpiryDay: String?
+    /// Live, unheld bundles whose day has ended: the sweep is overdue (G1 at risk).
+    public var overdueBundles: Int
+    public var activeHolds: Int
+    public var tombstones: Int
+    public var openDeletionRequests: Int
+    public struct Request: Sendable, Codable { public var requestId: String; public var user: String; public var state: String; public var deadline: String; public var blockedBy: String? }
+    /// Open requests whose deadline is within 2 days.
+    public var deletionRequestsDueSoon: [Request]
+    /// Open requests past their deadline.
+    public var deletionRequestsOverdue: [Request]
+    public var keys: [String: Int]
+    public var lastSweepAt: String?
+    public var auditRecords: Int
+}
+
+public struct ListedBundle: Sendable, Codable {
+    public var bundleId: String
+    public var user: String
+    public var archivedAt: String
+    public var expiryDay: String
+    public var originalExpiryDay: String
+    public var held: Bool
+    public var size: Int64
+    public var files: Int64
+    public var location: String
+}
+
+extension Vault {
+    /// Counts and deadlines; indexed queries and aggregates only. Needs no key.
+    public func status(now: Int64) throws -> VaultStatus {
+        let today = CivilDay(unixSeconds: now)
+        let soon = today.adding(days: 2).daysSinceEpoch
+        let keyCounts = try keystore.count()
+        return try catalog.read { db in
+            let live = try Row.fetchOne(db, sql: """
+                SELECT count(*) AS n, count(DISTINCT user_id) AS users, coalesce(sum(size), 0) AS size, coalesce(sum(plaintext_bytes), 0) AS plain,
+                       coalesce(sum(outer_role = 'hold'), 0) AS held, min(CASE WHEN outer_role = 'day' THEN expiry_day END) AS next
+                FROM bundles WHERE state = 'live'
+                """)!
+            let overdue = try Int.fetchOne(db, sql: "SELECT count(*) FROM bundles WHERE state = 'live' AND outer_role = 'day' AND expiry_day < ?",
+                                           arguments: [today.daysSinceEpoch]) ?? 0
+            let ended = try Row.fetchOne(db, sql: "SELECT coalesce(sum(state = 'expired'), 0) AS e, coalesce(sum(state = 'shredded'), 0) AS s FROM bundles WHERE state IN ('expired', 'shredded')")!
+            let open = try DeletionRequestRecord.fetchAll(db, sql: "SELECT * FROM deletion_requests WHERE state != 'done' ORDER BY deadline_day")
+            func req(_ r: DeletionRequestRecord) -> VaultStatus.Request {
+                .init(requestId: r.requestId, user: r.userId, state: r.state.rawValue, deadline: CivilDay(daysSinceEpoch: r.deadlineDay).iso, blockedBy: r.blockedBy)
+            }
+            let next: Int64? = live["next"]
+            return VaultStatus(
+                vaultId: config.vaultId, today: today.iso, policy: policy,
+                liveBundles: live["n"], liveUsers: live["users"], liveBundleBytes: live["size"], livePlaintextBytes: live["plain"],
+                heldBundles: live["held"], expiredBundles: ended["e"], shreddedBundles: ended["s"],
+                nextExpiryDay: next.map { CivilDay(daysSinceEpoch: $0).iso }, overdueBundles: overdue,
+                activeHolds: try Int.fetchOne(db, sql: "SELECT count(*) FROM holds WHERE released_at IS NULL") ?? 0,
+                tombstones: try Int.fetchOne(db, sql: "SELECT count(*) FROM tombstones") ?? 0,
+                openDeletionRequests: open.count,
+                deletionRequestsDueSoon: open.filter { $0.deadlineDay >= today.daysSinceEpoch && $0.deadlineDay <= soon }.map(req),
+                deletionRequestsOverdue: open.filter { $0.deadlineDay < today.daysSinceEpoch }.map(req),
+                keys: Dictionary(uniqueKeysWithValues: keyCounts.map { ($0.key.rawValue, $0.value) }),
+                lastSweepAt: try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'lastSweepAt'").flatMap { Int64($0) }.map(Timestamp.format),
+                auditRecords: try Int.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit") ?? 0)
+        }
+    }
+
+    /// Streams live bundles in expiry order, optionally only those expiring before a day and/or of one user.
+    public func listBundles(expiringBefore: CivilDay?, user: UserID?, _ body: (ListedBundle) throws -> Void) throws {
+        var sql = "SELECT * FROM bundles WHERE state = 'live'"
+        var args: [DatabaseValueConvertible] = []
+        if let expiringBefore { sql += " AND expiry_day < ?"; args.append(expiringBefore.daysSinceEpoch) }
+        if let user { sql += " AND user_id = ?"; args.append(user.rawValue) }
+        sql += " ORDER BY expiry_day, id"
+        try catalog.read { db in
+            let cursor = try BundleRecord.fetchCursor(db, sql: sql, arguments: StatementArguments(args))
+            while let b = try cursor.next() {
+                try body(ListedBundle(bundleId: b.id, user: b.userId, archivedAt: Timestamp.format(b.archivedAt), expiryDay: b.expiry.iso,
+                                      originalExpiryDay: CivilDay(daysSinceEpoch: b.originalExpiryDay).iso, held: b.outerRole == "hold",
+                                      size: b.size, files: b.files, location: b.location))
+            }
+        }
+    }
+}

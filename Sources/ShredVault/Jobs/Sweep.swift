@@ -1,0 +1,60 @@
+import Foundation
+import GRDB
+
+/// What a sweep did (or, with dry run, would do).
+public struct SweepReport: Sendable, Codable {
+    public var today: String
+    /// Day keys destroyed, by day.
+    public var destroyedDayKeys: [String] = []
+    /// Bundles whose day ended, now expired and removed.
+    public var expiredBundles: Int = 0
+    public var freedBytes: Int64 = 0
+    public var dryRun: Bool = false
+}
+
+extension Vault {
+    /// G1: destroys the day private keys of every day that has ended, then removes the bundles that expired with
+    /// them. Idempotent; every mutating job runs it first so a missed cron night does not stretch the window.
+    /// Order: erasure ledger, key destruction (keystore VACUUM), bundle files, catalog rows — a crash at any
+    /// point leaves work the next run finishes.
+    public func sweep(now: Int64, dryRun: Bool = false) throws -> SweepReport {
+        let today = CivilDay(unixSeconds: now)
+        var report = SweepReport(today: today.iso, dryRun: dryRun)
+        let endedKeys = try keystore.keys(role: .day, subjectBefore: today.iso)
+        let due = try catalog.read { db in
+            try BundleRecord.fetchAll(db, sql: """
+                SELECT * FROM bundles WHERE state = 'live' AND outer_role = 'day' AND expiry_day < ? ORDER BY expiry_day, id
+                """, arguments: [today.daysSinceEpoch])
+        }
+        report.destroyedDayKeys = endedKeys.map(\.subject)
+        report.expiredBundles = due.count
+        report.freedBytes = due.reduce(0) { $0 + $1.size }
+        if dryRun { return report }
+        if endedKeys.isEmpty && due.isEmpty {
+            try catalog.write { db in try Catalog.setMeta(db, "lastSweepAt", String(now)) }
+            return report
+        }
+
+        try catalog.write { db in
+            try Catalog.recordErasures(db, endedKeys, at: now, reason: "day ended")
+        }
+        try keystore.destroy(keyIds: endedKeys.map(\.keyId))
+        for record in due { try removeBundleFile(record.location) }
+        try catalog.write { db in
+            for k in endedKeys {
+                try Catalog.audit(db, at: now, action: "destroy-key", user: nil, detail: ["role": "day", "day": k.subject, "reason": "day ended"])
+            }
+            for record in due {
+                try db.execute(sql: """
+                    UPDATE bundles SET state = 'expired', sealed_dek = NULL, outer_role = NULL, ended_at = ?, end_reason = 'expired'
+                    WHERE id = ? AND state = 'live'
+                    """, arguments: [now, record.id])
+                try Catalog.audit(db, at: now, action: "expire", user: record.userId,
+                                  detail: ["bundle": record.id, "expiryDay": record.expiry.iso])
+            }
+            try Catalog.setMeta(db, "lastSweepAt", String(now))
+        }
+        try catalog.checkpoint()
+        return report
+    }
+}

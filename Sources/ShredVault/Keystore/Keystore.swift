@@ -1,0 +1,143 @@
+import Foundation
+import GRDB
+import VaultCrypto
+
+/// A key pair as stored in the keystore: public half in clear, private half sealed to the master public key.
+public struct StoredKey: Sendable, Equatable {
+    public var keyId: [UInt8]
+    public var role: KeyRole
+    public var subject: String
+    public var publicKey: P256PublicKey
+    public var sealedPrivate: [UInt8]
+    public var createdAt: Int64
+}
+
+/// The keystore (vault-format.md §3.3): its own SQLite file in its own 0700 directory, holding only sealed
+/// private keys. `secure_delete` is on and the rollback journal is deleted after each commit; after keys are
+/// destroyed the file is VACUUMed so no page, journal or free list keeps the destroyed bytes.
+public final class Keystore: @unchecked Sendable {
+    public let path: String
+    let queue: DatabaseQueue
+
+    public init(path: String) throws {
+        self.path = path
+        var config = Configuration()
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            try db.execute(sql: "PRAGMA journal_mode = DELETE")
+        }
+        config.label = "keystore"
+        do {
+            queue = try DatabaseQueue(path: path, configuration: config)
+            var migrator = DatabaseMigrator()
+            migrator.registerMigration("v1") { db in
+                try db.execute(sql: """
+                    CREATE TABLE keys (
+                        key_id BLOB PRIMARY KEY CHECK (length(key_id) = 16),
+                        role TEXT NOT NULL CHECK (role IN ('day', 'user', 'hold', 'epoch')),
+                        subject TEXT NOT NULL,
+                        public_key BLOB NOT NULL CHECK (length(public_key) = 65),
+                        sealed_private BLOB NOT NULL,
+                        created_at INTEGER NOT NULL,
+                        UNIQUE (role, subject)
+                    ) STRICT
+                    """)
+            }
+            try migrator.migrate(queue)
+        } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    private static func decode(_ row: Row) throws -> StoredKey {
+        let keyId: Data = row["key_id"], publicKey: Data = row["public_key"], sealed: Data = row["sealed_private"]
+        return StoredKey(keyId: Array(keyId), role: KeyRole(rawValue: row["role"])!, subject: row["subject"],
+                         publicKey: try P256PublicKey(x963Representation: Array(publicKey)), sealedPrivate: Array(sealed),
+                         createdAt: row["created_at"])
+    }
+
+    public func key(role: KeyRole, subject: String) throws -> StoredKey? {
+        try read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM keys WHERE role = ? AND subject = ?", arguments: [role.rawValue, subject])
+                .map(Self.decode)
+        }
+    }
+
+    public func key(id: [UInt8]) throws -> StoredKey? {
+        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM keys WHERE key_id = ?", arguments: [Data(id)]).map(Self.decode) }
+    }
+
+    /// Keys of a role whose subject sorts before `subject` (day keys of ended days: ISO dates sort by time).
+    public func keys(role: KeyRole, subjectBefore subject: String) throws -> [StoredKey] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE role = ? AND subject < ? ORDER BY subject",
+                             arguments: [role.rawValue, subject]).map(Self.decode)
+        }
+    }
+
+    public func keys(role: KeyRole) throws -> [StoredKey] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE role = ? ORDER BY subject", arguments: [role.rawValue]).map(Self.decode)
+        }
+    }
+
+    public func count() throws -> [KeyRole: Int] {
+        try read { db in
+            var out: [KeyRole: Int] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT role, count(*) AS n FROM keys GROUP BY role") {
+                if let role = KeyRole(rawValue: row["role"]) { out[role] = row["n"] }
+            }
+            return out
+        }
+    }
+
+    /// Returns the key pair for (role, subject), creating it with only the master public key if absent.
+    public func keyCreatingIfNeeded(role: KeyRole, subject: String, master: P256PublicKey, vaultId: [UInt8], now: Int64) throws -> StoredKey {
+        if let existing = try key(role: role, subject: subject) { return existing }
+        let pair = try P256PrivateKey.generate()
+        let id = try KeyHierarchy.keyId(pair.publicKey)
+        let sealed = try KeyHierarchy.sealPrivateKey(pair, master: master, vaultId: vaultId, role: role, subject: subject, keyId: id)
+        let stored = StoredKey(keyId: id, role: role, subject: subject, publicKey: pair.publicKey, sealedPrivate: sealed, createdAt: now)
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT (role, subject) DO NOTHING
+                """, arguments: [Data(id), role.rawValue, subject, Data(pair.publicKey.x963Representation), Data(sealed), now])
+        }
+        return try key(role: role, subject: subject) ?? stored
+    }
+
+    /// Opens a stored private key with the restore key.
+    public func privateKey(_ stored: StoredKey, restoreKey: P256PrivateKey, vaultId: [UInt8]) throws -> P256PrivateKey {
+        do {
+            return try KeyHierarchy.openPrivateKey(stored.sealedPrivate, restoreKey: restoreKey, vaultId: vaultId,
+                                                   role: stored.role, subject: stored.subject, keyId: stored.keyId)
+        } catch {
+            throw VaultError.wrongRestoreKey
+        }
+    }
+
+    /// Destroys keys: deletes their rows (zeroed by secure_delete), then VACUUMs so the bytes are in no page,
+    /// free list or journal of the keystore's files.
+    public func destroy(keyIds: [[UInt8]]) throws {
+        guard !keyIds.isEmpty else { return }
+        try write { db in
+            for id in keyIds { try db.execute(sql: "DELETE FROM keys WHERE key_id = ?", arguments: [Data(id)]) }
+        }
+        do { try queue.vacuum() } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    func read<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try queue.read(body) } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    func write<T>(_ body: (Database) throws -> T) throws -> T {
+        do { return try queue.write(body) } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+}

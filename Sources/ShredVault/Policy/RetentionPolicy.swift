@@ -1,0 +1,65 @@
+/// The retention policy as pure values (no I/O), from the privacy policy clauses 4–6 (DESIGN-BRIEF §1).
+public struct RetentionPolicy: Codable, Sendable, Equatable {
+    /// Days a bundle may live, counting the archive day (clause 5: at most 90). Expiry day = archive day + archiveDays − 1.
+    public var archiveDays: Int
+    /// Days of inactivity after which a user is archived (clause 4: 365).
+    public var inactiveDays: Int
+    /// Business days allowed for a deletion request (clause 6: 5–7; the vault uses the strict 5).
+    public var deletionBusinessDays: Int
+    /// Days a keystore backup stays readable (clause 6 residual data: at most 30).
+    public var backupDays: Int
+    /// Non-working days (YYYY-MM-DD) skipped when counting business days.
+    public var holidays: [String]
+
+    public static let maxArchiveDays = 90
+    public static let maxBackupDays = 30
+
+    public init(archiveDays: Int = 90, inactiveDays: Int = 365, deletionBusinessDays: Int = 5, backupDays: Int = 30, holidays: [String] = []) {
+        self.archiveDays = archiveDays
+        self.inactiveDays = inactiveDays
+        self.deletionBusinessDays = deletionBusinessDays
+        self.backupDays = backupDays
+        self.holidays = holidays
+    }
+
+    /// nil when valid, else what is wrong.
+    public var problem: String? {
+        if !(1...Self.maxArchiveDays).contains(archiveDays) { return "archive-days must be between 1 and \(Self.maxArchiveDays) (privacy policy clause 5)" }
+        if inactiveDays < 1 { return "inactive-days must be at least 1" }
+        if !(1...7).contains(deletionBusinessDays) { return "deletion business days must be between 1 and 7 (clause 6)" }
+        if !(1...Self.maxBackupDays).contains(backupDays) { return "backup-days must be between 1 and \(Self.maxBackupDays) (clause 6)" }
+        if let bad = holidays.first(where: { CivilDay(iso: $0) == nil }) { return "holiday '\(bad)' is not a YYYY-MM-DD date" }
+        return nil
+    }
+
+    /// The last day a bundle archived on `day` may be decrypted without a hold.
+    public func expiryDay(archivedOn day: CivilDay) -> CivilDay { day.adding(days: Int64(archiveDays - 1)) }
+
+    /// A user whose last activity was on `lastActive` has reached the inactivity threshold on `today`.
+    public func isInactive(lastActive: CivilDay, today: CivilDay) -> Bool {
+        today.daysSinceEpoch - lastActive.daysSinceEpoch >= Int64(inactiveDays)
+    }
+
+    public func isBusinessDay(_ day: CivilDay) -> Bool {
+        day.weekdayIndex < 5 && !holidays.contains(day.iso)
+    }
+
+    /// Deadline of a deletion request received on `received`: the N-th business day after it.
+    public func deletionDeadline(received: CivilDay) -> CivilDay {
+        var day = received
+        var remaining = deletionBusinessDays
+        while remaining > 0 {
+            day = day.adding(days: 1)
+            if isBusinessDay(day) { remaining -= 1 }
+        }
+        return day
+    }
+
+    /// Day keys of days before `today` have ended (G1): they are destroyed by the sweep.
+    public func dayHasEnded(_ day: CivilDay, today: CivilDay) -> Bool { day < today }
+
+    /// After the last hold is released on `releaseDay`, a bundle expires on max(original expiry, release day) (G5).
+    public func expiryAfterRelease(originalExpiry: CivilDay, releaseDay: CivilDay) -> CivilDay {
+        max(originalExpiry, releaseDay)
+    }
+}

@@ -1,0 +1,115 @@
+import Foundation
+import VaultCrypto
+
+/// The vault's `config` file (JSON).
+public struct VaultConfig: Codable, Sendable, Equatable {
+    public static let formatName = "shredvault-vault/v1"
+    public var format: String
+    public var vaultId: String
+    public var createdAt: Int64
+    public var keystorePath: String
+    public var policy: RetentionPolicy
+
+    public var vaultIdBytes: [UInt8] { Hex.decode(vaultId) ?? BundleHeader.zeroId }
+}
+
+/// An open vault: config, archive (master public) key, catalog, keystore, and the job lock.
+///
+/// Layout (DESIGN-BRIEF §5): `config`, `master.pub`, `catalog.db`, `keys/keystore.db` (0700),
+/// `bundles/YYYY/MM/DD/<bundle-id>.svb` by expiry day, `lock`.
+public final class Vault: @unchecked Sendable {
+    public let root: String
+    public let config: VaultConfig
+    public let archiveKey: P256PublicKey
+    public let catalog: Catalog
+    public let keystore: Keystore
+    private let lock: FileLock
+
+    public var vaultId: [UInt8] { config.vaultIdBytes }
+    public var policy: RetentionPolicy { config.policy }
+
+    static func configPath(_ root: String) -> String { root + "/config" }
+    static func archiveKeyPath(_ root: String) -> String { root + "/master.pub" }
+
+    /// Opens an existing vault and takes its lock (waiting up to `lockWait` seconds).
+    public init(root: String, lockWait: Double = 0) throws {
+        let root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
+        self.root = root
+        guard Posix.exists(Self.configPath(root)) else { throw VaultError.vaultNotFound(path: root) }
+        lock = try FileLock(path: root + "/lock", wait: lockWait)
+        let text = try Posix.readTextFile(Self.configPath(root))
+        do { config = try JSONDecoder().decode(VaultConfig.self, from: Data(text.utf8)) } catch {
+            throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "not a ShredVault config: \(error)")
+        }
+        guard config.format == VaultConfig.formatName else {
+            throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "unknown vault format '\(config.format)'; upgrade shredvault")
+        }
+        if let problem = config.policy.problem { throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: problem) }
+        archiveKey = try MasterKey.decodeArchiveKey(try Posix.readTextFile(Self.archiveKeyPath(root)), path: Self.archiveKeyPath(root))
+        catalog = try Catalog(path: root + "/catalog.db", create: false)
+        let ks = config.keystorePath.hasPrefix("/") ? config.keystorePath : root + "/" + config.keystorePath
+        guard Posix.exists(ks) else { throw VaultError.notFound(path: ks, what: "keystore") }
+        keystore = try Keystore(path: ks)
+    }
+
+    public struct InitResult: Sendable {
+        public var root: String
+        public var vaultId: String
+        public var createdRestoreKey: Bool
+        public var restoreKeyPath: String
+    }
+
+    /// Creates a vault. If the restore key file is absent, creates the master key pair (restore key to that file,
+    /// mode 0600); otherwise derives the archive key from the existing restore key.
+    public static func create(root: String, restoreKeyPath: String, policy: RetentionPolicy, keystorePath: String? = nil,
+                              now: Int64) throws -> InitResult {
+        if let problem = policy.problem { throw VaultError.invalidArgument(problem) }
+        if Posix.exists(configPath(root)) { throw VaultError.vaultExists(path: root) }
+        let absoluteRoot = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
+        let absoluteKey = restoreKeyPath.hasPrefix("/") ? restoreKeyPath : FileManager.default.currentDirectoryPath + "/" + restoreKeyPath
+        if absoluteKey.hasPrefix(absoluteRoot + "/") {
+            throw VaultError.invalidArgument("the restore key must live outside the vault directory (\(restoreKeyPath) is inside \(root))")
+        }
+        try Posix.makeDirectories(root, mode: 0o700)
+        let created = !Posix.exists(restoreKeyPath)
+        let master = created ? try MasterKey.createRestoreKey(restoreKeyPath) : try MasterKey.readRestoreKey(restoreKeyPath)
+        let vaultId = Hex.encode(try SecureRandom.bytes(count: 16))
+        let ksRelative = keystorePath ?? "keys/keystore.db"
+        let ksPath = ksRelative.hasPrefix("/") ? ksRelative : root + "/" + ksRelative
+        try Posix.makeDirectories(Posix.directoryName(ksPath), mode: 0o700)
+        try Posix.setPermissions(Posix.directoryName(ksPath), 0o700)
+        try Posix.makeDirectories(root + "/bundles", mode: 0o700)
+        _ = try Keystore(path: ksPath)
+        _ = try Catalog(path: root + "/catalog.db", create: true)
+        try Posix.writeFileAtomically(archiveKeyPath(root), Array(MasterKey.encodeArchiveKey(master.publicKey).utf8), mode: 0o644)
+        let config = VaultConfig(format: VaultConfig.formatName, vaultId: vaultId, createdAt: now, keystorePath: ksRelative, policy: policy)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        // The config is written last: its presence marks a complete vault.
+        try Posix.writeFileAtomically(configPath(root), Array(try encoder.encode(config)) + [0x0a], mode: 0o644)
+        let vault = try Vault(root: root)
+        try vault.catalog.write { db in
+            try Catalog.audit(db, at: now, action: "init", user: nil, detail: [
+                "vaultId": vaultId, "archiveDays": String(policy.archiveDays), "inactiveDays": String(policy.inactiveDays),
+                "masterKeyId": Hex.encode(try KeyHierarchy.keyId(master.publicKey)),
+            ])
+        }
+        return InitResult(root: root, vaultId: vaultId, createdRestoreKey: created, restoreKeyPath: restoreKeyPath)
+    }
+
+    /// Reads the restore key and checks it is this vault's master key.
+    public func restoreKey(path: String?) throws -> P256PrivateKey {
+        guard let path, !path.isEmpty else { throw VaultError.restoreKeyRequired }
+        let key = try MasterKey.readRestoreKey(path)
+        guard key.publicKey == archiveKey else { throw VaultError.wrongRestoreKey }
+        return key
+    }
+
+    /// `bundles/YYYY/MM/DD/<id>.svb`, relative to the vault root.
+    public static func bundleLocation(expiry: CivilDay, bundleId: String) -> String {
+        let c = expiry.iso.split(separator: "-")
+        return "bundles/\(c[0])/\(c[1])/\(c[2])/\(bundleId).svb"
+    }
+
+    public func absolute(_ location: String) -> String { root + "/" + location }
+}
