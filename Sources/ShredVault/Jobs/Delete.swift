@@ -86,7 +86,7 @@ extension Vault {
         }
         if let userKey { try keystore.destroy(keyIds: [userKey.keyId]) }
         let bundles = try catalog.bundles(user: user)
-        for b in bundles where b.state == .live || b.state == .writing { try removeBundleFile(b.location) }
+        try removeBundleFiles(bundles.filter { $0.state == .live || $0.state == .writing }.map(\.location))
         let removed = bundles.filter { $0.state == .live || $0.state == .writing }.count
         try catalog.write { db in
             try db.execute(sql: """

@@ -65,11 +65,18 @@ extension Vault {
     }
 
     /// Removes a bundle file if present; fsyncs its directory.
-    func removeBundleFile(_ location: String) throws {
-        let path = absolute(location)
-        if Posix.exists(path) {
-            try Posix.unlinkFile(path)
-            try Posix.syncDirectory(Posix.directoryName(path))
+    func removeBundleFile(_ location: String) throws { try removeBundleFiles([location]) }
+
+    /// Removes bundle files that are present, then fsyncs each affected directory once.
+    func removeBundleFiles(_ locations: [String]) throws {
+        var directories = Set<String>()
+        for location in locations {
+            let path = absolute(location)
+            if Posix.exists(path) {
+                try Posix.unlinkFile(path)
+                directories.insert(Posix.directoryName(path))
+            }
         }
+        for d in directories.sorted() { try Posix.syncDirectory(d) }
     }
 }

@@ -39,7 +39,7 @@ extension Vault {
             try Catalog.recordErasures(db, endedKeys, at: now, reason: "day ended")
         }
         try keystore.destroy(keyIds: endedKeys.map(\.keyId))
-        for record in due { try removeBundleFile(record.location) }
+        try removeBundleFiles(due.map(\.location))
         try catalog.write { db in
             for k in endedKeys {
                 try Catalog.audit(db, at: now, action: "destroy-key", user: nil, detail: ["role": "day", "day": k.subject, "reason": "day ended"])
