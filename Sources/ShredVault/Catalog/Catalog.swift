@@ -207,6 +207,18 @@ public final class Catalog: @unchecked Sendable {
         try db.execute(sql: "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value", arguments: [key, value])
     }
 
+    /// Every key id recorded as destroyed in the catalog's ledger.
+    public func erasedKeyIds() throws -> Set<Data> {
+        try read { db in try Data.fetchSet(db, sql: "SELECT key_id FROM erasures") }
+    }
+
+    /// A consistent copy of the catalog (`VACUUM INTO`).
+    public func snapshot(to file: String) throws {
+        do { try queue.vacuum(into: file) } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
     /// Records keys about to be destroyed (the erasure ledger), before they are destroyed.
     static func recordErasures(_ db: Database, _ keys: [StoredKey], at: Int64, reason: String) throws {
         for k in keys {

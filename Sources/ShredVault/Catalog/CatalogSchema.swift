@@ -86,6 +86,19 @@ enum CatalogSchema {
                 ) STRICT;
                 """)
         }
+        m.registerMigration("v2-backups") { db in
+            try db.execute(sql: """
+                CREATE TABLE backups (
+                    id INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL CHECK (kind IN ('keystore', 'vault')),
+                    path TEXT NOT NULL,
+                    taken_at INTEGER NOT NULL,
+                    epoch_start INTEGER NOT NULL,
+                    epoch_key_id BLOB NOT NULL CHECK (length(epoch_key_id) = 16)
+                ) STRICT;
+                CREATE INDEX backups_by_epoch ON backups (epoch_start);
+                """)
+        }
         return m
     }
 }

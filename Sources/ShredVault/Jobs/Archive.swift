@@ -142,6 +142,7 @@ extension Vault {
         // 4. Seal the DEK (inner: user key, outer: day key); the DEK is zeroed when `dek` is released.
         let sealedDEK = try KeyHierarchy.sealDataKey(dek, binding: .init(header: header), userKey: userKey.publicKey,
                                                      outerRole: .day, outerKey: dayKey.publicKey)
+        try writeSidecar(bundleLocation: location, role: .day, outerKeyId: dayKey.keyId, sealed: sealedDEK)
         // 5. Commit.
         record.state = .live
         record.size = Int64(sealed.fileSize)
@@ -180,7 +181,7 @@ extension Vault {
             let path = absolute(record.location)
             try removeBundleFile(record.location)
             let dir = Posix.directoryName(path)
-            for name in (try? Posix.listDirectory(dir)) ?? [] where name.hasPrefix("." + record.id) {
+            for name in (try? Posix.listDirectory(dir)) ?? [] where name.hasPrefix("." + record.id) || name.hasPrefix(record.id + ".dek.tmp") {
                 try Posix.unlinkFile(dir + "/" + name)
             }
             try catalog.write { db in _ = try BundleRecord.deleteOne(db, key: record.id) }

@@ -36,7 +36,10 @@ extension Vault {
         var knownLocations = Set<String>()
         try catalog.read { db in
             let cursor = try BundleRecord.fetchCursor(db, sql: "SELECT * FROM bundles WHERE state IN ('live', 'writing') ORDER BY expiry_day, id")
-            while let b = try cursor.next() { knownLocations.insert(b.location) }
+            while let b = try cursor.next() {
+                knownLocations.insert(b.location)
+                knownLocations.insert(DEKSidecar.location(forBundle: b.location))
+            }
         }
         var done = 0
         try catalog.read { db in
@@ -56,6 +59,14 @@ extension Vault {
                 if let outer = b.outerKeyId, try keystore.key(id: Array(outer)) == nil {
                     violation("key-missing", subject, "its \(b.outerRole ?? "outer") key is not in the keystore: the bundle is unrecoverable")
                 }
+                let sidecarPath = absolute(DEKSidecar.location(forBundle: b.location))
+                if let bytes = try? readAll(sidecarPath), let sidecar = try? DEKSidecar.decode(bytes, path: sidecarPath) {
+                    if sidecar.sealedDEK != b.sealedDek.map(Array.init) || sidecar.outerKeyId != b.outerKeyId.map(Array.init) {
+                        violation("sidecar", subject, "its DEK sidecar differs from the catalog; reindex would use a stale key")
+                    }
+                } else {
+                    violation("sidecar", subject, "its DEK sidecar \(DEKSidecar.location(forBundle: b.location)) is missing or malformed")
+                }
                 do {
                     let path = try checkBundleFile(b)
                     if readData, let restoreKey, let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) {
@@ -64,7 +75,7 @@ extension Vault {
                             outerKey: try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: b.userId),
                             userKey: try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: b.userId))
                         let (_, manifest) = try BundleReader.verify(path: path, dataKey: dek)
-                        if Int64(manifest.fileCount) != b.files || manifest.totalFileBytes != b.plaintextBytes {
+                        if b.files >= 0, Int64(manifest.fileCount) != b.files || manifest.totalFileBytes != b.plaintextBytes {
                             violation("decrypt", subject, "its manifest lists \(manifest.fileCount) files / \(manifest.totalFileBytes) bytes, the catalog \(b.files) / \(b.plaintextBytes)")
                         }
                     }
@@ -87,6 +98,23 @@ extension Vault {
         let tombstoned = try catalog.read { db in try String.fetchSet(db, sql: "SELECT user_id FROM tombstones") }
         for k in try keystore.keys(role: .user) where tombstoned.contains(k.subject) {
             violation("tombstoned-user-key", "user key of \(k.subject)", "the user was deleted but the key still exists (G2)")
+        }
+        for k in try keyring.keys(role: .epoch) {
+            guard let start = CivilDay(iso: k.subject) else { continue }
+            let deadline = policy.epochKeyDestructionDay(epochStart: start)
+            if deadline <= today {
+                violation("epoch-key-overdue", "epoch key \(k.subject)", "keystore backups of this epoch should be unreadable since \(deadline.iso) (G3); run `shredvault sweep`")
+            }
+        }
+        for k in try keyring.keys(role: .day) + keyring.keys(role: .user) + keyring.keys(role: .hold) {
+            violation("misplaced-key", "\(k.role.rawValue) key \(k.subject)", "the keyring must hold only backup-epoch keys")
+        }
+        let backups = try catalog.read { db in try Row.fetchAll(db, sql: "SELECT path, epoch_start, epoch_key_id FROM backups WHERE kind = 'keystore'") }
+        for row in backups {
+            let path: String = row["path"], start = CivilDay(daysSinceEpoch: row["epoch_start"]), keyId: Data = row["epoch_key_id"]
+            if policy.epochKeyDestructionDay(epochStart: start) <= today, Posix.exists(path), try keyring.key(id: Array(keyId)) != nil {
+                violation("readable-old-backup", path, "keystore snapshot of epoch \(start.iso) is still readable past the \(policy.backupDays)-day window (G3)")
+            }
         }
         for orphan in try orphanBundleFiles(known: knownLocations) {
             violation("orphan-file", orphan, "bundle file unknown to the catalog")

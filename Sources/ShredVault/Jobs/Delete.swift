@@ -81,9 +81,7 @@ extension Vault {
     /// Destroys a user's key and data and completes `requestId` (also used when the last hold is released).
     func shredUser(_ user: String, requestId: String, now: Int64) throws -> (keys: Int, bundles: Int) {
         let userKey = try keystore.key(role: .user, subject: user)
-        try catalog.write { db in
-            if let userKey { try Catalog.recordErasures(db, [userKey], at: now, reason: "deletion request \(requestId)") }
-        }
+        if let userKey { try recordErasures([userKey], now: now, reason: "deletion request \(requestId)") }
         if let userKey { try keystore.destroy(keyIds: [userKey.keyId]) }
         let bundles = try catalog.bundles(user: user)
         try removeBundleFiles(bundles.filter { $0.state == .live || $0.state == .writing }.map(\.location))

@@ -46,6 +46,9 @@ extension Vault {
                                                         from: (.day, dayPrivate), to: (.hold, holdKey.publicKey))
             updates.append((b.id, Data(resealed)))
         }
+        for (id, sealed) in updates {
+            try writeSidecar(bundleLocation: live.first { $0.id == id }!.location, role: .hold, outerKeyId: holdKey.keyId, sealed: Array(sealed))
+        }
         try catalog.write { db in
             try HoldRecord(caseId: caseId, userId: u, reason: reason, placedAt: now, releasedAt: nil).insert(db)
             for (id, sealed) in updates {
@@ -93,6 +96,9 @@ extension Vault {
                 report.newExpiryDay = day.iso
             }
         }
+        for up in updates {
+            try writeSidecar(bundleLocation: live.first { $0.id == up.id }!.location, role: up.role, outerKeyId: up.keyId, sealed: Array(up.sealed))
+        }
         try catalog.write { db in
             try db.execute(sql: "UPDATE holds SET released_at = ? WHERE case_id = ? AND user_id = ?", arguments: [now, caseId, u])
             for up in updates {
@@ -109,7 +115,7 @@ extension Vault {
             try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM holds WHERE case_id = ? AND released_at IS NULL)", arguments: [caseId]) ?? false
         }
         if !caseStillActive {
-            try catalog.write { db in try Catalog.recordErasures(db, [holdStored], at: now, reason: "hold \(caseId) released") }
+            try recordErasures([holdStored], now: now, reason: "hold \(caseId) released")
             try keystore.destroy(keyIds: [holdStored.keyId])
             try catalog.write { db in
                 try Catalog.audit(db, at: now, action: "destroy-key", user: nil, detail: ["role": "hold", "case": caseId, "reason": "hold released"])

@@ -67,16 +67,21 @@ extension Vault {
     /// Removes a bundle file if present; fsyncs its directory.
     func removeBundleFile(_ location: String) throws { try removeBundleFiles([location]) }
 
-    /// Removes bundle files that are present, then fsyncs each affected directory once.
+    /// Removes bundle files (and their DEK sidecars) that are present, then fsyncs each affected directory once.
     func removeBundleFiles(_ locations: [String]) throws {
         var directories = Set<String>()
         for location in locations {
-            let path = absolute(location)
-            if Posix.exists(path) {
+            for path in [absolute(location), absolute(DEKSidecar.location(forBundle: location))] where Posix.exists(path) {
                 try Posix.unlinkFile(path)
                 directories.insert(Posix.directoryName(path))
             }
         }
         for d in directories.sorted() { try Posix.syncDirectory(d) }
+    }
+
+    /// Writes (or replaces) a bundle's DEK sidecar atomically.
+    func writeSidecar(bundleLocation: String, role: KeyRole, outerKeyId: [UInt8], sealed: [UInt8]) throws {
+        let sidecar = DEKSidecar(outerRole: role, outerKeyId: outerKeyId, sealedDEK: sealed)
+        try Posix.writeFileAtomically(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600)
     }
 }

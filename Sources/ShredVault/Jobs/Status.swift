@@ -48,7 +48,7 @@ extension Vault {
         let keyCounts = try keystore.count()
         return try catalog.read { db in
             let live = try Row.fetchOne(db, sql: """
-                SELECT count(*) AS n, count(DISTINCT user_id) AS users, coalesce(sum(size), 0) AS size, coalesce(sum(plaintext_bytes), 0) AS plain,
+                SELECT count(*) AS n, count(DISTINCT user_id) AS users, coalesce(sum(size), 0) AS size, coalesce(sum(max(plaintext_bytes, 0)), 0) AS plain,
                        coalesce(sum(outer_role = 'hold'), 0) AS held, min(CASE WHEN outer_role = 'day' THEN expiry_day END) AS next
                 FROM bundles WHERE state = 'live'
                 """)!

@@ -6,6 +6,8 @@ public struct SweepReport: Sendable, Codable {
     public var today: String
     /// Day keys destroyed, by day.
     public var destroyedDayKeys: [String] = []
+    /// Backup-epoch keys destroyed (G3), by epoch start day.
+    public var destroyedEpochKeys: [String] = []
     /// Bundles whose day ended, now expired and removed.
     public var expiredBundles: Int = 0
     public var freedBytes: Int64 = 0
@@ -26,18 +28,32 @@ extension Vault {
                 SELECT * FROM bundles WHERE state = 'live' AND outer_role = 'day' AND expiry_day < ? ORDER BY expiry_day, id
                 """, arguments: [today.daysSinceEpoch])
         }
+        // G3: an epoch's key dies at 00:00 UTC of epoch start + backup-days.
+        let endedEpochs = try keyring.keys(role: .epoch).filter {
+            guard let start = CivilDay(iso: $0.subject) else { return true }
+            return policy.epochKeyDestructionDay(epochStart: start) <= today
+        }
+        report.destroyedEpochKeys = endedEpochs.map(\.subject)
         report.destroyedDayKeys = endedKeys.map(\.subject)
         report.expiredBundles = due.count
         report.freedBytes = due.reduce(0) { $0 + $1.size }
         if dryRun { return report }
+        if !endedEpochs.isEmpty {
+            try recordErasures(endedEpochs, now: now, reason: "backup window of \(policy.backupDays) days ended")
+            try keyring.destroy(keyIds: endedEpochs.map(\.keyId))
+            try catalog.write { db in
+                for k in endedEpochs {
+                    try Catalog.audit(db, at: now, action: "destroy-key", user: nil,
+                                      detail: ["role": "epoch", "epoch": k.subject, "reason": "backup window ended"])
+                }
+            }
+        }
         if endedKeys.isEmpty && due.isEmpty {
             try catalog.write { db in try Catalog.setMeta(db, "lastSweepAt", String(now)) }
             return report
         }
 
-        try catalog.write { db in
-            try Catalog.recordErasures(db, endedKeys, at: now, reason: "day ended")
-        }
+        try recordErasures(endedKeys, now: now, reason: "day ended")
         try keystore.destroy(keyIds: endedKeys.map(\.keyId))
         try removeBundleFiles(due.map(\.location))
         try catalog.write { db in

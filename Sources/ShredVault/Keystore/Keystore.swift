@@ -15,12 +15,19 @@ public struct StoredKey: Sendable, Equatable {
 /// The keystore (vault-format.md §3.3): its own SQLite file in its own 0700 directory, holding only sealed
 /// private keys. `secure_delete` is on and the rollback journal is deleted after each commit; after keys are
 /// destroyed the file is VACUUMed so no page, journal or free list keeps the destroyed bytes.
+///
+/// The same file format serves as the **keyring** (`kind: .keyring`): backup-epoch key pairs kept beside the
+/// restore key, never inside the vault or its backups, plus a mirror of the erasure ledger (key ids only) so a
+/// restored or recovered keystore never brings a destroyed key back (vault-format.md §5).
 public final class Keystore: @unchecked Sendable {
+    public enum Kind: Sendable { case keystore, keyring }
     public let path: String
+    public let kind: Kind
     let queue: DatabaseQueue
 
-    public init(path: String) throws {
+    public init(path: String, kind: Kind = .keystore) throws {
         self.path = path
+        self.kind = kind
         var config = Configuration()
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
@@ -42,6 +49,19 @@ public final class Keystore: @unchecked Sendable {
                         UNIQUE (role, subject)
                     ) STRICT
                     """)
+            }
+            if kind == .keyring {
+                migrator.registerMigration("keyring-v1") { db in
+                    try db.execute(sql: """
+                        CREATE TABLE erasures (
+                            key_id BLOB PRIMARY KEY CHECK (length(key_id) = 16),
+                            role TEXT NOT NULL,
+                            subject TEXT NOT NULL,
+                            recorded_at INTEGER NOT NULL,
+                            reason TEXT NOT NULL
+                        ) STRICT
+                        """)
+                }
             }
             try migrator.migrate(queue)
         } catch let e as DatabaseError {
@@ -124,6 +144,55 @@ public final class Keystore: @unchecked Sendable {
         try write { db in
             for id in keyIds { try db.execute(sql: "DELETE FROM keys WHERE key_id = ?", arguments: [Data(id)]) }
         }
+        do { try queue.vacuum() } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    /// Keyring only: mirrors erasure-ledger records (key ids, no key material), written before keys are destroyed.
+    public func recordErasures(_ keys: [StoredKey], at: Int64, reason: String) throws {
+        guard kind == .keyring, !keys.isEmpty else { return }
+        try write { db in
+            for k in keys {
+                try db.execute(sql: "INSERT INTO erasures (key_id, role, subject, recorded_at, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                               arguments: [Data(k.keyId), k.role.rawValue, k.subject, at, reason])
+            }
+        }
+    }
+
+    /// Keyring only: every key id recorded as destroyed.
+    public func erasedKeyIds() throws -> Set<Data> {
+        guard kind == .keyring else { return [] }
+        return try read { db in try Data.fetchSet(db, sql: "SELECT key_id FROM erasures") }
+    }
+
+    /// Deletes, without VACUUM, every key whose id is in `ids` (ledger replay on a restored copy); returns how many.
+    func deleteKeys(ids: Set<Data>) throws -> Int {
+        try write { db in
+            var n = 0
+            for id in ids {
+                try db.execute(sql: "DELETE FROM keys WHERE key_id = ?", arguments: [id])
+                n += db.changesCount
+            }
+            return n
+        }
+    }
+
+    /// A consistent copy of the database file (`VACUUM INTO`), for snapshots.
+    func snapshot(to file: String) throws {
+        do { try queue.vacuum(into: file) } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    /// Closes the database (before its file is replaced).
+    func close() throws {
+        do { try queue.close() } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    func vacuum() throws {
         do { try queue.vacuum() } catch let e as DatabaseError {
             throw VaultError.database(path: path, message: e.message ?? "\(e)")
         }

@@ -10,16 +10,34 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     public var backupDays: Int
     /// Non-working days (YYYY-MM-DD) skipped when counting business days.
     public var holidays: [String]
+    /// Length of a backup epoch in days: keystore backups taken in one epoch share one epoch key (G3).
+    public var backupEpochDays: Int
 
     public static let maxArchiveDays = 90
     public static let maxBackupDays = 30
 
-    public init(archiveDays: Int = 90, inactiveDays: Int = 365, deletionBusinessDays: Int = 5, backupDays: Int = 30, holidays: [String] = []) {
+    public init(archiveDays: Int = 90, inactiveDays: Int = 365, deletionBusinessDays: Int = 5, backupDays: Int = 30,
+                holidays: [String] = [], backupEpochDays: Int = 1) {
         self.archiveDays = archiveDays
         self.inactiveDays = inactiveDays
         self.deletionBusinessDays = deletionBusinessDays
         self.backupDays = backupDays
         self.holidays = holidays
+        self.backupEpochDays = backupEpochDays
+    }
+
+    enum CodingKeys: String, CodingKey { case archiveDays, inactiveDays, deletionBusinessDays, backupDays, holidays, backupEpochDays }
+
+    /// Fields added after the first config version take their defaults when absent.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let d = RetentionPolicy()
+        archiveDays = try c.decodeIfPresent(Int.self, forKey: .archiveDays) ?? d.archiveDays
+        inactiveDays = try c.decodeIfPresent(Int.self, forKey: .inactiveDays) ?? d.inactiveDays
+        deletionBusinessDays = try c.decodeIfPresent(Int.self, forKey: .deletionBusinessDays) ?? d.deletionBusinessDays
+        backupDays = try c.decodeIfPresent(Int.self, forKey: .backupDays) ?? d.backupDays
+        holidays = try c.decodeIfPresent([String].self, forKey: .holidays) ?? d.holidays
+        backupEpochDays = try c.decodeIfPresent(Int.self, forKey: .backupEpochDays) ?? d.backupEpochDays
     }
 
     /// nil when valid, else what is wrong.
@@ -29,6 +47,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         if !(1...7).contains(deletionBusinessDays) { return "deletion business days must be between 1 and 7 (clause 6)" }
         if !(1...Self.maxBackupDays).contains(backupDays) { return "backup-days must be between 1 and \(Self.maxBackupDays) (clause 6)" }
         if let bad = holidays.first(where: { CivilDay(iso: $0) == nil }) { return "holiday '\(bad)' is not a YYYY-MM-DD date" }
+        if !(1...backupDays).contains(backupEpochDays) { return "backup-epoch-days must be between 1 and backup-days (\(backupDays))" }
         return nil
     }
 
@@ -57,6 +76,17 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
 
     /// Day keys of days before `today` have ended (G1): they are destroyed by the sweep.
     public func dayHasEnded(_ day: CivilDay, today: CivilDay) -> Bool { day < today }
+
+    /// First day of the backup epoch containing `day` (epochs are counted from 1970-01-01).
+    public func epochStart(_ day: CivilDay) -> CivilDay {
+        let n = Int64(backupEpochDays)
+        let d = day.daysSinceEpoch
+        return CivilDay(daysSinceEpoch: (d >= 0 ? d / n : (d - n + 1) / n) * n)
+    }
+
+    /// G3: the epoch key of the epoch starting on `start` is destroyed at 00:00 UTC of `start + backupDays`, so a
+    /// keystore backup taken at any time T in that epoch (T ≥ start) is unreadable by T + backupDays.
+    public func epochKeyDestructionDay(epochStart start: CivilDay) -> CivilDay { start.adding(days: Int64(backupDays)) }
 
     /// After the last hold is released on `releaseDay`, a bundle expires on max(original expiry, release day) (G5).
     public func expiryAfterRelease(originalExpiry: CivilDay, releaseDay: CivilDay) -> CivilDay {

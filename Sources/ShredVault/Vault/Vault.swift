@@ -8,6 +8,8 @@ public struct VaultConfig: Codable, Sendable, Equatable {
     public var vaultId: String
     public var createdAt: Int64
     public var keystorePath: String
+    /// Absolute path of the keyring (backup-epoch keys and the erasure-ledger mirror), outside the vault.
+    public var keyringPath: String?
     public var policy: RetentionPolicy
 
     public var vaultIdBytes: [UInt8] { Hex.decode(vaultId) ?? BundleHeader.zeroId }
@@ -23,6 +25,8 @@ public final class Vault: @unchecked Sendable {
     public let archiveKey: P256PublicKey
     public let catalog: Catalog
     public let keystore: Keystore
+    /// Backup-epoch keys and the erasure-ledger mirror, beside the restore key (vault-format.md §5).
+    public let keyring: Keystore
     private let lock: FileLock
 
     public var vaultId: [UInt8] { config.vaultIdBytes }
@@ -32,7 +36,10 @@ public final class Vault: @unchecked Sendable {
     static func archiveKeyPath(_ root: String) -> String { root + "/master.pub" }
 
     /// Opens an existing vault and takes its lock (waiting up to `lockWait` seconds).
-    public init(root: String, lockWait: Double = 0) throws {
+    /// - Parameters:
+    ///   - createMissingCatalog: `reindex` rebuilds a lost catalog; every other job requires it.
+    ///   - createMissingKeystore: `keystore restore` and `recover` replace a lost keystore; every other job requires it.
+    public init(root: String, lockWait: Double = 0, createMissingCatalog: Bool = false, createMissingKeystore: Bool = false) throws {
         let root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         self.root = root
         guard Posix.exists(Self.configPath(root)) else { throw VaultError.vaultNotFound(path: root) }
@@ -46,10 +53,16 @@ public final class Vault: @unchecked Sendable {
         }
         if let problem = config.policy.problem { throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: problem) }
         archiveKey = try MasterKey.decodeArchiveKey(try Posix.readTextFile(Self.archiveKeyPath(root)), path: Self.archiveKeyPath(root))
-        catalog = try Catalog(path: root + "/catalog.db", create: false)
+        catalog = try Catalog(path: root + "/catalog.db", create: createMissingCatalog)
         let ks = config.keystorePath.hasPrefix("/") ? config.keystorePath : root + "/" + config.keystorePath
-        guard Posix.exists(ks) else { throw VaultError.notFound(path: ks, what: "keystore") }
+        if !createMissingKeystore { guard Posix.exists(ks) else { throw VaultError.notFound(path: ks, what: "keystore") } }
+        try Posix.makeDirectories(Posix.directoryName(ks), mode: 0o700)
         keystore = try Keystore(path: ks)
+        guard let kr = config.keyringPath else {
+            throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "no keyringPath; this vault predates keyrings")
+        }
+        guard Posix.exists(kr) else { throw VaultError.notFound(path: kr, what: "keyring") }
+        keyring = try Keystore(path: kr, kind: .keyring)
     }
 
     public struct InitResult: Sendable {
@@ -57,12 +70,13 @@ public final class Vault: @unchecked Sendable {
         public var vaultId: String
         public var createdRestoreKey: Bool
         public var restoreKeyPath: String
+        public var keyringPath: String
     }
 
     /// Creates a vault. If the restore key file is absent, creates the master key pair (restore key to that file,
     /// mode 0600); otherwise derives the archive key from the existing restore key.
     public static func create(root: String, restoreKeyPath: String, policy: RetentionPolicy, keystorePath: String? = nil,
-                              now: Int64) throws -> InitResult {
+                              keyringPath: String? = nil, now: Int64) throws -> InitResult {
         if let problem = policy.problem { throw VaultError.invalidArgument(problem) }
         if Posix.exists(configPath(root)) { throw VaultError.vaultExists(path: root) }
         let absoluteRoot = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
@@ -74,15 +88,24 @@ public final class Vault: @unchecked Sendable {
         let created = !Posix.exists(restoreKeyPath)
         let master = created ? try MasterKey.createRestoreKey(restoreKeyPath) : try MasterKey.readRestoreKey(restoreKeyPath)
         let vaultId = Hex.encode(try SecureRandom.bytes(count: 16))
+        // The keyring lives beside the restore key by default, never inside the vault directory.
+        let keyring = keyringPath ?? (Posix.directoryName(absoluteKey) + "/shredvault-keyring-" + vaultId.prefix(8) + ".db")
+        let absoluteKeyring = keyring.hasPrefix("/") ? keyring : FileManager.default.currentDirectoryPath + "/" + keyring
+        if absoluteKeyring.hasPrefix(absoluteRoot + "/") {
+            throw VaultError.invalidArgument("the keyring must live outside the vault directory (\(keyring) is inside \(root))")
+        }
+        if Posix.exists(absoluteKeyring) { throw VaultError.targetExists(path: absoluteKeyring) }
         let ksRelative = keystorePath ?? "keys/keystore.db"
         let ksPath = ksRelative.hasPrefix("/") ? ksRelative : root + "/" + ksRelative
         try Posix.makeDirectories(Posix.directoryName(ksPath), mode: 0o700)
         try Posix.setPermissions(Posix.directoryName(ksPath), 0o700)
         try Posix.makeDirectories(root + "/bundles", mode: 0o700)
         _ = try Keystore(path: ksPath)
+        _ = try Keystore(path: absoluteKeyring, kind: .keyring)
         _ = try Catalog(path: root + "/catalog.db", create: true)
         try Posix.writeFileAtomically(archiveKeyPath(root), Array(MasterKey.encodeArchiveKey(master.publicKey).utf8), mode: 0o644)
-        let config = VaultConfig(format: VaultConfig.formatName, vaultId: vaultId, createdAt: now, keystorePath: ksRelative, policy: policy)
+        let config = VaultConfig(format: VaultConfig.formatName, vaultId: vaultId, createdAt: now, keystorePath: ksRelative,
+                                 keyringPath: absoluteKeyring, policy: policy)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         // The config is written last: its presence marks a complete vault.
@@ -94,7 +117,7 @@ public final class Vault: @unchecked Sendable {
                 "masterKeyId": Hex.encode(try KeyHierarchy.keyId(master.publicKey)),
             ])
         }
-        return InitResult(root: root, vaultId: vaultId, createdRestoreKey: created, restoreKeyPath: restoreKeyPath)
+        return InitResult(root: root, vaultId: vaultId, createdRestoreKey: created, restoreKeyPath: restoreKeyPath, keyringPath: absoluteKeyring)
     }
 
     /// Reads the restore key and checks it is this vault's master key.
@@ -112,4 +135,12 @@ public final class Vault: @unchecked Sendable {
     }
 
     public func absolute(_ location: String) -> String { root + "/" + location }
+
+    /// Writes the erasure ledger (catalog and keyring mirror) for keys about to be destroyed. Must precede
+    /// every destruction, so a restored keystore copy can be purged of them (ledger replay).
+    func recordErasures(_ keys: [StoredKey], now: Int64, reason: String) throws {
+        guard !keys.isEmpty else { return }
+        try catalog.write { db in try Catalog.recordErasures(db, keys, at: now, reason: reason) }
+        try keyring.recordErasures(keys, at: now, reason: reason)
+    }
 }

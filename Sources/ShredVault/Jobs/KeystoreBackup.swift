@@ -1,0 +1,111 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GRDB
+import VaultCrypto
+
+public struct KeystoreBackupReport: Sendable, Codable {
+    public var path: String
+    public var takenAt: String
+    public var epochStart: String
+    /// 00:00 UTC of this day the snapshot becomes permanently unreadable (its epoch key is destroyed).
+    public var unreadableFrom: String
+    public var bytes: UInt64
+    public var keys: Int
+}
+
+public struct KeystoreRestoreReport: Sendable, Codable {
+    public var path: String
+    public var takenAt: String
+    public var restoredKeys: Int
+    /// Keys in the snapshot that the erasure ledger says were destroyed after it was taken: purged again.
+    public var purgedByLedger: Int
+    /// Day keys of ended days and user keys of deleted users found in the snapshot: purged.
+    public var purgedByPolicy: Int
+    public var sweep: SweepReport?
+}
+
+extension Vault {
+    /// Seals a consistent snapshot of the keystore to the current backup-epoch key (G3). Needs no private key.
+    public func backupKeystore(to output: String, now: Int64) throws -> KeystoreBackupReport {
+        let today = CivilDay(unixSeconds: now)
+        _ = try sweep(now: now)
+        let epochStart = policy.epochStart(today)
+        let epochKey = try keyring.keyCreatingIfNeeded(role: .epoch, subject: epochStart.iso, master: archiveKey, vaultId: vaultId, now: now)
+        let temporary = Posix.directoryName(keystore.path) + "/.snapshot-" + Hex.encode(try SecureRandom.bytes(count: 6)) + ".db"
+        defer { _ = unlink(temporary) }
+        try keystore.snapshot(to: temporary)
+        let keys = try Keystore(path: temporary).count().values.reduce(0, +)
+        let (header, k) = try KeystoreSnapshotHeader.make(vaultId: vaultId, takenAt: now, epochStart: epochStart, epochKey: epochKey,
+                                                          backupDays: policy.backupDays)
+        let bytes = try SealedFile.write(input: temporary, header: header.encoded(), key: k, to: output)
+        let absolute = output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output
+        try catalog.write { db in
+            try db.execute(sql: "INSERT INTO backups (kind, path, taken_at, epoch_start, epoch_key_id) VALUES ('keystore', ?, ?, ?, ?)",
+                           arguments: [absolute, now, epochStart.daysSinceEpoch, Data(epochKey.keyId)])
+            try Catalog.audit(db, at: now, action: "keystore-backup", user: nil, detail: ["path": absolute, "epoch": epochStart.iso])
+        }
+        return KeystoreBackupReport(path: output, takenAt: Timestamp.format(now), epochStart: epochStart.iso,
+                                    unreadableFrom: policy.epochKeyDestructionDay(epochStart: epochStart).iso, bytes: bytes, keys: keys)
+    }
+
+    /// Decrypts a keystore snapshot into a new keystore file at `output`, then replays the erasure ledger
+    /// (catalog ∪ keyring) and the policy (ended days, deleted users) on it, so it holds no destroyed key.
+    func decryptSnapshot(_ path: String, restoreKey: P256PrivateKey, now: Int64, to output: String) throws -> KeystoreRestoreReport {
+        guard Posix.exists(path) else { throw VaultError.notFound(path: path, what: "keystore snapshot") }
+        let file = try FileDescriptor(open: path, flags: O_RDONLY)
+        let headerBytes = try file.read(upTo: KeystoreSnapshotHeader.length)
+        let header = try KeystoreSnapshotHeader.decode(headerBytes, path: path)
+        guard header.vaultId == vaultId else {
+            throw VaultError.bundleMismatch(path: path, reason: "it is a snapshot of vault \(Hex.encode(header.vaultId)), not of this vault")
+        }
+        let ledger = try catalog.erasedKeyIds().union(try keyring.erasedKeyIds())
+        guard let epochKey = try keyring.key(id: header.epochKeyId) else {
+            let taken = CivilDay(unixSeconds: header.takenAt).iso
+            if ledger.contains(Data(header.epochKeyId)) || policy.epochKeyDestructionDay(epochStart: header.epochStart) <= CivilDay(unixSeconds: now) {
+                throw VaultError.snapshotPastWindow(path: path, takenDay: taken, days: header.backupDays)
+            }
+            throw VaultError.bundleMismatch(path: path, reason: "its epoch key is not in this vault's keyring")
+        }
+        let epochPrivate = try keyring.privateKey(epochKey, restoreKey: restoreKey, vaultId: vaultId)
+        let k = try header.openKey(with: epochPrivate, path: path)
+        try SealedFile.decrypt(input: file, header: headerBytes, key: k, to: output)
+        var report = KeystoreRestoreReport(path: path, takenAt: Timestamp.format(header.takenAt), restoredKeys: 0, purgedByLedger: 0, purgedByPolicy: 0)
+        do {
+            let restored = try Keystore(path: output)
+            report.purgedByLedger = try restored.deleteKeys(ids: ledger)
+            let today = CivilDay(unixSeconds: now)
+            var stale = Set(try restored.keys(role: .day, subjectBefore: today.iso).map { Data($0.keyId) })
+            let tombstoned = try catalog.read { db in try String.fetchSet(db, sql: "SELECT user_id FROM tombstones") }
+            stale.formUnion(try restored.keys(role: .user).filter { tombstoned.contains($0.subject) }.map { Data($0.keyId) })
+            report.purgedByPolicy = try restored.deleteKeys(ids: stale)
+            try restored.vacuum()
+            report.restoredKeys = try restored.count().values.reduce(0, +)
+        } catch let e as VaultError {
+            _ = unlink(output)
+            if case .database = e { throw VaultError.corruptBundle(path: path, reason: "the decrypted snapshot is not a keystore") }
+            throw e
+        }
+        return report
+    }
+
+    /// Replaces the keystore with a snapshot (needs the restore key), after replaying the erasure ledger on it.
+    /// Refuses snapshots of another vault, tampered or truncated ones, and those past the backup window.
+    /// The vault object must not be used afterwards (its keystore handle is closed); open it again.
+    public func restoreKeystore(from path: String, restoreKey: P256PrivateKey, now: Int64) throws -> KeystoreRestoreReport {
+        let directory = Posix.directoryName(keystore.path)
+        let temporary = directory + "/.restore-" + Hex.encode(try SecureRandom.bytes(count: 6)) + ".db"
+        defer { _ = unlink(temporary) }
+        let report = try decryptSnapshot(path, restoreKey: restoreKey, now: now, to: temporary)
+        try catalog.write { db in
+            try Catalog.audit(db, at: now, action: "keystore-restore", user: nil, detail: [
+                "path": path, "takenAt": report.takenAt, "purgedByLedger": String(report.purgedByLedger),
+            ])
+        }
+        try keystore.close()
+        guard rename(temporary, keystore.path) == 0 else { throw VaultError.io(operation: "rename", path: keystore.path, errno: errno) }
+        try Posix.syncDirectory(directory)
+        return report
+    }
+}

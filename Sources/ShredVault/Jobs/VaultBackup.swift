@@ -1,0 +1,286 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import GRDB
+import VaultCrypto
+
+public struct VaultBackupReport: Sendable, Codable {
+    public var directory: String
+    public var takenAt: String
+    public var liveBundles = 0
+    public var copiedBundles = 0
+    public var copiedBytes: Int64 = 0
+    public var presentBundles = 0
+    public var keystoreSnapshot: String
+    public var unreadableFrom: String
+}
+
+/// `backup.json` in a backup directory.
+struct BackupManifest: Codable {
+    static let formatName = "shredvault-backup/v1"
+    var format: String
+    var vaultId: String
+    var takenAt: Int64
+    var keystoreSnapshot: String
+    var liveBundles: Int
+}
+
+public struct RecoverReport: Sendable, Codable {
+    public var vault: String
+    public var from: String
+    public var restoredBundles = 0
+    public var missingBundles: [String] = []
+    public var keystore: KeystoreRestoreReport?
+    /// Bundles whose keys the erasure ledger says were destroyed after the backup: shredded again.
+    public var shreddedByLedger = 0
+    public var check: CheckReport?
+}
+
+public struct ReindexReport: Sendable, Codable {
+    public var indexedBundles = 0
+    public var recoveredHolds = 0
+    public var skipped: [String] = []
+}
+
+extension Vault {
+    /// Copies live bundles (only new ones, each verified by SHA-256 after copying) and their DEK sidecars, a consistent
+    /// catalog snapshot, a keystore snapshot sealed to the current epoch key, and the config and archive key into `directory`.
+    public func backup(to directory: String, now: Int64, progress: ProgressHandler? = nil) throws -> VaultBackupReport {
+        let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        _ = try sweep(now: now)
+        try Posix.makeDirectories(dir, mode: 0o700)
+        let manifestPath = dir + "/backup.json"
+        if Posix.exists(manifestPath) {
+            let old = try JSONDecoder().decode(BackupManifest.self, from: Data(try Posix.readTextFile(manifestPath).utf8))
+            guard old.vaultId == config.vaultId else {
+                throw VaultError.bundleMismatch(path: dir, reason: "it holds a backup of vault \(old.vaultId), not of this vault")
+            }
+        }
+        let stamp = Timestamp.format(now).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
+        var report = VaultBackupReport(directory: dir, takenAt: Timestamp.format(now), keystoreSnapshot: "keystore-\(stamp).svks", unreadableFrom: "")
+        let live = try catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live' ORDER BY expiry_day, id") }
+        report.liveBundles = live.count
+        for (i, b) in live.enumerated() {
+            progress?(i, live.count, b.userId)
+            let destination = dir + "/" + b.location
+            try Posix.makeDirectories(Posix.directoryName(destination), mode: 0o700)
+            if let st = try Posix.status(destination), st.size == b.size {
+                report.presentBundles += 1
+            } else {
+                if Posix.exists(destination) { try Posix.unlinkFile(destination) }
+                try copyFile(absolute(b.location), to: destination)
+                guard let expected = b.sha256, try fileSHA256(destination) == Array(expected) else {
+                    try? Posix.unlinkFile(destination)
+                    throw VaultError.bundleMismatch(path: absolute(b.location), reason: "its copy's SHA-256 differs from the catalog; run `shredvault check`")
+                }
+                report.copiedBundles += 1
+                report.copiedBytes += b.size
+            }
+            let sidecar = DEKSidecar.location(forBundle: b.location)
+            if Posix.exists(absolute(sidecar)) {
+                try Posix.writeFileAtomically(dir + "/" + sidecar, try readAll(absolute(sidecar)), mode: 0o600)
+            }
+        }
+        progress?(live.count, live.count, "")
+        let ks = try backupKeystore(to: dir + "/" + report.keystoreSnapshot, now: now)
+        report.unreadableFrom = ks.unreadableFrom
+        let catalogTemp = dir + "/.catalog-" + Hex.encode(try SecureRandom.bytes(count: 6)) + ".db"
+        defer { _ = unlink(catalogTemp) }
+        try catalog.snapshot(to: catalogTemp)
+        let catalogFile = try FileDescriptor(open: catalogTemp, flags: O_RDONLY)
+        try catalogFile.sync()
+        guard rename(catalogTemp, dir + "/catalog.db") == 0 else { throw VaultError.io(operation: "rename", path: dir + "/catalog.db", errno: errno) }
+        try Posix.writeFileAtomically(dir + "/config", try readAll(Vault.configPath(root)), mode: 0o644)
+        try Posix.writeFileAtomically(dir + "/master.pub", try readAll(Vault.archiveKeyPath(root)), mode: 0o644)
+        let manifest = BackupManifest(format: BackupManifest.formatName, vaultId: config.vaultId, takenAt: now,
+                                      keystoreSnapshot: report.keystoreSnapshot, liveBundles: live.count)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try Posix.writeFileAtomically(manifestPath, Array(try encoder.encode(manifest)) + [0x0a], mode: 0o644)
+        let absolute = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+        try catalog.write { db in
+            try Catalog.audit(db, at: now, action: "backup", user: nil, detail: [
+                "path": absolute, "bundles": String(live.count), "copied": String(report.copiedBundles),
+            ])
+        }
+        return report
+    }
+
+    /// Rebuilds a working vault at `root` from a backup directory, the restore key and the keyring (which is not in
+    /// the backup and holds the erasure-ledger mirror, so keys destroyed after the backup stay destroyed), then checks it.
+    public static func recover(from directory: String, to root: String, restoreKeyPath: String, keyringPath: String?,
+                               now: Int64) throws -> RecoverReport {
+        let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        guard Posix.exists(dir + "/backup.json") else { throw VaultError.notFound(path: dir + "/backup.json", what: "backup manifest") }
+        let manifest = try JSONDecoder().decode(BackupManifest.self, from: Data(try Posix.readTextFile(dir + "/backup.json").utf8))
+        var config = try JSONDecoder().decode(VaultConfig.self, from: Data(try Posix.readTextFile(dir + "/config").utf8))
+        guard manifest.format == BackupManifest.formatName, manifest.vaultId == config.vaultId else {
+            throw VaultError.malformedInput(path: dir + "/backup.json", line: 1, reason: "not a ShredVault backup of the vault named in its config")
+        }
+        if let keyringPath { config.keyringPath = keyringPath }
+        guard let keyring = config.keyringPath, Posix.exists(keyring) else {
+            throw VaultError.notFound(path: config.keyringPath ?? "(none)", what: "keyring (pass --keyring)")
+        }
+        if Posix.exists(root), !(try Posix.listDirectory(root)).isEmpty { throw VaultError.targetExists(path: root) }
+        let archiveKey = try MasterKey.decodeArchiveKey(try Posix.readTextFile(dir + "/master.pub"), path: dir + "/master.pub")
+        let restoreKey = try MasterKey.readRestoreKey(restoreKeyPath)
+        guard restoreKey.publicKey == archiveKey else { throw VaultError.wrongRestoreKey }
+        var report = RecoverReport(vault: root, from: dir)
+
+        try Posix.makeDirectories(root + "/bundles", mode: 0o700)
+        try Posix.writeFileAtomically(root + "/master.pub", Array(MasterKey.encodeArchiveKey(archiveKey).utf8), mode: 0o644)
+        try copyFileStatic(dir + "/catalog.db", to: root + "/catalog.db")
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        try Posix.writeFileAtomically(configPath(root), Array(try encoder.encode(config)) + [0x0a], mode: 0o644)
+        do {
+            let vault = try Vault(root: root, createMissingKeystore: true)
+            let live = try vault.catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live'") }
+            for b in live {
+                let source = dir + "/" + b.location
+                guard Posix.exists(source) else { report.missingBundles.append(b.id); continue }
+                try Posix.makeDirectories(Posix.directoryName(vault.absolute(b.location)), mode: 0o700)
+                try vault.copyFile(source, to: vault.absolute(b.location))
+                let sidecar = DEKSidecar.location(forBundle: b.location)
+                if Posix.exists(dir + "/" + sidecar) { try vault.copyFile(dir + "/" + sidecar, to: vault.absolute(sidecar)) }
+                report.restoredBundles += 1
+            }
+            report.keystore = try vault.restoreKeystore(from: dir + "/" + manifest.keystoreSnapshot, restoreKey: restoreKey, now: now)
+        }
+        let vault = try Vault(root: root)
+        report.shreddedByLedger = try vault.reconcileWithLedger(now: now)
+        _ = try vault.sweep(now: now)
+        try vault.catalog.write { db in
+            try Catalog.audit(db, at: now, action: "recover", user: nil, detail: ["from": dir, "bundles": String(report.restoredBundles)])
+        }
+        report.check = try vault.check(now: now, readData: false, restoreKey: nil)
+        return report
+    }
+
+    /// After a keystore restore from an older copy: live bundles whose user (or outer) key the ledger records as
+    /// destroyed are shredded again, and deleted users get their tombstones back.
+    func reconcileWithLedger(now: Int64) throws -> Int {
+        let ledger = try keyring.read { db in try Row.fetchAll(db, sql: "SELECT key_id, role, subject, reason FROM erasures") }
+        var erased: [Data: (role: String, subject: String, reason: String)] = [:]
+        for row in ledger { erased[row["key_id"]] = (row["role"], row["subject"], row["reason"]) }
+        let live = try catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live'") }
+        var count = 0
+        for b in live {
+            if let e = erased[b.userKeyId] {
+                let request = e.reason.hasPrefix("deletion request ") ? String(e.reason.dropFirst("deletion request ".count)) : "ledger-" + Hex.encode(b.userKeyId)
+                try removeBundleFiles([b.location])
+                try catalog.write { db in
+                    try db.execute(sql: """
+                        INSERT INTO deletion_requests (request_id, user_id, received_at, deadline_day, recorded_at, state, completed_at)
+                        VALUES (?, ?, ?, ?, ?, 'done', ?) ON CONFLICT DO NOTHING
+                        """, arguments: [request, b.userId, now, CivilDay(unixSeconds: now).daysSinceEpoch, now, now])
+                    try db.execute(sql: "INSERT INTO tombstones (user_id, deleted_at, request_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                                   arguments: [b.userId, now, request])
+                    try db.execute(sql: "UPDATE bundles SET state = 'shredded', sealed_dek = NULL, outer_role = NULL, ended_at = ?, end_reason = ? WHERE id = ?",
+                                   arguments: [now, e.reason + " (erasure ledger)", b.id])
+                    try Catalog.audit(db, at: now, action: "shred", user: b.userId, detail: ["request": request, "source": "erasure ledger"])
+                }
+                count += 1
+            } else if let outer = b.outerKeyId, let e = erased[outer] {
+                try removeBundleFiles([b.location])
+                try catalog.write { db in
+                    try db.execute(sql: "UPDATE bundles SET state = 'expired', sealed_dek = NULL, outer_role = NULL, ended_at = ?, end_reason = ? WHERE id = ?",
+                                   arguments: [now, e.reason + " (erasure ledger)", b.id])
+                    try Catalog.audit(db, at: now, action: "expire", user: b.userId, detail: ["bundle": b.id, "source": "erasure ledger"])
+                }
+                count += 1
+            }
+        }
+        try catalog.checkpoint()
+        return count
+    }
+
+    /// Rebuilds the bundle index of a vault whose catalog was lost, from the bundle headers and DEK sidecars alone
+    /// (restic's rebuild-index). Bundles whose keys no longer exist are skipped: they are unrecoverable anyway.
+    public func reindex(now: Int64) throws -> ReindexReport {
+        var report = ReindexReport()
+        let existing = try catalog.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM bundles") ?? 0 }
+        guard existing == 0 else {
+            throw VaultError.invalidArgument("the catalog already indexes \(existing) bundles; reindex rebuilds a lost catalog (move catalog.db aside first)")
+        }
+        var files: [String] = []
+        func walk(_ rel: String, depth: Int) throws {
+            for name in try Posix.listDirectory(root + "/" + rel) {
+                let child = rel + "/" + name
+                guard let st = try Posix.status(root + "/" + child) else { continue }
+                if st.kind == .directory, depth < 3 { try walk(child, depth: depth + 1) }
+                else if st.kind == .regular, name.hasSuffix(".svb"), !name.hasPrefix(".") { files.append(child) }
+            }
+        }
+        if Posix.exists(root + "/bundles") { try walk("bundles", depth: 0) }
+        var records: [BundleRecord] = []
+        var holds: [HoldRecord] = []
+        for location in files.sorted() {
+            do {
+                let (header, _) = try BundleReader.readHeader(path: absolute(location))
+                guard header.vaultId == vaultId else { report.skipped.append("\(location): bundle of another vault"); continue }
+                guard location == Vault.bundleLocation(expiry: header.expiryDay, bundleId: header.bundleIdHex) else {
+                    report.skipped.append("\(location): not at the path its header implies"); continue
+                }
+                let sidecarPath = absolute(DEKSidecar.location(forBundle: location))
+                guard Posix.exists(sidecarPath) else { report.skipped.append("\(location): no DEK sidecar"); continue }
+                let sidecar = try DEKSidecar.decode(try readAll(sidecarPath), path: sidecarPath)
+                guard try keystore.key(id: header.userKeyId) != nil else { report.skipped.append("\(location): user key destroyed"); continue }
+                guard let outer = try keystore.key(id: sidecar.outerKeyId) else { report.skipped.append("\(location): \(sidecar.outerRole.rawValue) key destroyed"); continue }
+                let st = try Posix.status(absolute(location))!
+                let expiry = sidecar.outerRole == .day ? (CivilDay(iso: outer.subject) ?? header.expiryDay) : header.expiryDay
+                records.append(BundleRecord(
+                    id: header.bundleIdHex, userId: header.userId.rawValue, archivedAt: header.createdAt,
+                    originalExpiryDay: header.expiryDay.daysSinceEpoch, expiryDay: expiry.daysSinceEpoch, state: .live, size: st.size,
+                    sha256: Data(try fileSHA256(absolute(location))), location: location, userKeyId: Data(header.userKeyId),
+                    outerRole: sidecar.outerRole.rawValue, outerKeyId: Data(sidecar.outerKeyId), sealedDek: Data(sidecar.sealedDEK),
+                    files: -1, plaintextBytes: -1, sourceState: .removed, endedAt: nil, endReason: nil))
+                if sidecar.outerRole == .hold, !holds.contains(where: { $0.caseId == outer.subject && $0.userId == header.userId.rawValue }) {
+                    holds.append(HoldRecord(caseId: outer.subject, userId: header.userId.rawValue, reason: "recovered by reindex", placedAt: now, releasedAt: nil))
+                }
+            } catch let e as VaultError {
+                report.skipped.append("\(location): \(e)")
+            }
+        }
+        try catalog.write { db in
+            for r in records { try r.insert(db) }
+            for h in holds { try h.insert(db) }
+            try Catalog.audit(db, at: now, action: "reindex", user: nil, detail: ["bundles": String(records.count), "skipped": String(report.skipped.count)])
+        }
+        report.indexedBundles = records.count
+        report.recoveredHolds = holds.count
+        return report
+    }
+
+    func readAll(_ path: String) throws -> [UInt8] {
+        let f = try FileDescriptor(open: path, flags: O_RDONLY)
+        return try f.read(upTo: 1 << 20)
+    }
+
+    func copyFile(_ source: String, to destination: String) throws { try Vault.copyFileStatic(source, to: destination) }
+
+    /// Copies a file to a new path: temporary name, fsync, rename without replacing, directory fsync.
+    static func copyFileStatic(_ source: String, to destination: String) throws {
+        let input = try FileDescriptor(open: source, flags: O_RDONLY)
+        let directory = Posix.directoryName(destination)
+        let temporary = directory + "/." + Posix.baseName(destination) + ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
+        let output = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+        do {
+            let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+            defer { buffer.deallocate() }
+            while true {
+                let n = try input.read(into: buffer)
+                if n == 0 { break }
+                try output.write(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+            }
+            try output.sync()
+            try output.close()
+            try Posix.renameNoReplace(temporary, destination)
+            try Posix.syncDirectory(directory)
+        } catch {
+            _ = unlink(temporary)
+            throw error
+        }
+    }
+}
