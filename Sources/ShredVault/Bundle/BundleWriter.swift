@@ -22,11 +22,12 @@ public enum BundleWriter {
 
     /// Seals `source` (a directory) into a new bundle file at `output`, which must not exist.
     /// The file is written beside `output` under a temporary name, fsynced, then renamed into place
-    /// without replacing anything, and the directory is fsynced. On any error nothing is left behind.
+    /// without replacing anything, and the directory is fsynced (unless `syncDirectory` is false: the caller
+    /// then fsyncs it before relying on the bundle). On any error nothing is left behind.
     /// - Parameter salt: Cobblestone salt; nil (the default) draws a random one. Only known-answer vectors inject it.
     public static func seal(
         source: String, header: BundleHeader, dataKey: SecretBytes, to output: String,
-        compressionLevel: Int32 = 3, salt: [UInt8]? = nil
+        compressionLevel: Int32 = 3, salt: [UInt8]? = nil, syncDirectory: Bool = true
     ) throws -> SealedBundle {
         guard let st = try Posix.status(source) else { throw VaultError.notFound(path: source, what: "source directory") }
         guard st.kind == .directory else { throw VaultError.invalidSource(path: source, reason: "not a directory") }
@@ -42,7 +43,8 @@ public enum BundleWriter {
             try file.sync()
             try file.close()
             try Posix.renameNoReplace(temporary, output)
-            try Posix.syncDirectory(directory)
+            // Callers sealing many bundles into one directory pass false and fsync the directory once.
+            if syncDirectory { try Posix.syncDirectory(directory) }
             return SealedBundle(path: output, header: header, manifest: manifest, fileSize: size, fileSHA256: digest)
         } catch {
             _ = unlink(temporary)

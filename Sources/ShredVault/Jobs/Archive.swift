@@ -11,12 +11,19 @@ public struct ArchiveOptions: Sendable {
     public var dryRun = false
     /// Restrict to these users (each must be listed in accounts.csv).
     public var users: [UserID]? = nil
+    /// Users sealed concurrently (default: one per core).
+    public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Users per catalog transaction: catalog and keystore writes and directory fsyncs are grouped per batch;
+    /// sources of a batch are removed only after its commit is durable.
+    public var batchSize: Int = 16
 
-    public init(source: String, keepSource: Bool = false, dryRun: Bool = false, users: [UserID]? = nil) {
+    public init(source: String, keepSource: Bool = false, dryRun: Bool = false, users: [UserID]? = nil,
+                jobs: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.source = source
         self.keepSource = keepSource
         self.dryRun = dryRun
         self.users = users
+        self.jobs = max(1, jobs)
     }
 }
 
@@ -74,9 +81,9 @@ extension Vault {
         }
         let candidates = selected.filter { policy.isInactive(lastActive: $0.lastActive, today: today) }.sorted { $0.userId < $1.userId }
         report.candidates = candidates.count
-        for (i, account) in candidates.enumerated() {
+        var work: [(user: UserID, dir: String)] = []
+        for account in candidates {
             let user = account.userId.rawValue
-            progress?(i, candidates.count, user)
             let userDir = options.source + "/users/" + user
             let sourceStatus = try Posix.status(userDir)
             if try catalog.tombstone(user: user) != nil {
@@ -96,73 +103,27 @@ extension Vault {
                 report.failed.append(.init(user: user, reason: "\(userDir) is not a directory"))
                 continue
             }
-            if options.dryRun {
-                report.wouldArchive.append(user)
-                continue
-            }
-            do {
-                report.archived.append(try archiveUser(account.userId, from: userDir, today: today, now: now, keepSource: options.keepSource))
-                if !options.keepSource { report.removedSources += 1 }
-            } catch let error as VaultError {
-                switch error {
-                case .invalidSource, .notFound: report.failed.append(.init(user: user, reason: error.description))
-                default: throw error
-                }
-            }
+            work.append((account.userId, userDir))
         }
-        progress?(candidates.count, candidates.count, "")
+        if options.dryRun {
+            report.wouldArchive = work.map(\.user.rawValue)
+            return report
+        }
+        guard !work.isEmpty else {
+            progress?(0, 0, "")
+            return report
+        }
+        let run = try ArchiveRun(vault: self, today: today, now: now, keepSource: options.keepSource, total: work.count, progress: progress)
+        let size = max(1, options.batchSize)
+        let batches = stride(from: 0, to: work.count, by: size).map { Array(work[$0..<min($0 + size, work.count)]) }
+        let workers = min(options.jobs, batches.count)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in run.work(batches) }
+        if let error = run.firstError { throw error }
+        report.archived = run.archived.sorted { $0.user < $1.user }
+        report.failed += run.failed.sorted { $0.user < $1.user }
+        report.removedSources = options.keepSource ? 0 : report.archived.count
+        progress?(work.count, work.count, "")
         return report
-    }
-
-    /// Seals, verifies and commits one user; removes the source unless asked to keep it.
-    func archiveUser(_ user: UserID, from userDir: String, today: CivilDay, now: Int64, keepSource: Bool) throws -> ArchiveReport.Archived {
-        let expiry = policy.expiryDay(archivedOn: today)
-        let userKey = try keystore.keyCreatingIfNeeded(role: .user, subject: user.rawValue, master: archiveKey, vaultId: vaultId, now: now)
-        let dayKey = try keystore.keyCreatingIfNeeded(role: .day, subject: expiry.iso, master: archiveKey, vaultId: vaultId, now: now)
-        let header = BundleHeader(vaultId: vaultId, bundleId: try BundleHeader.randomId(), createdAt: now, expiryDay: expiry,
-                                  userKeyId: userKey.keyId, dayKeyId: dayKey.keyId, userId: user)
-        let location = Vault.bundleLocation(expiry: expiry, bundleId: header.bundleIdHex)
-        // 1. Intent: a 'writing' row, so a crash before commit is cleaned up by the next run.
-        var record = BundleRecord(
-            id: header.bundleIdHex, userId: user.rawValue, archivedAt: now, originalExpiryDay: expiry.daysSinceEpoch,
-            expiryDay: expiry.daysSinceEpoch, state: .writing, size: 0, sha256: nil, location: location,
-            userKeyId: Data(userKey.keyId), outerRole: nil, outerKeyId: nil, sealedDek: nil, files: 0, plaintextBytes: 0,
-            sourceState: .kept, endedAt: nil, endReason: nil)
-        try catalog.write { db in try record.insert(db) }
-        // 2. Seal with a fresh DEK; the writer fsyncs the file and its directory.
-        let path = absolute(location)
-        try Posix.makeDirectories(Posix.directoryName(path), mode: 0o700)
-        let dek = try SecretBytes.random(count: 32)
-        let sealed = try BundleWriter.seal(source: userDir, header: header, dataKey: dek, to: path)
-        // 3. Verify from disk with the DEK still in memory: every chunk, the zstd checksum, every file's SHA-256.
-        let (readBack, manifest) = try BundleReader.verify(path: path, dataKey: dek)
-        guard readBack == header, manifest == sealed.manifest else {
-            throw VaultError.bundleMismatch(path: path, reason: "read-back verification differs from what was written")
-        }
-        // 4. Seal the DEK (inner: user key, outer: day key); the DEK is zeroed when `dek` is released.
-        let sealedDEK = try KeyHierarchy.sealDataKey(dek, binding: .init(header: header), userKey: userKey.publicKey,
-                                                     outerRole: .day, outerKey: dayKey.publicKey)
-        try writeSidecar(bundleLocation: location, role: .day, outerKeyId: dayKey.keyId, sealed: sealedDEK)
-        // 5. Commit.
-        record.state = .live
-        record.size = Int64(sealed.fileSize)
-        record.sha256 = Data(sealed.fileSHA256)
-        record.outerRole = KeyRole.day.rawValue
-        record.outerKeyId = Data(dayKey.keyId)
-        record.sealedDek = Data(sealedDEK)
-        record.files = Int64(manifest.fileCount)
-        record.plaintextBytes = manifest.totalFileBytes
-        record.sourceState = keepSource ? .kept : .pendingRemoval
-        try catalog.write { db in
-            try record.update(db)
-            try Catalog.audit(db, at: now, action: "archive", user: user.rawValue, detail: [
-                "bundle": record.id, "expiryDay": expiry.iso, "files": String(manifest.fileCount), "bytes": String(manifest.totalFileBytes),
-            ])
-        }
-        // 6. Only now remove the source.
-        if !keepSource { try removeSource(userDir, bundleId: record.id) }
-        return .init(user: user.rawValue, bundleId: record.id, expiryDay: expiry.iso, files: manifest.fileCount,
-                     bytes: manifest.totalFileBytes, bundleBytes: Int64(sealed.fileSize))
     }
 
     func removeSource(_ userDir: String, bundleId: String) throws {
@@ -200,5 +161,159 @@ extension Vault {
             }
         }
         return writing.count
+    }
+}
+
+/// One archive run's shared state: workers take batches of users; results and the first hard error are
+/// collected under a lock.
+final class ArchiveRun: @unchecked Sendable {
+    let vault: Vault
+    let today: CivilDay
+    let now: Int64
+    let keepSource: Bool
+    let total: Int
+    let progress: ProgressHandler?
+    let expiry: CivilDay
+    let dayKey: StoredKey
+    private let lock = NSLock()
+    private var nextBatch = 0
+    private var done = 0
+    private(set) var archived: [ArchiveReport.Archived] = []
+    private(set) var failed: [ArchiveReport.Skipped] = []
+    private(set) var firstError: Error?
+
+    init(vault: Vault, today: CivilDay, now: Int64, keepSource: Bool, total: Int, progress: ProgressHandler?) throws {
+        self.vault = vault
+        self.today = today
+        self.now = now
+        self.keepSource = keepSource
+        self.total = total
+        self.progress = progress
+        expiry = vault.policy.expiryDay(archivedOn: today)
+        dayKey = try vault.keystore.keyCreatingIfNeeded(role: .day, subject: expiry.iso, master: vault.archiveKey, vaultId: vault.vaultId, now: now)
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return body()
+    }
+
+    func work(_ batches: [[(user: UserID, dir: String)]]) {
+        while true {
+            let index: Int? = locked {
+                guard firstError == nil, nextBatch < batches.count else { return nil }
+                nextBatch += 1
+                return nextBatch - 1
+            }
+            guard let index else { return }
+            do {
+                try archiveBatch(batches[index])
+            } catch {
+                locked { if firstError == nil { firstError = error } }
+                return
+            }
+        }
+    }
+
+    private struct Sealed {
+        var record: BundleRecord
+        var result: ArchiveReport.Archived
+        var dir: String
+    }
+
+    /// G4 for a batch: intent rows → seal, fsync, re-read and verify each bundle with its DEK still in memory,
+    /// seal the DEK, write the sidecar → one directory fsync → one commit → remove the sources.
+    private func archiveBatch(_ batch: [(user: UserID, dir: String)]) throws {
+        let userKeys = try vault.keystore.keysCreatingIfNeeded(role: .user, subjects: batch.map(\.user.rawValue), master: vault.archiveKey,
+                                                               vaultId: vault.vaultId, now: now)
+        var headers: [BundleHeader] = []
+        var records: [BundleRecord] = []
+        for item in batch {
+            let userKey = userKeys[item.user.rawValue]!
+            let header = BundleHeader(vaultId: vault.vaultId, bundleId: try BundleHeader.randomId(), createdAt: now, expiryDay: expiry,
+                                      userKeyId: userKey.keyId, dayKeyId: dayKey.keyId, userId: item.user)
+            headers.append(header)
+            records.append(BundleRecord(
+                id: header.bundleIdHex, userId: item.user.rawValue, archivedAt: now, originalExpiryDay: expiry.daysSinceEpoch,
+                expiryDay: expiry.daysSinceEpoch, state: .writing, size: 0, sha256: nil,
+                location: Vault.bundleLocation(expiry: expiry, bundleId: header.bundleIdHex), userKeyId: Data(userKey.keyId),
+                outerRole: nil, outerKeyId: nil, sealedDek: nil, files: 0, plaintextBytes: 0, sourceState: .kept, endedAt: nil, endReason: nil))
+        }
+        // 1. Intent: 'writing' rows, so a crash before the commit is cleaned up by the next run.
+        try vault.catalog.write { db in for r in records { try r.insert(db) } }
+        let directory = Posix.directoryName(vault.absolute(records[0].location))
+        try Posix.makeDirectories(directory, mode: 0o700)
+        var sealed: [Sealed] = []
+        var failedIds: [String] = []
+        for (i, item) in batch.enumerated() {
+            do {
+                sealed.append(try sealOne(item, header: headers[i], record: records[i], userKey: userKeys[item.user.rawValue]!))
+            } catch let error as VaultError {
+                switch error {
+                case .invalidSource, .notFound:
+                    try vault.removeBundleFiles([records[i].location])
+                    failedIds.append(records[i].id)
+                    locked { failed.append(.init(user: item.user.rawValue, reason: error.description)) }
+                default: throw error
+                }
+            }
+            locked {
+                done += 1
+                progress?(done, total, item.user.rawValue)
+            }
+        }
+        // 2. One fsync makes every rename and sidecar of the batch durable.
+        try Posix.syncDirectory(directory)
+        // 3. One commit.
+        try vault.catalog.write { db in
+            for id in failedIds { _ = try BundleRecord.deleteOne(db, key: id) }
+            for s in sealed {
+                try s.record.update(db)
+                try Catalog.audit(db, at: now, action: "archive", user: s.record.userId, detail: [
+                    "bundle": s.record.id, "expiryDay": expiry.iso, "files": String(s.record.files), "bytes": String(s.record.plaintextBytes),
+                ])
+            }
+        }
+        // 4. Only now remove the sources.
+        if !keepSource, !sealed.isEmpty {
+            var parents = Set<String>()
+            for s in sealed {
+                try Posix.removeTree(s.dir)
+                parents.insert(Posix.directoryName(s.dir))
+            }
+            for p in parents { try Posix.syncDirectory(p) }
+            try vault.catalog.write { db in
+                for s in sealed { try db.execute(sql: "UPDATE bundles SET source_state = 'removed' WHERE id = ?", arguments: [s.record.id]) }
+            }
+        }
+        locked { archived += sealed.map(\.result) }
+    }
+
+    private func sealOne(_ item: (user: UserID, dir: String), header: BundleHeader, record: BundleRecord, userKey: StoredKey) throws -> Sealed {
+        let path = vault.absolute(record.location)
+        let dek = try SecretBytes.random(count: 32)
+        let written = try BundleWriter.seal(source: item.dir, header: header, dataKey: dek, to: path, syncDirectory: false)
+        // Verify from disk with the DEK still in memory: every chunk, the zstd checksum, every file's SHA-256.
+        let (readBack, manifest) = try BundleReader.verify(path: path, dataKey: dek)
+        guard readBack == header, manifest == written.manifest else {
+            throw VaultError.bundleMismatch(path: path, reason: "read-back verification differs from what was written")
+        }
+        // The DEK is zeroed when `dek` is released at the end of this function.
+        let sealedDEK = try KeyHierarchy.sealDataKey(dek, binding: .init(header: header), userKey: userKey.publicKey,
+                                                     outerRole: .day, outerKey: dayKey.publicKey)
+        try vault.writeSidecar(bundleLocation: record.location, role: .day, outerKeyId: dayKey.keyId, sealed: sealedDEK, syncDirectory: false)
+        var r = record
+        r.state = .live
+        r.size = Int64(written.fileSize)
+        r.sha256 = Data(written.fileSHA256)
+        r.outerRole = KeyRole.day.rawValue
+        r.outerKeyId = Data(dayKey.keyId)
+        r.sealedDek = Data(sealedDEK)
+        r.files = Int64(manifest.fileCount)
+        r.plaintextBytes = manifest.totalFileBytes
+        r.sourceState = keepSource ? .kept : .pendingRemoval
+        return Sealed(record: r, result: .init(user: item.user.rawValue, bundleId: r.id, expiryDay: expiry.iso, files: manifest.fileCount,
+                                               bytes: manifest.totalFileBytes, bundleBytes: Int64(written.fileSize)), dir: item.dir)
     }
 }

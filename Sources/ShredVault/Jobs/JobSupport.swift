@@ -80,8 +80,9 @@ extension Vault {
     }
 
     /// Writes (or replaces) a bundle's DEK sidecar atomically.
-    func writeSidecar(bundleLocation: String, role: KeyRole, outerKeyId: [UInt8], sealed: [UInt8]) throws {
+    func writeSidecar(bundleLocation: String, role: KeyRole, outerKeyId: [UInt8], sealed: [UInt8], syncDirectory: Bool = true) throws {
         let sidecar = DEKSidecar(outerRole: role, outerKeyId: outerKeyId, sealedDEK: sealed)
-        try Posix.writeFileAtomically(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600)
+        try Posix.writeFileAtomically(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600,
+                                      syncDirectory: syncDirectory)
     }
 }

@@ -127,6 +127,37 @@ public final class Keystore: @unchecked Sendable {
         return try key(role: role, subject: subject) ?? stored
     }
 
+    /// Like `keyCreatingIfNeeded` for many subjects of one role, creating the missing ones in one transaction.
+    public func keysCreatingIfNeeded(role: KeyRole, subjects: [String], master: P256PublicKey, vaultId: [UInt8], now: Int64) throws -> [String: StoredKey] {
+        var out: [String: StoredKey] = [:]
+        try read { db in
+            for subject in subjects {
+                if let row = try Row.fetchOne(db, sql: "SELECT * FROM keys WHERE role = ? AND subject = ?", arguments: [role.rawValue, subject]) {
+                    out[subject] = try Self.decode(row)
+                }
+            }
+        }
+        var fresh: [StoredKey] = []
+        for subject in subjects where out[subject] == nil {
+            let pair = try P256PrivateKey.generate()
+            let id = try KeyHierarchy.keyId(pair.publicKey)
+            let sealed = try KeyHierarchy.sealPrivateKey(pair, master: master, vaultId: vaultId, role: role, subject: subject, keyId: id)
+            fresh.append(StoredKey(keyId: id, role: role, subject: subject, publicKey: pair.publicKey, sealedPrivate: sealed, createdAt: now))
+        }
+        if !fresh.isEmpty {
+            try write { db in
+                for k in fresh {
+                    try db.execute(sql: """
+                        INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                        ON CONFLICT (role, subject) DO NOTHING
+                        """, arguments: [Data(k.keyId), role.rawValue, k.subject, Data(k.publicKey.x963Representation), Data(k.sealedPrivate), now])
+                }
+            }
+            for k in fresh { out[k.subject] = try key(role: role, subject: k.subject) ?? k }
+        }
+        return out
+    }
+
     /// Opens a stored private key with the restore key.
     public func privateKey(_ stored: StoredKey, restoreKey: P256PrivateKey, vaultId: [UInt8]) throws -> P256PrivateKey {
         do {

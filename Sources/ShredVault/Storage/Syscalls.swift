@@ -300,15 +300,15 @@ extension Posix {
     }
 
     /// Writes a small file atomically: temporary file, fsync, rename over `path`, fsync of the directory.
-    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o600) throws {
-        let temporary = path + ".tmp-" + String(getpid())
+    static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o600, syncDirectory sync: Bool = true) throws {
+        let temporary = path + ".tmp-" + String(getpid()) + "-" + String(UInt64(pthread_self()) & 0xffff_ffff)
         let file = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode_t(mode))
         do {
             try file.write(bytes)
             try file.sync()
             try file.close()
             guard rename(temporary, path) == 0 else { throw VaultError.io(operation: "rename", path: path, errno: errno) }
-            try syncDirectory(directoryName(path))
+            if sync { try syncDirectory(directoryName(path)) }
         } catch {
             _ = unlink(temporary)
             throw error
