@@ -130,3 +130,8 @@ func writeBytes(_ bytes: [UInt8], to path: String) throws {
 func readBytes(_ path: String) throws -> [UInt8] {
     Array(try Data(contentsOf: URL(fileURLWithPath: path)))
 }
+
+/// Fast byte-string search (Foundation's native search; generic `firstRange(of:)` is slow in debug builds).
+func containsBytes(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+    Data(haystack).range(of: Data(needle)) != nil
+}

@@ -168,15 +168,14 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
-    /// Destroys keys: deletes their rows (zeroed by secure_delete), then VACUUMs so the bytes are in no page,
-    /// free list or journal of the keystore's files.
+    /// Destroys keys: deletes their rows. `secure_delete = ON` overwrites the deleted cells and every page put on
+    /// the free list with zeros, and the rollback journal that held the old pages is deleted at commit, so the
+    /// destroyed bytes are in no page, free list or journal of the keystore's files. (A VACUUM would rewrite the
+    /// whole file — hundreds of MB with millions of user keys — for no further gain; tests search every file.)
     public func destroy(keyIds: [[UInt8]]) throws {
         guard !keyIds.isEmpty else { return }
         try write { db in
             for id in keyIds { try db.execute(sql: "DELETE FROM keys WHERE key_id = ?", arguments: [Data(id)]) }
-        }
-        do { try queue.vacuum() } catch let e as DatabaseError {
-            throw VaultError.database(path: path, message: e.message ?? "\(e)")
         }
     }
 
