@@ -99,6 +99,12 @@ enum CatalogSchema {
                 CREATE INDEX backups_by_epoch ON backups (epoch_start);
                 """)
         }
+        m.registerMigration("v3-live-stats-index") { db in
+            // Covers `status` (counts, bytes, distinct users, next expiry) without touching the table rows.
+            try db.execute(sql: """
+                CREATE INDEX bundles_live_stats ON bundles (user_id, outer_role, expiry_day, size, plaintext_bytes) WHERE state = 'live';
+                """)
+        }
         return m
     }
 }

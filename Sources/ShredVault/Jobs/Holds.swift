@@ -31,10 +31,32 @@ extension Vault {
         }
         var report = HoldReport(user: u, caseId: caseId, action: "placed")
         report.sweep = try sweep(now: now)
+        try placeHoldOne(user: user, caseId: caseId, reason: reason, restoreKey: restoreKey, now: now, report: &report)
+        return report
+    }
+
+    /// Places one hold on several users (one sweep first); each user is resealed in its own transaction.
+    public func placeHold(users: [UserID], caseId: String, reason: String, restoreKey: P256PrivateKey, now: Int64) throws -> [HoldReport] {
+        guard Self.validCaseId(caseId) else { throw VaultError.invalidArgument("--case must be 1-128 characters of letters, digits and - _ . : /") }
+        guard !reason.trimmingCharacters(in: " \n\t").isEmpty, reason.utf8.count <= 2000 else {
+            throw VaultError.invalidArgument("--reason must be non-empty text (at most 2000 bytes)")
+        }
+        let sweepReport = try sweep(now: now)
+        return try users.map { user in
+            var report = HoldReport(user: user.rawValue, caseId: caseId, action: "placed")
+            report.sweep = sweepReport
+            try placeHoldOne(user: user, caseId: caseId, reason: reason, restoreKey: restoreKey, now: now, report: &report)
+            return report
+        }
+    }
+
+    private func placeHoldOne(user: UserID, caseId: String, reason: String, restoreKey: P256PrivateKey, now: Int64,
+                              report: inout HoldReport) throws {
+        let u = user.rawValue
         if try catalog.activeHolds(user: u).contains(where: { $0.caseId == caseId }) {
             report.action = "already-placed"
             report.remainingHolds = try catalog.activeHolds(user: u).map(\.caseId)
-            return report
+            return
         }
         let live = try catalog.liveBundles(user: u)
         if live.isEmpty { throw try unrecoverableOrUnknown(u) }
@@ -60,7 +82,6 @@ extension Vault {
         try catalog.checkpoint()
         report.resealedBundles = updates.count
         report.remainingHolds = try catalog.activeHolds(user: u).map(\.caseId)
-        return report
     }
 
     /// Releases a hold. Bundles sealed to this case's key are resealed to another active case of the user, or,

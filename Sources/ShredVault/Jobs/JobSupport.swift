@@ -31,9 +31,12 @@ extension Vault {
 
     /// Checks that the bundle file is the one the catalog describes (same bytes, and its header names the same
     /// vault, bundle and user) before any key is used on it.
-    func checkBundleFile(_ record: BundleRecord) throws -> String {
+    func checkBundleFile(_ record: BundleRecord, hash: Bool = true) throws -> String {
         let path = absolute(record.location)
-        guard Posix.exists(path) else { throw VaultError.notFound(path: path, what: "bundle file") }
+        guard let st = try Posix.status(path) else { throw VaultError.notFound(path: path, what: "bundle file") }
+        guard st.size == record.size else {
+            throw VaultError.bundleMismatch(path: path, reason: "it is \(st.size) bytes, the catalog says \(record.size) (truncated or replaced)")
+        }
         let (header, _) = try BundleReader.readHeader(path: path)
         guard header.vaultId == vaultId else {
             throw VaultError.bundleMismatch(path: path, reason: "it belongs to vault \(header.vaultIdHex), not this vault")
@@ -44,6 +47,7 @@ extension Vault {
         guard Array(header.userKeyId) == Array(record.userKeyId), header.expiryDay.daysSinceEpoch == record.originalExpiryDay else {
             throw VaultError.bundleMismatch(path: path, reason: "its key id or expiry day differs from the catalog")
         }
+        if !hash { return path }
         let digest = try fileSHA256(path)
         guard let expected = record.sha256, Array(expected) == digest else {
             throw VaultError.bundleMismatch(path: path, reason: "its SHA-256 differs from the catalog (modified or replaced)")

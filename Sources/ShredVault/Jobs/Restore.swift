@@ -21,11 +21,23 @@ extension Vault {
     /// the catalog (bytes and header) before its DEK is unsealed; extraction verifies everything before the target
     /// appears. Needs the restore key.
     public func restore(user: UserID, caseId: String, to target: String, restoreKey: P256PrivateKey, now: Int64) throws -> RestoreReport {
-        let u = user.rawValue
         let target = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
         if Posix.exists(target) { throw VaultError.targetExists(path: target) }
+        let sweep = try sweep(now: now)
+        var report = try restoreOne(user: user, caseId: caseId, to: target, restoreKey: restoreKey)
+        report.sweep = sweep
+        try catalog.write { db in
+            try Catalog.audit(db, at: now, action: "restore", user: user.rawValue, detail: [
+                "case": caseId, "bundles": report.bundles.map(\.bundleId).joined(separator: ","),
+            ])
+        }
+        return report
+    }
+
+    /// Restores one user's live bundles into `target` (checks, unseals, extracts); no sweep, no audit.
+    func restoreOne(user: UserID, caseId: String, to target: String, restoreKey: P256PrivateKey) throws -> RestoreReport {
+        let u = user.rawValue
         var report = RestoreReport(user: u, caseId: caseId, target: target)
-        report.sweep = try sweep(now: now)
         let live = try catalog.liveBundles(user: u)
         if live.isEmpty { throw try unrecoverableOrUnknown(u) }
         guard try catalog.activeHolds(user: u).contains(where: { $0.caseId == caseId }) else {
@@ -63,11 +75,6 @@ extension Vault {
                 try? Posix.removeTree(staging)
                 throw error
             }
-        }
-        try catalog.write { db in
-            try Catalog.audit(db, at: now, action: "restore", user: u, detail: [
-                "case": caseId, "bundles": report.bundles.map(\.bundleId).joined(separator: ","),
-            ])
         }
         return report
     }

@@ -111,6 +111,11 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
+    /// Every key id present (for bulk checks).
+    public func allKeyIds() throws -> Set<Data> {
+        try read { db in try Data.fetchSet(db, sql: "SELECT key_id FROM keys") }
+    }
+
     /// Returns the key pair for (role, subject), creating it with only the master public key if absent.
     public func keyCreatingIfNeeded(role: KeyRole, subject: String, master: P256PublicKey, vaultId: [UInt8], now: Int64) throws -> StoredKey {
         if let existing = try key(role: role, subject: subject) { return existing }

@@ -1,0 +1,84 @@
+import Foundation
+import VaultCrypto
+
+public struct RestoreManyReport: Sendable, Codable {
+    public var caseId: String
+    public var target: String
+    public var users: [RestoreReport] = []
+    public var files: Int { users.reduce(0) { $0 + $1.bundles.reduce(0) { $0 + $1.files } } }
+    public var bytes: Int64 { users.reduce(0) { $0 + $1.bundles.reduce(0) { $0 + $1.bytes } } }
+}
+
+extension Vault {
+    /// Users with an active hold under `caseId`.
+    public func heldUsers(caseId: String) throws -> [UserID] {
+        try catalog.read { db in
+            try String.fetchAll(db, sql: "SELECT user_id FROM holds WHERE case_id = ? AND released_at IS NULL ORDER BY user_id", arguments: [caseId])
+        }.compactMap(UserID.init)
+    }
+
+    /// Restores several users held under one case, concurrently (`jobs` workers), into `target/<user>/`.
+    /// `target` must not exist; users are extracted below a private staging directory that becomes `target`
+    /// only when every user restored and verified; on any failure nothing is left behind.
+    public func restore(users: [UserID], caseId: String, to target: String, restoreKey: P256PrivateKey, now: Int64,
+                        jobs: Int = ProcessInfo.processInfo.activeProcessorCount,
+                        progress: ProgressHandler? = nil) throws -> RestoreManyReport {
+        let target = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
+        if Posix.exists(target) { throw VaultError.targetExists(path: target) }
+        guard !users.isEmpty else { throw VaultError.invalidArgument("no users to restore (case \(caseId) holds none)") }
+        _ = try sweep(now: now)
+        let parent = Posix.directoryName(target)
+        let staging = parent + "/." + Posix.baseName(target) + ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
+        try Posix.makeDirectory(staging, mode: 0o700)
+        final class Shared: @unchecked Sendable {
+            let lock = NSLock()
+            var next = 0, done = 0
+            var reports: [RestoreReport] = []
+            var error: Error?
+            var progress: ProgressHandler?
+        }
+        let shared = Shared()
+        shared.progress = progress
+        do {
+            DispatchQueue.concurrentPerform(iterations: max(1, min(jobs, users.count))) { _ in
+                while true {
+                    shared.lock.lock()
+                    guard shared.error == nil, shared.next < users.count else { shared.lock.unlock(); return }
+                    let user = users[shared.next]
+                    shared.next += 1
+                    shared.lock.unlock()
+                    do {
+                        var r = try restoreOne(user: user, caseId: caseId, to: staging + "/" + user.rawValue, restoreKey: restoreKey)
+                        r.target = target + "/" + user.rawValue
+                        shared.lock.lock()
+                        shared.reports.append(r)
+                        shared.done += 1
+                        shared.progress?(shared.done, users.count, user.rawValue)
+                        shared.lock.unlock()
+                    } catch {
+                        shared.lock.lock()
+                        if shared.error == nil { shared.error = error }
+                        shared.lock.unlock()
+                        return
+                    }
+                }
+            }
+            if let error = shared.error { throw error }
+            try Posix.renameNoReplace(staging, target)
+            try Posix.syncDirectory(parent)
+        } catch {
+            try? Posix.removeTree(staging)
+            throw error
+        }
+        var report = RestoreManyReport(caseId: caseId, target: target)
+        report.users = shared.reports.sorted { $0.user < $1.user }
+        try catalog.write { db in
+            for r in report.users {
+                try Catalog.audit(db, at: now, action: "restore", user: r.user, detail: [
+                    "case": caseId, "bundles": r.bundles.map(\.bundleId).joined(separator: ","),
+                ])
+            }
+        }
+        return report
+    }
+}
