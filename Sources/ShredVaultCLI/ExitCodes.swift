@@ -27,7 +27,7 @@ enum ExitCodes {
         case .database: return ioError
         case .locked: return locked
         case .blockedByHold, .holdRequired: return blockedByHold
-        case .unrecoverable: return unrecoverable
+        case .unrecoverable, .snapshotPastWindow: return unrecoverable
         case .violations: return violations
         case .invalidArgument: return usage
         case .io: return ioError

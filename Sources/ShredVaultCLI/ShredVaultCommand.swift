@@ -6,24 +6,58 @@ struct ShredVaultCommand: ParsableCommand {
         commandName: "shredvault",
         abstract: "Encrypted archive vault for inactive users' data, with crypto-shredding.",
         discussion: """
-            Each user is stored as a bundle: a pax tar, compressed with zstd and encrypted with
-            AES-256-GCM (Cobblestone-256). Destroying a key makes every copy of the data unreadable.
+            Each inactive user is archived as one bundle: a pax tar, compressed with zstd and encrypted with \
+            AES-256-GCM (Cobblestone-256) under a fresh data key, sealed to a day key and a user key. Destroying \
+            the day key when the bundle's expiry day ends, or the user key on a deletion request, makes every \
+            copy of the data unreadable. vault-format.md specifies the format and the guarantees.
 
-            The `bundle` commands are the low-level forensic and interoperability layer: they seal and
-            open single bundles with a bare 32-byte data key. vault-format.md specifies the format.
+            THREE USERS, THREE POWERS
+              the nightly archive job  archive        no restore key: the vault's public
+                                                      key (master.pub) seals new bundles
+              deletion and expiry      delete, sweep  no key at all: they destroy keys
+              legal holds, restores    hold place,    the restore key (--master-key-file),
+                                       hold release,  kept outside the vault
+                                       restore,
+                                       check --read-data
+              status, list, hold list, check and audit verify need no key.
+
+            ENVIRONMENT (each replaces the option of the same name)
+              SHREDVAULT_VAULT            --vault DIR
+              SHREDVAULT_MASTER_KEY_FILE  --master-key-file FILE (restore key, mode 0600)
+              SHREDVAULT_NOW              --now TIME (simulated clock, ISO-8601)
+
+            EXAMPLE
+              export SHREDVAULT_VAULT=/srv/shredvault
+              shredvault init --master-key-file /root/shredvault-restore.key
+              shredvault archive --source /srv/export --lock-wait 600  # 00:15 UTC
+              shredvault status
+
+            The `bundle` commands are the low-level forensic and interoperability layer: they seal and \
+            open single bundles with a bare 32-byte data key.
 
             EXIT CODES
               0   success
               1   unexpected internal error
-              64  usage error (bad option or value)
-              65  bad data: corrupt, truncated or tampered bundle; invalid source or contents
-              66  an input (file, bundle, directory) does not exist
-              69  bundle written by a newer format version or unknown algorithm; upgrade shredvault
-              73  the output or target already exists
-              74  I/O error (disk full, permission denied)
-              77  key problem: wrong key, or key file missing, malformed or accessible by others
+              2   check or audit verify found violations
+              10  blocked by a legal hold (delete), or needs an active hold case
+                  (restore, hold release)
+              11  unrecoverable: the user's keys were destroyed (expired or deleted)
+              64  usage error (bad option or value, no --vault)
+              65  bad data: malformed accounts.csv, corrupt, truncated or tampered
+                  bundle; archive: some users failed (the others were archived)
+              66  not found: vault, user, file, bundle or directory
+              69  newer format version or unknown algorithm: upgrade shredvault
+              73  the output, target, vault or key file already exists
+              74  I/O or database error (disk full, permission denied)
+              75  another job holds the vault lock (retry, or pass --lock-wait)
+              77  key problem: restore key missing, wrong, malformed, or
+                  readable by group or others
             """,
         version: "0.1.0",
-        subcommands: [BundleCommand.self]
+        subcommands: [
+            InitCommand.self, ArchiveCommand.self, SweepCommand.self, DeleteCommand.self, HoldCommand.self,
+            RestoreCommand.self, ListCommand.self, StatusCommand.self, CheckCommand.self, AuditCommand.self,
+            BundleCommand.self,
+        ]
     )
 }

@@ -1,0 +1,101 @@
+import ArgumentParser
+import ShredVault
+
+struct ArchiveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "archive",
+        abstract: "The nightly job: archive inactive users into encrypted bundles, then remove their source data.",
+        discussion: """
+            Reads DIR/accounts.csv (header row; columns user_id and last_active as YYYY-MM-DD, others ignored) \
+            and archives every user inactive for the policy's inactive-days who has no live bundle: DIR/users/<id> \
+            is sealed into one bundle with a fresh data key, fsynced, re-read from disk and decrypted with the \
+            key still in memory, every file's SHA-256 compared; only then is the key sealed into the catalog and \
+            DIR/users/<id> removed (unless --keep-source). The bundle lives archive-days days, counting the archive day.
+
+            Needs no restore key: the job holds only the vault's public key and cannot decrypt older bundles. \
+            It first finishes what an interrupted run left and runs the overdue sweep. A deleted user \
+            (tombstone) is never archived again; if their data reappears in the source it is reported as a \
+            warning. A malformed accounts.csv stops the job before anything changes (exit 65); a user that \
+            cannot be archived is reported and the job goes on (exit 65 at the end).
+
+            Example:
+              shredvault archive --vault /srv/shredvault --source /srv/export --dry-run
+            Nightly, from cron at 00:15 UTC (SHREDVAULT_VAULT set in the crontab):
+              15 0 * * * shredvault archive --source /srv/export --lock-wait 600
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: ArgumentHelp("Source directory holding accounts.csv and users/<user_id>/.", valueName: "DIR"))
+    var source: String
+
+    @Flag(help: "Keep DIR/users/<id> after its bundle is verified.")
+    var keepSource = false
+
+    @Flag(help: "Report which users would be archived; change nothing.")
+    var dryRun = false
+
+    @Option(name: .customLong("user"), help: ArgumentHelp("Archive only this user (repeatable; must be listed in accounts.csv).", valueName: "ID"))
+    var users: [String] = []
+
+    @Flag(name: [.short, .long], help: "Print one line per archived user.")
+    var verbose = false
+
+    func validate() throws {
+        if source.isEmpty { throw ValidationError("--source must name the export directory") }
+        if let bad = users.first(where: { UserID($0) == nil }) {
+            throw ValidationError("--user '\(bad)' is not a valid user id: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with . or -")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let vault = try global.openVault()
+            let options = ArchiveOptions(source: source, keepSource: keepSource, dryRun: dryRun,
+                                         users: users.isEmpty ? nil : users.compactMap(UserID.init))
+            let progress = ProgressLine("archiving")
+            let report: ArchiveReport
+            do {
+                defer { progress.finish() }
+                report = try vault.archive(options, now: global.now, progress: progress.handler)
+            }
+            for user in report.reappeared {
+                Output.warning("user \(user) was deleted (tombstone) but its data reappeared in \(source)/users/\(user); it was not archived: remove it from the export")
+            }
+            if global.json {
+                try Output.json(report)
+            } else {
+                printText(report)
+            }
+            if !report.failed.isEmpty {
+                for f in report.failed { printError("user \(f.user) was not archived: \(f.reason)") }
+                printError("\(Output.plural(report.failed.count, "user")) failed; their source data is untouched. Fix them and run archive again")
+                throw ExitCode(ExitCodes.dataError)
+            }
+        }
+    }
+
+    private func printText(_ report: ArchiveReport) {
+        if report.recoveredPartial > 0 {
+            print("recovered: removed \(Output.plural(report.recoveredPartial, "unfinished bundle")) left by an interrupted run")
+        }
+        if let line = Output.sweepLine(report.sweep) { print(line) }
+        if report.dryRun {
+            print("dry run \(report.today): would archive \(Output.plural(report.wouldArchive.count, "user")) of \(report.candidates) inactive, "
+                  + "skip \(report.skipped.count), \(report.failed.count) failed; nothing changed")
+            if verbose { for user in report.wouldArchive { print("  would archive \(user)") } }
+        } else {
+            let bundleBytes = report.archived.reduce(Int64(0)) { $0 + $1.bundleBytes }
+            let removed = keepSource ? "sources kept" : "\(report.removedSources) source directories removed"
+            print("archived \(Output.plural(report.archived.count, "user")) (\(Output.bytes(report.plaintextBytes)) of files, "
+                  + "\(Output.bytes(bundleBytes)) of bundles) of \(report.candidates) inactive on \(report.today); "
+                  + "skipped \(report.skipped.count), failed \(report.failed.count); \(removed)")
+            if verbose {
+                for a in report.archived {
+                    print("  \(a.user): bundle \(a.bundleId), \(Output.plural(a.files, "file")), \(Output.bytes(a.bytes)) -> \(Output.bytes(a.bundleBytes)), expiry day \(a.expiryDay)")
+                }
+            }
+        }
+        if verbose { for s in report.skipped { print("  skipped \(s.user): \(s.reason)") } }
+    }
+}

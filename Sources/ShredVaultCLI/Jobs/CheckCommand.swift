@@ -1,0 +1,58 @@
+import ArgumentParser
+import ShredVault
+
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Verify catalog, bundle files and keystore agree; exit 2 on any violation.",
+        discussion: """
+            Checks without changing anything: every live bundle's file exists with the \
+            catalog's SHA-256 and a header naming this vault, bundle and user, and its DEK \
+            sidecar matches the catalog; its user and day (or hold) keys exist; no day key of an \
+            ended day and no user key of a deleted user remains; no unheld bundle is past its \
+            expiry day; no backup-epoch key or keystore snapshot outlives the backup window; no \
+            file under bundles/ is unknown to the catalog; the audit chain is intact. Needs no key.
+
+            --read-data also unseals every data key and decrypts every bundle in full (every chunk, the zstd \
+            checksum, every file's SHA-256): run it where the restore key is.
+
+            Each violation is printed as KIND SUBJECT: MESSAGE, with a stable KIND such as \
+            bundle-missing, bundle-mismatch, key-missing, overdue-expiry, ended-day-key, \
+            tombstoned-user-key, orphan-file or audit-chain.
+
+            Example:
+              shredvault check --vault /srv/shredvault
+              shredvault check --read-data --master-key-file /root/shredvault-restore.key
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Also decrypt every bundle in full (needs the restore key).")
+    var readData = false
+
+    func run() throws {
+        try reportingErrors {
+            let vault = try global.openVault()
+            let key = readData ? try vault.restoreKey(path: global.restoreKeyPath) : nil
+            let progress = ProgressLine(readData ? "decrypting" : "checking")
+            let report: CheckReport
+            do {
+                defer { progress.finish() }
+                report = try vault.check(now: global.now, readData: readData, restoreKey: key, progress: progress.handler)
+            }
+            if global.json {
+                try Output.json(ReportWithExtras(report: report, extras: ["ok": report.ok]))
+            } else {
+                for v in report.violations { print("\(v.kind) \(v.subject): \(v.message)") }
+                print("check \(report.today): \(Output.plural(report.checkedBundles, "live bundle")) (\(Output.bytes(report.checkedBytes))) "
+                      + (report.readData ? "decrypted and verified" : "checked (files and keys; --read-data also decrypts)")
+                      + ", audit log \(Output.plural(report.auditRecords, "record")): "
+                      + (report.ok ? "OK" : Output.plural(report.violations.count, "violation")))
+            }
+            if !report.ok {
+                printError("check found \(Output.plural(report.violations.count, "violation")) (listed on stdout); see `shredvault check --help` for each kind")
+                throw ExitCode(ExitCodes.violations)
+            }
+        }
+    }
+}

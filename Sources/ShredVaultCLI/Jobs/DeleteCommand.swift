@@ -1,0 +1,81 @@
+import ArgumentParser
+import ShredVault
+
+struct DeleteCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "delete",
+        abstract: "Process a user's deletion request: shred the user now, unless a legal hold blocks it.",
+        discussion: """
+            Records the request first (with its deadline: 5 business days after --received, skipping weekends \
+            and the vault's holidays), then destroys the user's private key, every sealed data key and bundle \
+            file of the user, and writes a tombstone so the user is never archived again. Needs no key.
+
+            Under an active legal hold the request is recorded as blocked, the command names the blocking cases \
+            and exits 10; it runs automatically when the last hold on the user is released. Repeating a request \
+            id is safe: a deleted user reports "already-deleted" (exit 0).
+
+            Example:
+              shredvault delete u0100037 --request-id DSR-2026-0412 \\
+                  --received 2026-11-27T09:30:00Z
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("The user to delete.", valueName: "USER"))
+    var user: String
+
+    @Option(help: ArgumentHelp("Your ticket id for the request (1-200 characters, one line); recorded in the ledger.", valueName: "ID"))
+    var requestId: String
+
+    @Option(help: ArgumentHelp("When the request was received, ISO-8601 (default: now); the deadline counts from it.", valueName: "TIME"))
+    var received: String?
+
+    @Flag(help: "Report what would happen; record and change nothing.")
+    var dryRun = false
+
+    func validate() throws {
+        guard UserID(user) != nil else {
+            throw ValidationError("'\(user)' is not a valid user id: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with . or -")
+        }
+        if requestId.isEmpty || requestId.utf8.count > 200 || requestId.contains(where: \.isNewline) {
+            throw ValidationError("--request-id must be 1-200 characters on one line")
+        }
+        if let received, Timestamp.parse(received) == nil {
+            throw ValidationError("--received '\(received)' is not an ISO-8601 time such as 2026-11-27T09:30:00Z or 2026-11-27")
+        }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let vault = try global.openVault()
+            let report = try vault.delete(user: UserID(user)!, requestId: requestId, received: received.flatMap(Timestamp.parse),
+                                          now: global.now, dryRun: dryRun)
+            if global.json {
+                try Output.json(report)
+            } else {
+                if let line = Output.sweepLine(report.sweep) { print(line) }
+                switch report.outcome {
+                case .shredded:
+                    print("shredded user \(report.user) (request \(report.requestId), received \(report.receivedAt), due \(report.deadline)): "
+                          + "destroyed \(Output.plural(report.destroyedKeys, "key")), removed \(Output.plural(report.removedBundles, "bundle")); tombstone written")
+                case .alreadyDeleted:
+                    print(dryRun ? "dry run: user \(report.user) was already deleted; nothing to do"
+                          : "user \(report.user) was already deleted; request \(report.requestId) recorded as done")
+                case .wouldShred:
+                    print("dry run: would shred user \(report.user) now (request \(report.requestId), due \(report.deadline)); nothing changed")
+                case .blocked:
+                    let cases = report.blockedBy.joined(separator: ", ")
+                    print(dryRun
+                          ? "dry run: request \(report.requestId) would be blocked by legal hold \(cases); nothing changed"
+                          : "blocked: request \(report.requestId) for user \(report.user) (due \(report.deadline)) is recorded and waits for legal hold \(cases)")
+                }
+            }
+            if report.outcome == .blocked {
+                printError(dryRun
+                    ? "user \(report.user) is under legal hold \(report.blockedBy.joined(separator: ", ")); a deletion request would be recorded as blocked"
+                    : VaultError.blockedByHold(user: report.user, cases: report.blockedBy).description)
+                throw ExitCode(ExitCodes.blockedByHold)
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import ShredVault
+
+struct InitCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "init",
+        abstract: "Create a vault and its retention policy; create the restore key if the file is absent.",
+        discussion: """
+            Creates the vault directory (mode 0700): config with the policy, master.pub (the archive key, the \
+            public half of the master key pair), catalog.db, and the keystore keys/keystore.db (or --keystore).
+
+            The restore key (the private half) never lives in the vault: --master-key-file FILE (or \
+            SHREDVAULT_MASTER_KEY_FILE) names it. If FILE does not exist, a new master key pair is created and \
+            the restore key written to FILE with mode 0600; keep it outside the vault and back it up offline, \
+            since whoever holds it can decrypt every live bundle. If FILE exists, the vault is created for that \
+            existing key.
+
+            Policy: a bundle lives --archive-days days counting its archive day (at most 90, privacy policy \
+            clause 5); users inactive for --inactive-days days are archived (clause 4); deletion requests are \
+            due 5 business days after receipt, skipping weekends and each --holiday.
+
+            Example:
+              shredvault init --vault /srv/shredvault \\
+                  --master-key-file /root/shredvault-restore.key \\
+                  --holiday 2026-12-25 --holiday 2027-01-01
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(help: ArgumentHelp("Days a bundle lives, counting the archive day (1-90).", valueName: "N"))
+    var archiveDays = 90
+
+    @Option(help: ArgumentHelp("Days of inactivity after which a user is archived.", valueName: "N"))
+    var inactiveDays = 365
+
+    @Option(name: .customLong("holiday"), help: ArgumentHelp("A non-working day skipped when counting deletion deadlines (repeatable).", valueName: "YYYY-MM-DD"))
+    var holidays: [String] = []
+
+    @Option(help: ArgumentHelp("Keystore database path, absolute or relative to the vault (default: keys/keystore.db). Its directory is made mode 0700.", valueName: "PATH"))
+    var keystore: String?
+
+    @Option(help: ArgumentHelp("Keyring database path (backup-epoch keys and the erasure-ledger mirror), outside the vault (default: beside the restore key file).", valueName: "PATH"))
+    var keyring: String?
+
+    var policy: RetentionPolicy { RetentionPolicy(archiveDays: archiveDays, inactiveDays: inactiveDays, holidays: holidays) }
+
+    func validate() throws {
+        if let problem = policy.problem { throw ValidationError(problem.replacingOccurrences(of: "archive-days", with: "--archive-days")
+            .replacingOccurrences(of: "inactive-days", with: "--inactive-days").replacingOccurrences(of: "holiday '", with: "--holiday '")) }
+        if let keystore, keystore.isEmpty { throw ValidationError("--keystore must name a path") }
+        if let keyring, keyring.isEmpty { throw ValidationError("--keyring must name a path") }
+    }
+
+    struct Result: Encodable {
+        var vaultId: String
+        var root: String
+        var createdRestoreKey: Bool
+        var restoreKeyPath: String
+        var keyringPath: String
+    }
+
+    func run() throws {
+        try reportingErrors {
+            try global.checkSettings()
+            guard let restoreKeyPath = global.restoreKeyPath else {
+                printError("init needs the restore key file: pass --master-key-file FILE or set \(GlobalOptions.restoreKeyVariable) (a new restore key is created there if FILE does not exist)")
+                throw ExitCode(ExitCodes.keyError)
+            }
+            let created = try Vault.create(root: global.vaultPath, restoreKeyPath: restoreKeyPath, policy: policy,
+                                           keystorePath: keystore, keyringPath: keyring, now: global.now)
+            if created.createdRestoreKey {
+                Output.note("""
+                    created restore key \(created.restoreKeyPath): keep it outside the vault, back it up offline; \
+                    whoever holds it can decrypt every live bundle
+                    """)
+            }
+            if global.json {
+                try Output.json(Result(vaultId: created.vaultId, root: created.root, createdRestoreKey: created.createdRestoreKey,
+                                       restoreKeyPath: created.restoreKeyPath, keyringPath: created.keyringPath))
+            } else {
+                print("created vault \(created.vaultId) at \(created.root)")
+                print("policy: bundles live \(archiveDays) days counting the archive day; users inactive \(inactiveDays) days are archived; deletion requests due in 5 business days")
+                print(created.createdRestoreKey
+                      ? "restore key: \(created.restoreKeyPath) (new; the vault holds only its public half, master.pub)"
+                      : "restore key: \(created.restoreKeyPath) (existing; the vault holds its public half, master.pub)")
+                print("keyring: \(created.keyringPath)")
+            }
+        }
+    }
+}

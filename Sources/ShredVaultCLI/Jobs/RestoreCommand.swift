@@ -1,0 +1,54 @@
+import ArgumentParser
+import ShredVault
+
+struct RestoreCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "restore",
+        abstract: "Restore a held user's files for a legal case into a new directory. Needs the restore key.",
+        discussion: """
+            Only a user under an active hold for --case can be restored (place one with `shredvault hold place`; \
+            otherwise exit 10). Each bundle file is checked against the catalog, decrypted, and every chunk, \
+            the zstd checksum and every file's SHA-256 verified before DIR appears; on any failure nothing is \
+            left behind. DIR must not exist. One bundle is restored directly into DIR, several into \
+            DIR/<bundle-id>/. A user whose keys were destroyed (expired or deleted) is reported as \
+            unrecoverable with the date and reason (exit 11). The restore is recorded in the audit log.
+
+            Example:
+              shredvault restore u0100037 --case HR-2026-14 \\
+                  --to /secure/HR-2026-14/u0100037 \\
+                  --master-key-file /root/shredvault-restore.key
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Argument(help: ArgumentHelp("The user to restore.", valueName: "USER"))
+    var user: String
+
+    @Option(name: .customLong("case"), help: ArgumentHelp("The active hold case the restore is for.", valueName: "ID"))
+    var caseId: String
+
+    @Option(name: .customLong("to"), help: ArgumentHelp("Directory to create; it must not exist.", valueName: "DIR"))
+    var target: String
+
+    func validate() throws {
+        try validateUser(user)
+        try validateCase(caseId)
+        if target.isEmpty { throw ValidationError("--to must name a directory to create") }
+    }
+
+    func run() throws {
+        try reportingErrors {
+            let vault = try global.openVault()
+            let key = try vault.restoreKey(path: global.restoreKeyPath)
+            let report = try vault.restore(user: UserID(user)!, caseId: caseId, to: target, restoreKey: key, now: global.now)
+            if global.json { return try Output.json(report) }
+            if let line = Output.sweepLine(report.sweep) { print(line) }
+            let files = report.bundles.reduce(0) { $0 + $1.files }, bytes = report.bundles.reduce(Int64(0)) { $0 + $1.bytes }
+            print("restored user \(report.user) for case \(report.caseId) into \(report.target): \(Output.plural(files, "file")) "
+                  + "(\(Output.bytes(bytes))) from \(Output.plural(report.bundles.count, "bundle")), every file verified")
+            if report.bundles.count > 1 {
+                for b in report.bundles { print("  bundle \(b.bundleId) -> \(b.target): \(Output.plural(b.files, "file")) (\(Output.bytes(b.bytes)))") }
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import ArgumentParser
+import ShredVault
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show what the vault holds and what is due: expiries, holds, deletion deadlines, keys. Needs no key.",
+        discussion: """
+            Warns (on stderr, exit 0) when a live bundle is past its expiry day, i.e. the sweep is overdue, and \
+            when a deletion request is past its deadline. Counts come from indexed catalog queries, so status is \
+            fast on large vaults.
+
+            Example:
+              shredvault status --vault /srv/shredvault
+              shredvault status --json | jq .deletionRequestsOverdue
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try reportingErrors {
+            let vault = try global.openVault()
+            let s = try vault.status(now: global.now)
+            if global.json {
+                try Output.json(s)
+            } else {
+                printText(s)
+            }
+            if s.overdueBundles > 0 {
+                Output.warning("\(Output.plural(s.overdueBundles, "live bundle")) past the expiry day: run `shredvault sweep` now (archive limit G1)")
+            }
+            if !s.deletionRequestsOverdue.isEmpty {
+                Output.warning("\(Output.plural(s.deletionRequestsOverdue.count, "deletion request")) past the deadline (see above)")
+            }
+        }
+    }
+
+    private func printText(_ s: VaultStatus) {
+        let p = s.policy
+        print("vault \(s.vaultId), \(s.today)")
+        print("policy:     bundles live \(p.archiveDays) days; archive after \(p.inactiveDays) inactive days; deletions due in \(p.deletionBusinessDays) business days"
+              + (p.holidays.isEmpty ? "" : " (holidays: \(p.holidays.joined(separator: ", ")))"))
+        print("live:       \(Output.plural(s.liveBundles, "bundle")) of \(Output.plural(s.liveUsers, "user")), \(Output.bytes(s.liveBundleBytes)) "
+              + "(\(Output.bytes(s.livePlaintextBytes)) of files)")
+        print("next expiry: " + (s.nextExpiryDay.map { "\($0) (bundles expiring that day are destroyed when it ends)" } ?? "none"))
+        if s.overdueBundles > 0 {
+            print("OVERDUE:    \(Output.plural(s.overdueBundles, "bundle")) past the expiry day; run `shredvault sweep`")
+        }
+        print("holds:      \(Output.plural(s.activeHolds, "active hold")), \(Output.plural(s.heldBundles, "held bundle"))")
+        print("ended:      \(s.expiredBundles) expired, \(s.shreddedBundles) shredded bundles; \(Output.plural(s.tombstones, "deleted user"))")
+        print("deletion requests: \(s.openDeletionRequests) open, \(s.deletionRequestsDueSoon.count) due within 2 days, \(s.deletionRequestsOverdue.count) overdue")
+        for r in s.deletionRequestsOverdue { print("  OVERDUE  " + describe(r)) }
+        for r in s.deletionRequestsDueSoon { print("  due soon " + describe(r)) }
+        let roles = ["day", "user", "hold", "epoch"].filter { s.keys[$0] != nil } + s.keys.keys.filter { !["day", "user", "hold", "epoch"].contains($0) }.sorted()
+        print("keys:       " + (roles.isEmpty ? "none" : roles.map { "\(s.keys[$0]!) \($0)" }.joined(separator: ", ")))
+        print("last sweep: \(s.lastSweepAt ?? "never")")
+        print("audit log:  \(Output.plural(s.auditRecords, "record")) (verify with `shredvault audit verify`)")
+    }
+
+    private func describe(_ r: VaultStatus.Request) -> String {
+        "request \(r.requestId) for \(r.user): deadline \(r.deadline), \(r.state)" + (r.blockedBy.map { " by legal hold \($0)" } ?? "")
+    }
+}

@@ -1,0 +1,42 @@
+import ArgumentParser
+import ShredVault
+
+struct SweepCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sweep",
+        abstract: "Destroy the day keys of ended days and remove the bundles that expired with them.",
+        discussion: """
+            A bundle may be decrypted until the end of its expiry day (UTC). sweep destroys the day key of every \
+            day that has ended (the keystore is VACUUMed so the key bytes survive in no file), then removes the \
+            expired bundle files and their sealed data keys. Bundles under a legal hold are sealed to their \
+            case's key instead and survive. Idempotent; needs no key.
+
+            Every job that changes the vault (archive, delete, hold, restore) runs this sweep first, so a \
+            missed night does not extend the archive limit past the next job; schedule it anyway right after \
+            midnight UTC.
+
+            Example:
+              shredvault sweep --vault /srv/shredvault --dry-run
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Flag(help: "Report what would be destroyed; change nothing.")
+    var dryRun = false
+
+    func run() throws {
+        try reportingErrors {
+            let vault = try global.openVault()
+            let report = try vault.sweep(now: global.now, dryRun: dryRun)
+            if global.json { return try Output.json(report) }
+            let keys = report.destroyedDayKeys.isEmpty ? "no day keys"
+                : "the day keys of \(Output.plural(report.destroyedDayKeys.count, "day")) (\(report.destroyedDayKeys.joined(separator: ", ")))"
+            let bundles = "\(Output.plural(report.expiredBundles, "expired bundle")) (\(Output.bytes(report.freedBytes)))"
+            if report.dryRun {
+                print("dry run \(report.today): would destroy \(keys) and remove \(bundles); nothing changed")
+            } else {
+                print("sweep \(report.today): destroyed \(keys), removed \(bundles)")
+            }
+        }
+    }
+}

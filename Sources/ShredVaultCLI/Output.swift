@@ -1,0 +1,103 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import ShredVault
+
+/// Results go to stdout, logs and warnings to stderr (the progress line only on a terminal).
+enum Output {
+    /// The encoder for every `--json` report: sorted keys, slashes unescaped, field names as the Swift properties.
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+
+    /// Prints one JSON value on one line of stdout.
+    static func json<T: Encodable>(_ value: T) throws {
+        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+    }
+
+    static func warning(_ message: String) {
+        FileHandle.standardError.write(Data("shredvault: warning: \(message)\n".utf8))
+    }
+
+    static func note(_ message: String) {
+        FileHandle.standardError.write(Data("shredvault: \(message)\n".utf8))
+    }
+
+    /// Decimal units, as `du --si` and disk vendors count: "812 B", "12.3 kB", "4.56 MB", "1.20 GB".
+    static func bytes(_ n: Int64) -> String {
+        if n < 1000 { return "\(n) B" }
+        let units = ["kB", "MB", "GB", "TB", "PB"]
+        var value = Double(n) / 1000
+        var unit = 0
+        while value >= 1000, unit < units.count - 1 { value /= 1000; unit += 1 }
+        return String(format: value < 10 ? "%.2f %@" : value < 100 ? "%.1f %@" : "%.0f %@", value, units[unit])
+    }
+
+    static func plural(_ n: Int, _ word: String, _ plural: String? = nil) -> String {
+        "\(n) \(n == 1 ? word : plural ?? word + "s")"
+    }
+
+    /// One line about the overdue sweep a mutating job ran first, or nil when it had nothing to do.
+    static func sweepLine(_ sweep: SweepReport?) -> String? {
+        guard let sweep, !sweep.destroyedDayKeys.isEmpty || sweep.expiredBundles > 0 else { return nil }
+        return "overdue sweep: destroyed the day keys of \(plural(sweep.destroyedDayKeys.count, "day")) (\(sweep.destroyedDayKeys.joined(separator: ", "))), "
+            + "expired \(plural(sweep.expiredBundles, "bundle")) (\(bytes(sweep.freedBytes)) freed)"
+    }
+}
+
+/// Encodes a library report plus extra top-level fields (e.g. `CheckReport.ok`, a computed property that
+/// synthesized Codable leaves out).
+struct ReportWithExtras<Report: Encodable>: Encodable {
+    var report: Report
+    var extras: [String: Bool]
+
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        try report.encode(to: encoder)
+        var container = encoder.container(keyedBy: Key.self)
+        for (key, value) in extras { try container.encode(value, forKey: Key(stringValue: key)) }
+    }
+}
+
+/// The progress line of a long job: on stderr, only when stderr is a terminal, redrawn in place at most
+/// five times a second. It never touches stdout, so `--json` output and pipes stay clean.
+final class ProgressLine {
+    private let verb: String
+    private let enabled = isatty(2) == 1
+    private var lastDraw = 0.0
+    private var drawn = false
+
+    init(_ verb: String) { self.verb = verb }
+
+    /// The handler to pass to the library, or nil when stderr is not a terminal.
+    var handler: ProgressHandler? {
+        guard enabled else { return nil }
+        return { [self] done, total, item in update(done: done, total: total, item: item) }
+    }
+
+    private func update(done: Int, total: Int, item: String) {
+        let now = Date().timeIntervalSince1970
+        guard now - lastDraw >= 0.2 || (done == total && drawn) else { return }
+        lastDraw = now
+        let percent = total > 0 ? done * 100 / total : 100
+        var line = "\(verb) \(done)/\(total) (\(percent)%)"
+        if !item.isEmpty { line += " \(item)" }
+        FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
+        drawn = true
+    }
+
+    /// Clears the line so what follows starts on a clean line.
+    func finish() {
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
+        drawn = false
+    }
+}
