@@ -23,7 +23,7 @@ enum ExitCodes {
         case .unsupportedVersion, .unsupportedAlgorithm: return unsupported
         case .wrongKeyOrModifiedHeader, .keyFile, .restoreKeyRequired, .wrongRestoreKey: return keyError
         case .targetExists, .vaultExists: return cannotCreate
-        case .notFound, .vaultNotFound, .unknownUser: return notFound
+        case .notFound, .vaultNotFound, .unknownUser, .holdNotFound: return notFound
         case .database: return ioError
         case .locked: return locked
         case .blockedByHold, .holdRequired: return blockedByHold

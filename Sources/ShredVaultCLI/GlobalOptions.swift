@@ -56,10 +56,11 @@ struct GlobalOptions: ParsableArguments {
         }
     }
 
-    /// Opens the vault, taking its lock (waiting up to `--lock-wait` seconds).
-    func openVault() throws -> Vault {
+    /// Opens the vault, taking its lock (waiting up to `--lock-wait` seconds): shared for read-only commands,
+    /// exclusive for the others.
+    func openVault(readOnly: Bool = false) throws -> Vault {
         try checkSettings()
-        return try Vault(root: vaultPath, lockWait: lockWait)
+        return try Vault(root: vaultPath, lockWait: lockWait, readOnly: readOnly)
     }
 
     private static func environment(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }

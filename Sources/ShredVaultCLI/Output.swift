@@ -48,26 +48,6 @@ enum Output {
     }
 }
 
-/// Encodes a library report plus extra top-level fields (e.g. `CheckReport.ok`, a computed property that
-/// synthesized Codable leaves out).
-struct ReportWithExtras<Report: Encodable>: Encodable {
-    var report: Report
-    var extras: [String: Bool]
-
-    struct Key: CodingKey {
-        var stringValue: String
-        var intValue: Int? { nil }
-        init(stringValue: String) { self.stringValue = stringValue }
-        init?(intValue: Int) { nil }
-    }
-
-    func encode(to encoder: Encoder) throws {
-        try report.encode(to: encoder)
-        var container = encoder.container(keyedBy: Key.self)
-        for (key, value) in extras { try container.encode(value, forKey: Key(stringValue: key)) }
-    }
-}
-
 /// The progress line of a long job: on stderr, only when stderr is a terminal, redrawn in place at most
 /// five times a second. It never touches stdout, so `--json` output and pipes stay clean.
 final class ProgressLine {

@@ -16,8 +16,9 @@ public struct CheckReport: Sendable, Codable {
     public var checkedBundles = 0
     public var checkedBytes: Int64 = 0
     public var auditRecords = 0
-    public var violations: [Violation] = []
-    public var ok: Bool { violations.isEmpty }
+    public var violations: [Violation] = [] { didSet { ok = violations.isEmpty } }
+    /// No violation (encoded in the JSON report).
+    public private(set) var ok = true
 }
 
 extension Vault {

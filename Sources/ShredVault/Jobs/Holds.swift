@@ -17,7 +17,8 @@ public struct HoldReport: Sendable, Codable {
 }
 
 extension Vault {
-    static func validCaseId(_ caseId: String) -> Bool {
+    /// 1–128 ASCII letters, digits and `- _ . : /`.
+    public static func validCaseId(_ caseId: String) -> Bool {
         !caseId.isEmpty && caseId.utf8.count <= 128 && caseId.allSatisfy { $0.isLetter || $0.isNumber || "-_.:/".contains($0) } && caseId.unicodeScalars.allSatisfy(\.isASCII)
     }
 
@@ -94,7 +95,7 @@ extension Vault {
         report.sweep = try sweep(now: now)
         let active = try catalog.activeHolds(user: u)
         guard active.contains(where: { $0.caseId == caseId }) else {
-            throw VaultError.holdRequired(user: u, caseId: caseId)
+            throw VaultError.holdNotFound(user: u, caseId: caseId)
         }
         let others = active.filter { $0.caseId != caseId }
         guard let holdStored = try keystore.key(role: .hold, subject: caseId) else {

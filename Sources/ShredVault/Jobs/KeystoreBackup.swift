@@ -23,6 +23,8 @@ public struct KeystoreRestoreReport: Sendable, Codable {
     public var purgedByLedger: Int
     /// Day keys of ended days and user keys of deleted users found in the snapshot: purged.
     public var purgedByPolicy: Int
+    /// Keys of the current keystore that the snapshot predates (e.g. created after it), kept.
+    public var keptFromCurrent = 0
     public var sweep: SweepReport?
 }
 
@@ -90,14 +92,22 @@ extension Vault {
         return report
     }
 
-    /// Replaces the keystore with a snapshot (needs the restore key), after replaying the erasure ledger on it.
+    /// Restores the keystore from a snapshot (needs the restore key): the snapshot's keys, after replaying the erasure
+    /// ledger on them, merged with every key of the current keystore (if it is readable) that the snapshot lacks.
     /// Refuses snapshots of another vault, tampered or truncated ones, and those past the backup window.
     /// The vault object must not be used afterwards (its keystore handle is closed); open it again.
     public func restoreKeystore(from path: String, restoreKey: P256PrivateKey, now: Int64) throws -> KeystoreRestoreReport {
         let directory = Posix.directoryName(keystore.path)
         let temporary = directory + "/.restore-" + Hex.encode(try SecureRandom.bytes(count: 6)) + ".db"
         defer { _ = unlink(temporary) }
-        let report = try decryptSnapshot(path, restoreKey: restoreKey, now: now, to: temporary)
+        var report = try decryptSnapshot(path, restoreKey: restoreKey, now: now, to: temporary)
+        // Merge, never lose: keys the current keystore holds that the snapshot predates stay (a snapshot only
+        // adds back keys that were lost, minus everything the ledger says was destroyed).
+        if let current = try? keystore.allKeyIds(), !current.isEmpty {
+            let merged = try Keystore(path: temporary)
+            report.keptFromCurrent = try merged.importMissing(from: keystore)
+            report.restoredKeys = try merged.count().values.reduce(0, +)
+        }
         try catalog.write { db in
             try Catalog.audit(db, at: now, action: "keystore-restore", user: nil, detail: [
                 "path": path, "takenAt": report.takenAt, "purgedByLedger": String(report.purgedByLedger),

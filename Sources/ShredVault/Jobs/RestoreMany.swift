@@ -82,3 +82,12 @@ extension Vault {
         return report
     }
 }
+
+extension Vault {
+    /// Users that have at least one live bundle, in id order.
+    public func liveUserIds() throws -> [UserID] {
+        try catalog.read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT user_id FROM bundles WHERE state = 'live' ORDER BY user_id")
+        }.compactMap(UserID.init)
+    }
+}

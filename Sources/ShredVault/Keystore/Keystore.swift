@@ -64,6 +64,7 @@ public final class Keystore: @unchecked Sendable {
                 }
             }
             try migrator.migrate(queue)
+            try Posix.setPermissions(path, 0o600)
         } catch let e as DatabaseError {
             throw VaultError.database(path: path, message: e.message ?? "\(e)")
         }
@@ -207,6 +208,23 @@ public final class Keystore: @unchecked Sendable {
             var n = 0
             for id in ids {
                 try db.execute(sql: "DELETE FROM keys WHERE key_id = ?", arguments: [id])
+                n += db.changesCount
+            }
+            return n
+        }
+    }
+
+    /// Copies every key of `other` that this keystore lacks (by key id); returns how many.
+    func importMissing(from other: Keystore) throws -> Int {
+        let rows = try other.read { db in try Row.fetchAll(db, sql: "SELECT * FROM keys") }
+        return try write { db in
+            var n = 0
+            for r in rows {
+                try db.execute(sql: """
+                    INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT DO NOTHING
+                    """, arguments: [r["key_id"] as Data, r["role"] as String, r["subject"] as String, r["public_key"] as Data,
+                                     r["sealed_private"] as Data, r["created_at"] as Int64])
                 n += db.changesCount
             }
             return n

@@ -275,10 +275,11 @@ final class FileLock {
     private let file: FileDescriptor
 
     /// Waits up to `wait` seconds (0 = don't wait) for the lock; throws `VaultError.locked` when it stays taken.
-    init(path: String, wait: Double) throws {
+    /// `shared`: read-only jobs take a shared lock, so they run beside each other but never beside a writer.
+    init(path: String, wait: Double, shared: Bool = false) throws {
         file = try FileDescriptor(open: path, flags: O_RDWR | O_CREAT, mode: 0o600)
         let deadline = Double(time(nil)) + max(0, wait)
-        while flock(file.fd, LOCK_EX | LOCK_NB) != 0 {
+        while flock(file.fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR else { throw VaultError.io(operation: "flock", path: path, errno: errno) }
             guard Double(time(nil)) < deadline else { throw VaultError.locked(path: path) }
             usleep(100_000)

@@ -55,6 +55,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     case blockedByHold(user: String, cases: [String])
     /// The operation needs an active hold case on the user.
     case holdRequired(user: String, caseId: String)
+    /// `hold release` of a case that is not active on the user.
+    case holdNotFound(user: String, caseId: String)
     /// The data's key was destroyed.
     case unrecoverable(user: String, date: String, reason: String)
     /// A bundle file does not match its catalog entry (moved, replaced, foreign vault).
@@ -112,6 +114,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
             return "user \(user) is under legal hold \(cases.joined(separator: ", ")); the request is recorded as blocked and runs when the last hold is released with `shredvault hold release`"
         case .holdRequired(let user, let caseId):
             return "user \(user) has no active hold for case \(caseId); place one first with `shredvault hold place \(user) --case \(caseId) --reason TEXT`"
+        case .holdNotFound(let user, let caseId):
+            return "user \(user) has no active hold for case \(caseId); see `shredvault hold list --user \(user)`"
         case .unrecoverable(let user, let date, let reason):
             return "user \(user) is unrecoverable: key destroyed on \(date) (\(reason))"
         case .bundleMismatch(let path, let reason):

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import VaultCrypto
 
@@ -39,11 +42,13 @@ public final class Vault: @unchecked Sendable {
     /// - Parameters:
     ///   - createMissingCatalog: `reindex` rebuilds a lost catalog; every other job requires it.
     ///   - createMissingKeystore: `keystore restore` and `recover` replace a lost keystore; every other job requires it.
-    public init(root: String, lockWait: Double = 0, createMissingCatalog: Bool = false, createMissingKeystore: Bool = false) throws {
+    ///   - readOnly: the job changes nothing (status, list, check, audit verify): it takes a shared lock.
+    public init(root: String, lockWait: Double = 0, readOnly: Bool = false, createMissingCatalog: Bool = false,
+                createMissingKeystore: Bool = false) throws {
         let root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         self.root = root
         guard Posix.exists(Self.configPath(root)) else { throw VaultError.vaultNotFound(path: root) }
-        lock = try FileLock(path: root + "/lock", wait: lockWait)
+        lock = try FileLock(path: root + "/lock", wait: lockWait, shared: readOnly)
         let text = try Posix.readTextFile(Self.configPath(root))
         do { config = try JSONDecoder().decode(VaultConfig.self, from: Data(text.utf8)) } catch {
             throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "not a ShredVault config: \(error)")
@@ -84,8 +89,35 @@ public final class Vault: @unchecked Sendable {
         if absoluteKey.hasPrefix(absoluteRoot + "/") {
             throw VaultError.invalidArgument("the restore key must live outside the vault directory (\(restoreKeyPath) is inside \(root))")
         }
-        try Posix.makeDirectories(root, mode: 0o700)
+        if let st = try Posix.status(root) {
+            guard st.kind == .directory, try Posix.listDirectory(root).isEmpty else {
+                throw VaultError.invalidArgument("\(root) exists and is not an empty directory; choose a new vault directory")
+            }
+        }
+        let rootExisted = Posix.exists(root)
         let created = !Posix.exists(restoreKeyPath)
+        var createdKeyring: String?
+        do {
+            return try createContents(root: root, restoreKeyPath: restoreKeyPath, createRestoreKey: created, absoluteRoot: absoluteRoot,
+                                      absoluteKey: absoluteKey, policy: policy, keystorePath: keystorePath, keyringPath: keyringPath,
+                                      now: now, createdKeyring: &createdKeyring)
+        } catch {
+            // Nothing half-made stays behind: the vault directory's contents, a keyring and a restore key made here.
+            if rootExisted {
+                for name in (try? Posix.listDirectory(root)) ?? [] { try? Posix.removeTree(root + "/" + name) }
+            } else {
+                try? Posix.removeTree(root)
+            }
+            if let createdKeyring { _ = unlink(createdKeyring); _ = unlink(createdKeyring + "-journal") }
+            if created { _ = unlink(restoreKeyPath) }
+            throw error
+        }
+    }
+
+    private static func createContents(root: String, restoreKeyPath: String, createRestoreKey created: Bool, absoluteRoot: String,
+                                       absoluteKey: String, policy: RetentionPolicy, keystorePath: String?, keyringPath: String?,
+                                       now: Int64, createdKeyring: inout String?) throws -> InitResult {
+        try Posix.makeDirectories(root, mode: 0o700)
         let master = created ? try MasterKey.createRestoreKey(restoreKeyPath) : try MasterKey.readRestoreKey(restoreKeyPath)
         let vaultId = Hex.encode(try SecureRandom.bytes(count: 16))
         // The keyring lives beside the restore key by default, never inside the vault directory.
@@ -95,6 +127,11 @@ public final class Vault: @unchecked Sendable {
             throw VaultError.invalidArgument("the keyring must live outside the vault directory (\(keyring) is inside \(root))")
         }
         if Posix.exists(absoluteKeyring) { throw VaultError.targetExists(path: absoluteKeyring) }
+        let keyringDirectory = Posix.directoryName(absoluteKeyring)
+        guard let kst = try Posix.status(keyringDirectory), kst.kind == .directory else {
+            throw VaultError.notFound(path: keyringDirectory, what: "keyring directory")
+        }
+        createdKeyring = absoluteKeyring
         let ksRelative = keystorePath ?? "keys/keystore.db"
         let ksPath = ksRelative.hasPrefix("/") ? ksRelative : root + "/" + ksRelative
         try Posix.makeDirectories(Posix.directoryName(ksPath), mode: 0o700)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ShredVault
 
 struct ArchiveCommand: ParsableCommand {
@@ -41,8 +42,12 @@ struct ArchiveCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print one line per archived user.")
     var verbose = false
 
+    @Option(help: ArgumentHelp("Users sealed concurrently (default: one per core).", valueName: "N"))
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
     func validate() throws {
         if source.isEmpty { throw ValidationError("--source must name the export directory") }
+        if !(1...256).contains(jobs) { throw ValidationError("--jobs must be between 1 and 256") }
         if let bad = users.first(where: { UserID($0) == nil }) {
             throw ValidationError("--user '\(bad)' is not a valid user id: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with . or -")
         }
@@ -52,7 +57,7 @@ struct ArchiveCommand: ParsableCommand {
         try reportingErrors {
             let vault = try global.openVault()
             let options = ArchiveOptions(source: source, keepSource: keepSource, dryRun: dryRun,
-                                         users: users.isEmpty ? nil : users.compactMap(UserID.init))
+                                         users: users.isEmpty ? nil : users.compactMap(UserID.init), jobs: jobs)
             let progress = ProgressLine("archiving")
             let report: ArchiveReport
             do {

@@ -23,7 +23,7 @@ struct AuditVerify: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let vault = try global.openVault()
+            let vault = try global.openVault(readOnly: true)
             let (records, problem) = try vault.catalog.verifyAudit()
             if global.json {
                 try Output.json(Report(ok: problem == nil, records: records, problem: problem))

@@ -37,7 +37,7 @@ struct HoldList: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let vault = try global.openVault()
+            let vault = try global.openVault(readOnly: true)
             let holds = try vault.holds(includeReleased: all).filter { user == nil || $0.userId == user }.map {
                 Hold(caseId: $0.caseId, userId: $0.userId, reason: $0.reason, placedAt: Timestamp.format($0.placedAt),
                      releasedAt: $0.releasedAt.map(Timestamp.format))

@@ -17,8 +17,11 @@ struct HoldPlace: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: ArgumentHelp("The user to hold.", valueName: "USER"))
-    var user: String
+    @Argument(help: ArgumentHelp("The user(s) to hold.", valueName: "USER"))
+    var users: [String] = []
+
+    @Flag(help: "Hold every user that has a live bundle (e.g. for a litigation hold on the whole archive).")
+    var all = false
 
     @Option(name: .customLong("case"), help: ArgumentHelp("Case id: 1-128 characters of letters, digits and - _ . : /", valueName: "ID"))
     var caseId: String
@@ -27,7 +30,9 @@ struct HoldPlace: ParsableCommand {
     var reason: String
 
     func validate() throws {
-        try validateUser(user)
+        for user in users { try validateUser(user) }
+        if users.isEmpty && !all { throw ValidationError("name at least one USER, or pass --all") }
+        if !users.isEmpty && all { throw ValidationError("give USER arguments or --all, not both") }
         try validateCase(caseId)
         if reason.allSatisfy(\.isWhitespace) || reason.utf8.count > 2000 {
             throw ValidationError("--reason must be non-empty text (at most 2000 bytes)")
@@ -38,7 +43,16 @@ struct HoldPlace: ParsableCommand {
         try reportingErrors {
             let vault = try global.openVault()
             let key = try vault.restoreKey(path: global.restoreKeyPath)
-            let report = try vault.placeHold(user: UserID(user)!, caseId: caseId, reason: reason, restoreKey: key, now: global.now)
+            if all || users.count > 1 {
+                let targets = all ? try vault.liveUserIds() : users.compactMap(UserID.init)
+                let reports = try vault.placeHold(users: targets, caseId: caseId, reason: reason, restoreKey: key, now: global.now)
+                if global.json { return try Output.json(reports) }
+                if let line = Output.sweepLine(reports.first?.sweep) { print(line) }
+                let resealed = reports.reduce(0) { $0 + $1.resealedBundles }
+                print("placed hold \(caseId) on \(Output.plural(reports.count, "user")): resealed \(Output.plural(resealed, "bundle")) to the case's hold key")
+                return
+            }
+            let report = try vault.placeHold(user: UserID(users[0])!, caseId: caseId, reason: reason, restoreKey: key, now: global.now)
             if global.json { return try Output.json(report) }
             if let line = Output.sweepLine(report.sweep) { print(line) }
             if report.action == "already-placed" {
@@ -61,7 +75,5 @@ func validateUser(_ user: String) throws {
 }
 
 func validateCase(_ caseId: String) throws {
-    guard !caseId.isEmpty, caseId.utf8.count <= 128, caseId.unicodeScalars.allSatisfy(\.isASCII),
-          caseId.allSatisfy({ $0.isLetter || $0.isNumber || "-_.:/".contains($0) })
-    else { throw ValidationError("--case '\(caseId)' must be 1-128 characters of letters, digits and - _ . : /") }
+    guard Vault.validCaseId(caseId) else { throw ValidationError("--case '\(caseId)' must be 1-128 characters of letters, digits and - _ . : /") }
 }

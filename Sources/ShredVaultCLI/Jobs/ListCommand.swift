@@ -32,7 +32,7 @@ struct ListCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let vault = try global.openVault()
+            let vault = try global.openVault(readOnly: true)
             var count = 0, bytes: Int64 = 0
             if !global.json { print("EXPIRY      USER              BUNDLE                            HELD  FILES        SIZE") }
             try vault.listBundles(expiringBefore: expiringBefore.flatMap(CivilDay.init(iso:)), user: user.flatMap(UserID.init)) { b in

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import ShredVault
 
 struct RestoreCommand: ParsableCommand {
@@ -21,8 +22,14 @@ struct RestoreCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
 
-    @Argument(help: ArgumentHelp("The user to restore.", valueName: "USER"))
-    var user: String
+    @Argument(help: ArgumentHelp("The user(s) to restore. Several users (or --all-held) go to DIR/<user>/.", valueName: "USER"))
+    var users: [String] = []
+
+    @Flag(help: "Restore every user held under --case, into DIR/<user>/.")
+    var allHeld = false
+
+    @Option(help: ArgumentHelp("Users restored concurrently (default: one per core).", valueName: "N"))
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(name: .customLong("case"), help: ArgumentHelp("The active hold case the restore is for.", valueName: "ID"))
     var caseId: String
@@ -31,7 +38,10 @@ struct RestoreCommand: ParsableCommand {
     var target: String
 
     func validate() throws {
-        try validateUser(user)
+        for user in users { try validateUser(user) }
+        if users.isEmpty && !allHeld { throw ValidationError("name at least one USER, or pass --all-held") }
+        if !users.isEmpty && allHeld { throw ValidationError("give USER arguments or --all-held, not both") }
+        if !(1...256).contains(jobs) { throw ValidationError("--jobs must be between 1 and 256") }
         try validateCase(caseId)
         if target.isEmpty { throw ValidationError("--to must name a directory to create") }
     }
@@ -40,7 +50,21 @@ struct RestoreCommand: ParsableCommand {
         try reportingErrors {
             let vault = try global.openVault()
             let key = try vault.restoreKey(path: global.restoreKeyPath)
-            let report = try vault.restore(user: UserID(user)!, caseId: caseId, to: target, restoreKey: key, now: global.now)
+            if allHeld || users.count > 1 {
+                let targets = allHeld ? try vault.heldUsers(caseId: caseId) : users.compactMap(UserID.init)
+                let progress = ProgressLine("restoring")
+                let many: RestoreManyReport
+                do {
+                    defer { progress.finish() }
+                    many = try vault.restore(users: targets, caseId: caseId, to: target, restoreKey: key, now: global.now, jobs: jobs,
+                                             progress: progress.handler)
+                }
+                if global.json { return try Output.json(many) }
+                print("restored \(Output.plural(many.users.count, "user")) for case \(caseId) into \(many.target)/<user>: "
+                      + "\(Output.plural(many.files, "file")) (\(Output.bytes(many.bytes))), every file verified")
+                return
+            }
+            let report = try vault.restore(user: UserID(users[0])!, caseId: caseId, to: target, restoreKey: key, now: global.now)
             if global.json { return try Output.json(report) }
             if let line = Output.sweepLine(report.sweep) { print(line) }
             let files = report.bundles.reduce(0) { $0 + $1.files }, bytes = report.bundles.reduce(Int64(0)) { $0 + $1.bytes }

@@ -19,7 +19,7 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let vault = try global.openVault()
+            let vault = try global.openVault(readOnly: true)
             let s = try vault.status(now: global.now)
             if global.json {
                 try Output.json(s)

@@ -1,0 +1,104 @@
+import ArgumentParser
+import ShredVault
+
+struct BackupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "backup",
+        abstract: "Back up the vault into a directory: new bundles, a catalog snapshot and a sealed keystore snapshot.",
+        discussion: """
+            Incremental: only bundles not yet in DIR are copied, each verified by SHA-256 after copying. The \
+            keystore snapshot is sealed to the current backup-epoch key, so the backup becomes unreadable \
+            backup-days after its epoch (G3). The keyring and the restore key are never copied. Needs no private key.
+
+            Example:
+              shredvault backup --to /mnt/backup/shredvault
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customLong("to"), help: ArgumentHelp("Backup directory (created if missing; reused for increments).", valueName: "DIR"))
+    var directory: String
+
+    func run() throws {
+        try reportingErrors {
+            let vault = try global.openVault()
+            let progress = ProgressLine("copying")
+            let report: VaultBackupReport
+            do {
+                defer { progress.finish() }
+                report = try vault.backup(to: directory, now: global.now, progress: progress.handler)
+            }
+            if global.json { return try Output.json(report) }
+            print("backed up \(Output.plural(report.liveBundles, "live bundle")) to \(report.directory): copied \(report.copiedBundles) "
+                  + "(\(Output.bytes(report.copiedBytes))), \(report.presentBundles) already there; keystore snapshot \(report.keystoreSnapshot) "
+                  + "unreadable from \(report.unreadableFrom)")
+        }
+    }
+}
+
+struct RecoverCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "recover",
+        abstract: "Rebuild a vault from a backup directory, the restore key and the keyring, then check it.",
+        discussion: """
+            --vault names the vault to create (it must not exist or be empty). The keyring (by default the path \
+            recorded in the backup's config) supplies the backup-epoch key and the erasure ledger, so users \
+            shredded after the backup stay unrecoverable. Exit 2 if the final check finds violations.
+
+            Example:
+              shredvault recover --from /mnt/backup/shredvault --vault /srv/shredvault \\
+                  --master-key-file /root/restore.key
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    @Option(name: .customLong("from"), help: ArgumentHelp("Backup directory written by `shredvault backup`.", valueName: "DIR"))
+    var from: String
+
+    @Option(help: ArgumentHelp("Keyring file, if not at the path the backup's config records.", valueName: "FILE"))
+    var keyring: String?
+
+    func run() throws {
+        try reportingErrors {
+            try global.checkSettings()
+            guard let keyPath = global.restoreKeyPath else { throw VaultError.restoreKeyRequired }
+            let report = try Vault.recover(from: from, to: global.vaultPath, restoreKeyPath: keyPath, keyringPath: keyring, now: global.now)
+            if global.json {
+                try Output.json(report)
+            } else {
+                print("recovered \(report.vault) from \(report.from): \(Output.plural(report.restoredBundles, "bundle")) restored, "
+                      + "\(report.missingBundles.count) missing, \(Output.plural(report.shreddedByLedger, "bundle")) shredded again by the erasure ledger; "
+                      + "keystore: \(report.keystore?.restoredKeys ?? 0) keys")
+                for v in report.check?.violations ?? [] { print("  violation \(v.kind): \(v.subject): \(v.message)") }
+                print("check: " + ((report.check?.ok ?? false) ? "OK" : Output.plural(report.check?.violations.count ?? 0, "violation")))
+            }
+            if !(report.check?.ok ?? false) { throw ExitCode(ExitCodes.violations) }
+        }
+    }
+}
+
+struct ReindexCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reindex",
+        abstract: "Rebuild the catalog's bundle index from the bundle headers and DEK sidecars (catalog lost).",
+        discussion: """
+            For a vault whose catalog.db was lost: every bundle under bundles/ whose keys still exist is indexed \
+            again with its sealed data key; holds are recovered from hold-sealed sidecars. Deletion requests, \
+            tombstones and the audit log are not recoverable from bundles (restore them from a backup). \
+            Refuses a catalog that already indexes bundles. Needs no private key.
+            """)
+
+    @OptionGroup var global: GlobalOptions
+
+    func run() throws {
+        try reportingErrors {
+            try global.checkSettings()
+            let vault = try Vault(root: global.vaultPath, lockWait: global.lockWait, createMissingCatalog: true)
+            let report = try vault.reindex(now: global.now)
+            if global.json { return try Output.json(report) }
+            print("indexed \(Output.plural(report.indexedBundles, "bundle")), recovered \(Output.plural(report.recoveredHolds, "hold")), "
+                  + "skipped \(report.skipped.count)")
+            for s in report.skipped { Output.warning("skipped \(s)") }
+        }
+    }
+}
