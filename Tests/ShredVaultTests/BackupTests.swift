@@ -87,6 +87,21 @@ final class BackupTests: XCTestCase {
         XCTAssertTrue(try v5.check(now: at(31), readData: true, restoreKey: try key()).ok)
     }
 
+    func testRestoringAnOlderSnapshotKeepsKeysCreatedSince() throws {
+        let snapshot = dir + "/ks.svks"
+        do {
+            let v = try open()
+            _ = try v.backupKeystore(to: snapshot, now: at(0))
+            // After the snapshot: a hold key (bundle resealed to it) and a new user's keys.
+            _ = try v.placeHold(user: UserID("ub")!, caseId: "LATE-1", reason: "r", restoreKey: try key(), now: at(1))
+            let restored = try v.restoreKeystore(from: snapshot, restoreKey: try key(), now: at(2))
+            XCTAssertEqual(restored.keptFromCurrent, 1, "the hold key created after the snapshot is kept")
+        }
+        let v = try open()
+        XCTAssertTrue(try v.check(now: at(2), readData: true, restoreKey: try key()).ok)
+        _ = try v.restore(user: UserID("ub")!, caseId: "LATE-1", to: dir + "/rb", restoreKey: try key(), now: at(2))
+    }
+
     func testTamperedTruncatedAndForeignSnapshotsAreRefusedAndChangeNothing() throws {
         let v = try open()
         let snapshot = dir + "/ks.svks"
