@@ -1,0 +1,259 @@
+import Foundation
+import XCTest
+
+/// Bad input (DESIGN-BRIEF §6): each case gets one clear line on stderr, its documented exit code, and changes
+/// nothing (vault files, catalog tables, source, scenario directory).
+final class LifecycleBadInputTests: XCTestCase {
+    var s: Scenario!
+
+    /// A vault on day 0 with ua and ub archived and ua under hold C1.
+    override func setUpWithError() throws {
+        s = try Scenario(self)
+        try s.writeSource([
+            SourceUser(id: "ua", lastActive: inactiveDate, files: sampleFiles(seed: 31)),
+            SourceUser(id: "ub", lastActive: inactiveDate, files: sampleFiles(seed: 32)),
+        ])
+        try s.initVault()
+        assertSuccess(try s.sv(["archive", "--source", s.source], day: 0), "archive")
+        assertSuccess(try s.svk(["hold", "place", "ua", "--case", "C1", "--reason", "case"], day: 0), "hold place")
+    }
+
+    func bundle(_ user: String) throws -> (id: String, path: String) {
+        let b = try XCTUnwrap(try s.listed(user: user, day: 0).first, "\(user) has a live bundle")
+        return (b["bundleId"] as? String ?? "?", s.bundlePath(b))
+    }
+
+    func restoreA(day: Int = 1) throws -> CLI.Result {
+        try s.svk(["restore", "ua", "--case", "C1", "--to", s.dir + "/out"], day: day)
+    }
+
+    func testMalformedAccountsCSV() throws {
+        let cases: [(String, String, String)] = [
+            ("missing column", "user_id,email\nuz,uz@example.com\n", "line 1"),
+            ("short row", "user_id,email,last_active\nuz,2025-01-01\n", "line 2"),
+            ("bad date", "user_id,email,last_active\nuz,uz@example.com,2025-02-30\n", "line 2"),
+            ("bad date format", "user_id,email,last_active\nuy,uy@example.com,2025-01-01\nuz,uz@example.com,01/02/2025\n", "line 3"),
+            ("bad user id", "user_id,email,last_active\n../uz,uz@example.com,2025-01-01\n", "line 2"),
+            ("duplicate user", "user_id,email,last_active\nuz,a@example.com,2025-01-01\nuy,b@example.com,2025-01-01\nuz,c@example.com,2025-01-02\n", "line 4"),
+        ]
+        for (i, (what, csv, where_)) in cases.enumerated() {
+            let src = s.dir + "/bad\(i)"
+            try makeSource(at: src, users: [SourceUser(id: "uz", lastActive: inactiveDate, files: sampleFiles(seed: 40)),
+                                            SourceUser(id: "uy", lastActive: inactiveDate, files: sampleFiles(seed: 41))])
+            try write(csv, to: src + "/accounts.csv", mode: 0o644)
+            try assertChangesNothing(s, source: src, what) {
+                let r = try s.sv(["archive", "--source", src], day: 1)
+                assertOneLineError(r, exit: 65, ["accounts.csv", where_], what)
+                if i == 0 {
+                    let dry = try s.sv(["archive", "--source", src, "--dry-run"], day: 1)
+                    XCTAssertEqual(dry.status, 65, "\(what) (dry run): \(dry.stderr)")
+                }
+            }
+        }
+        // A missing source is "not found".
+        try assertChangesNothing(s, "missing source") {
+            let r = try s.sv(["archive", "--source", s.dir + "/nowhere"], day: 1)
+            assertOneLineError(r, exit: 66, ["nowhere"], "missing source")
+        }
+    }
+
+    func testUnknownUser() throws {
+        try assertChangesNothing(s, "unknown user") {
+            assertOneLineError(try s.sv(["delete", "nobody", "--request-id", "R9"], day: 1), exit: 66, ["nobody"], "delete unknown user")
+            assertOneLineError(try s.svk(["restore", "nobody", "--case", "C1", "--to", s.dir + "/out"], day: 1), exit: 66, ["nobody"],
+                               "restore unknown user")
+            assertOneLineError(try s.svk(["hold", "place", "nobody", "--case", "C7", "--reason", "r"], day: 1), exit: 66, ["nobody"],
+                               "hold place unknown user")
+        }
+        let status = try s.sv(["status"], day: 1)
+        XCTAssertEqual(status.json?["openDeletionRequests"] as? Int, 0, "no request recorded for an unknown user: \(status.stdout)")
+        // A vault that does not exist.
+        let r = try runShredvault(["status", "--vault", s.dir + "/novault", "--now", SimDay.now(1)])
+        assertOneLineError(r, exit: 66, ["novault"], "missing vault")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.dir + "/novault"), "a missing vault is not created")
+    }
+
+    func testWrongOrExposedRestoreKey() throws {
+        // Another vault's restore key.
+        let other = try Scenario(self)
+        try other.initVault()
+        try assertChangesNothing(s, "wrong restore key") {
+            let r = try s.sv(["restore", "ua", "--case", "C1", "--to", s.dir + "/out"], day: 1, key: other.keyFile)
+            assertOneLineError(r, exit: 77, ["restore key"], "restore with another vault's key")
+            let h = try s.sv(["hold", "place", "ub", "--case", "C2", "--reason", "r"], day: 1, key: other.keyFile)
+            assertOneLineError(h, exit: 77, ["restore key"], "hold place with another vault's key")
+            let c = try s.sv(["check", "--read-data"], day: 1, key: other.keyFile)
+            assertOneLineError(c, exit: 77, ["restore key"], "check --read-data with another vault's key")
+        }
+        // The right key, readable by others: refused, whether named by flag or by environment.
+        for mode in [0o644, 0o640] {
+            let exposed = s.dir + "/secrets/exposed-\(String(mode, radix: 8)).key"
+            try FileManager.default.copyItem(atPath: s.keyFile, toPath: exposed)
+            try FileManager.default.setAttributes([.posixPermissions: mode], ofItemAtPath: exposed)
+            try assertChangesNothing(s, "restore key mode \(String(mode, radix: 8))") {
+                let r = try s.sv(["restore", "ua", "--case", "C1", "--to", s.dir + "/out"], day: 1, key: exposed)
+                assertOneLineError(r, exit: 77, [exposed], "restore key with mode \(String(mode, radix: 8))")
+                let e = try s.sv(["restore", "ua", "--case", "C1", "--to", s.dir + "/out"], day: 1,
+                                 environment: ["SHREDVAULT_MASTER_KEY_FILE": exposed])
+                assertOneLineError(e, exit: 77, [exposed], "restore key via env with mode \(String(mode, radix: 8))")
+            }
+            try FileManager.default.removeItem(atPath: exposed)
+        }
+        // The right key still works: the refusals were about the key.
+        assertSuccess(try restoreA(), "restore with the right key")
+    }
+
+    func testCorruptedTruncatedAndMovedBundles() throws {
+        let a = try bundle("ua"), b = try bundle("ub")
+        let good = try Data(contentsOf: URL(fileURLWithPath: a.path))
+        let other = try Data(contentsOf: URL(fileURLWithPath: b.path))
+        // The same user id archived by another vault.
+        let otherVault = try Scenario(self)
+        try otherVault.writeSource([SourceUser(id: "ua", lastActive: inactiveDate, files: sampleFiles(seed: 31))])
+        try otherVault.initVault()
+        assertSuccess(try otherVault.sv(["archive", "--source", otherVault.source], day: 0), "archive in another vault")
+        let foreign = try Data(contentsOf: URL(fileURLWithPath: otherVault.bundlePath(try XCTUnwrap(try otherVault.listed(user: "ua", day: 0).first))))
+        var flipped = good
+        flipped[good.count / 2] ^= 0x01
+        var header = good
+        header[40] ^= 0x80
+        let cases: [(String, Data, [String])] = [
+            ("flipped byte", flipped, [a.id]),
+            ("flipped header byte", header, [a.id]),
+            ("truncated", good.prefix(good.count / 2), [a.id]),
+            ("truncated by one byte", good.dropLast(), [a.id]),
+            ("extended", good + Data([0]), [a.id]),
+            ("another user's bundle at ua's path", other, ["does not match the catalog"]),
+            ("ua's bundle from another vault", foreign, ["does not match the catalog"]),
+        ]
+        for (i, (what, bytes, needles)) in cases.enumerated() {
+            try bytes.write(to: URL(fileURLWithPath: a.path))
+            try assertChangesNothing(s, what) {
+                assertOneLineError(try restoreA(), exit: 65, needles, "restore, \(what)")
+                if i == 0 {
+                    let check = try s.sv(["check"], day: 1, json: false)
+                    XCTAssertEqual(check.status, 2, "check, \(what): \(check.stdout) \(check.stderr)")
+                    XCTAssertTrue((check.stdout + check.stderr).contains(a.id), "check names the bundle, \(what): \(check.stdout) \(check.stderr)")
+                }
+                let json = try s.sv(["check"], day: 1)
+                XCTAssertEqual(json.status, 2)
+                XCTAssertEqual(json.json?["ok"] as? Bool, false, json.stdout)
+                let subjects = ((json.json?["violations"] as? [[String: Any]]) ?? []).compactMap { $0["subject"] as? String }
+                XCTAssertTrue(subjects.contains { $0.contains(a.id) }, "violation names the bundle, \(what): \(json.stdout)")
+                XCTAssertFalse(subjects.contains { $0.contains(b.id) }, "ub's bundle is fine, \(what): \(json.stdout)")
+            }
+        }
+        // A missing bundle file: not found (66), and check names it.
+        try FileManager.default.removeItem(atPath: a.path)
+        try assertChangesNothing(s, "missing bundle file") {
+            assertOneLineError(try restoreA(), exit: 66, [a.id], "restore, missing bundle file")
+            let json = try s.sv(["check"], day: 1)
+            XCTAssertEqual(json.status, 2, json.stdout)
+            XCTAssertTrue(((json.json?["violations"] as? [[String: Any]]) ?? []).contains { ($0["subject"] as? String ?? "").contains(a.id) },
+                          json.stdout)
+        }
+        // Repaired from a replica: everything works again.
+        try good.write(to: URL(fileURLWithPath: a.path))
+        // A damaged DEK sidecar (vault-format.md §3.5) is named by check too.
+        let sidecar = String(a.path.dropLast(4)) + ".dek"
+        let goodSidecar = try Data(contentsOf: URL(fileURLWithPath: sidecar))
+        var badSidecar = goodSidecar
+        badSidecar[badSidecar.count - 1] ^= 0x01
+        try badSidecar.write(to: URL(fileURLWithPath: sidecar))
+        let sidecarCheck = try s.sv(["check"], day: 1)
+        XCTAssertEqual(sidecarCheck.status, 2, "check with a damaged sidecar: \(sidecarCheck.stdout)")
+        XCTAssertTrue(((sidecarCheck.json?["violations"] as? [[String: Any]]) ?? []).contains { ($0["subject"] as? String ?? "").contains(a.id) },
+                      sidecarCheck.stdout)
+        try goodSidecar.write(to: URL(fileURLWithPath: sidecar))
+        assertSuccess(try s.sv(["check"], day: 1), "check after repair")
+        assertSuccess(try restoreA(), "restore after repair")
+        XCTAssertEqual(try Tree(s.dir + "/out"), try Tree(s.pristine + "/users/ua"))
+    }
+
+    func testUserWithUnarchivableSourceFailsAndKeepsItsData() throws {
+        let src = s.dir + "/src3"
+        try makeSource(at: src, users: [SourceUser(id: "uy", lastActive: inactiveDate, files: sampleFiles(seed: 60)),
+                                        SourceUser(id: "uz", lastActive: inactiveDate, files: sampleFiles(seed: 61))])
+        try FileManager.default.createSymbolicLink(atPath: src + "/users/uz/link", withDestinationPath: "/etc/passwd")
+        let uzBefore = try FileManager.default.contentsOfDirectory(atPath: src + "/users/uz").sorted()
+        let r = try s.sv(["archive", "--source", src], day: 1)
+        XCTAssertEqual(r.status, 65, "a user that cannot be archived fails the job (exit 65): \(r.stderr)")
+        XCTAssertTrue(r.stderr.contains("uz"), r.stderr)
+        XCTAssertEqual(((r.json?["failed"] as? [[String: Any]]) ?? []).compactMap { $0["user"] as? String }, ["uz"], r.stdout)
+        XCTAssertEqual(((r.json?["archived"] as? [[String: Any]]) ?? []).compactMap { $0["user"] as? String }, ["uy"], "the others are archived")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: src + "/users/uz").sorted(), uzBefore, "uz's source untouched")
+        XCTAssertEqual(try s.listed(user: "uz", day: 1).count, 0)
+        assertSuccess(try s.sv(["check"], day: 1), "check after a failed user (no orphan bundle file)")
+    }
+
+    func testInvalidPolicyCreatesNothing() throws {
+        for (args, needle) in [(["--archive-days", "91"], "archive-days"), (["--archive-days", "0"], "archive-days"),
+                               (["--holiday", "2026-02-30"], "2026-02-30")] {
+            let r = try runShredvault(["init", "--vault", s.dir + "/v2", "--master-key-file", s.dir + "/secrets/k2", "--now", SimDay.now(0)] + args)
+            // A usage error (ArgumentParser's format: the error, then a usage hint): exit 64, naming the option.
+            XCTAssertEqual(r.status, 64, "init \(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(needle), "init \(args): \(r.stderr)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: s.dir + "/v2"), "init \(args) created the vault directory")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: s.dir + "/secrets/k2"), "init \(args) created a restore key")
+        }
+        // init on an existing vault: 73, and the vault is untouched.
+        try assertChangesNothing(s, "init over an existing vault") {
+            assertOneLineError(try s.sv(["init"], day: 1, key: s.keyFile), exit: 73, [s.vault], "init over an existing vault")
+        }
+    }
+
+    func testRestoreTargetExists() throws {
+        try FileManager.default.createDirectory(atPath: s.dir + "/out", withIntermediateDirectories: false)
+        try write("keep me\n", to: s.dir + "/out/mine.txt")
+        try assertChangesNothing(s, "existing target") {
+            assertOneLineError(try restoreA(), exit: 73, [s.dir + "/out"], "restore to an existing target")
+        }
+        XCTAssertEqual(listing(s.dir + "/out"), ["mine.txt"], "the existing target is untouched")
+        try write("file\n", to: s.dir + "/file-target")
+        try assertChangesNothing(s, "existing file target") {
+            let r = try s.svk(["restore", "ua", "--case", "C1", "--to", s.dir + "/file-target"], day: 1)
+            assertOneLineError(r, exit: 73, ["file-target"], "restore to an existing file")
+        }
+    }
+
+    func testConcurrentRunIsLockedAndLockWaitSucceeds() throws {
+        try makeSource(at: s.dir + "/src2", users: [SourceUser(id: "uz", lastActive: inactiveDate, files: sampleFiles(seed: 50))])
+        // Another process holds the vault lock, as an overlapping cron run would, until we close its stdin.
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
+        holder.arguments = [s.vault + "/lock", "cat"]
+        let stdin = Pipe()
+        holder.standardInput = stdin
+        holder.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        try holder.run()
+        defer { try? stdin.fileHandleForWriting.close(); holder.waitUntilExit() }
+        var tries = 0
+        while try CLI.execute("/usr/bin/flock", ["-n", s.vault + "/lock", "true"]).status == 0 && tries < 100 {
+            usleep(20_000)
+            tries += 1
+        }
+        try assertChangesNothing(s, source: s.dir + "/src2", "locked vault") {
+            assertOneLineError(try s.sv(["archive", "--source", s.dir + "/src2"], day: 1), exit: 75, ["lock"], "archive while locked")
+            assertOneLineError(try s.sv(["delete", "ub", "--request-id", "R1"], day: 1), exit: 75, ["lock"], "delete while locked")
+            assertOneLineError(try s.sv(["sweep"], day: 100), exit: 75, ["lock"], "sweep while locked")
+            assertOneLineError(try s.svk(["restore", "ua", "--case", "C1", "--to", s.dir + "/out"], day: 1), exit: 75, ["lock"],
+                               "restore while locked")
+        }
+        XCTAssertTrue(holder.isRunning, "the lock holder is still running")
+
+        // With --lock-wait the job waits for the lock and then succeeds.
+        let args = ["archive", "--source", s.dir + "/src2", "--vault", s.vault, "--now", SimDay.now(1), "--json", "--lock-wait", "5"]
+        nonisolated(unsafe) var waited: CLI.Result?
+        let group = DispatchGroup()
+        group.enter()
+        DispatchQueue.global().async { waited = try? runShredvault(args); group.leave() }
+        XCTAssertEqual(group.wait(timeout: .now() + 1.0), .timedOut, "archive --lock-wait 5 waits while the lock is held")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: s.dir + "/src2/users/uz"), "nothing archived while waiting")
+        try stdin.fileHandleForWriting.close()
+        holder.waitUntilExit()
+        XCTAssertEqual(group.wait(timeout: .now() + 10), .success)
+        let r = try XCTUnwrap(waited)
+        assertSuccess(r, "archive --lock-wait 5 after the lock was released")
+        XCTAssertEqual(((r.json?["archived"] as? [[String: Any]]) ?? []).compactMap { $0["user"] as? String }, ["uz"], r.stdout)
+    }
+}
