@@ -75,42 +75,52 @@ final class LifecycleCrashTests: XCTestCase {
 
         // Kill points. A fixed delay alone mostly lands in the start-up (every run re-reads accounts.csv, recovers
         // and sweeps), so most kills are triggered by what the run has done so far, polled every millisecond:
-        // `.files(n)`: n new files under bundles/ (temporary bundle, renamed bundle, sidecar: sealing and
+        // `.files(n)`: n more files under bundles/ (temporary bundle, renamed bundle, sidecar: sealing and
         // verifying); `.removed(n)`: n more user sources gone (after a batch commit, during source removal);
         // `.delay(f)`: f × the calibrated run time (start-up, recovery of the previous crash, sweep, commit).
         enum Trigger: CustomStringConvertible {
             case files(Int), removed(Int), delay(Double)
             var description: String {
                 switch self {
-                case .files(let n): return "after \(n) new files in bundles/"
+                case .files(let n): return "after \(n) more files in bundles/"
                 case .removed(let n): return "after \(n) sources removed"
                 case .delay(let f): return "after \(Int(f * 100))% of a run"
                 }
             }
         }
+        // Within a round, kills before the first commit leave only 'writing' rows (undone by the next run), so
+        // they come first; the removal-phase kills come last (the run after one finishes the pending removals).
         let rounds: [[Trigger]] = [
-            [.files(1), .files(9), .files(30), .removed(1), .files(5), .removed(3), .delay(0.5)],
-            [.files(3), .files(20), .removed(2), .files(12), .delay(0.8), .files(2), .removed(1)],
-            [.delay(0.35), .files(16), .files(40), .removed(6), .files(4), .files(1)],
+            [.files(1), .files(9), .files(30), .files(5), .delay(0.3), .removed(1), .delay(0.2)],
+            [.files(3), .files(20), .files(45), .files(12), .removed(2), .removed(1)],
+            [.delay(0.35), .files(16), .files(40), .files(52), .removed(6), .removed(1), .files(1)],
         ]
         func sourcesLeft() -> Int { withData.filter { fm.fileExists(atPath: s.source + "/users/" + $0) }.count }
         func bundleFiles() -> Int { regularFiles(under: s.vault + "/bundles").count }
 
         var interrupted = 0
         var statesSeen = Set<String>()
+        var sawSealing = false, sawPendingRemoval = false
+        var finishedBeforeTrigger: [String] = []
         for (round, triggers) in rounds.enumerated() {
             let lastRound = round == rounds.count - 1
             try reset()
             var committed: [String: String] = [:]
             var inFlight = Set<String>()
             for (k, trigger) in triggers.enumerated() {
-                let files0 = bundleFiles(), sources0 = sourcesLeft()
+                // Files are counted from the lowest point since the start (the run first deletes what the previous
+                // crash left); sources only ever decrease.
+                var filesLow = bundleFiles()
+                let sources0 = sourcesLeft()
                 let started = Date()
                 let p = try spawnShredvault(archiveArgs)
                 while p.isRunning && Date().timeIntervalSince(started) < 3 * full + 2 {
                     let fire: Bool
                     switch trigger {
-                    case .files(let n): fire = bundleFiles() - files0 >= n
+                    case .files(let n):
+                        let now = bundleFiles()
+                        filesLow = min(filesLow, now)
+                        fire = now - filesLow >= n
                     case .removed(let n): fire = sources0 - sourcesLeft() >= n
                     case .delay(let f): fire = Date().timeIntervalSince(started) >= f * full
                     }
@@ -119,7 +129,7 @@ final class LifecycleCrashTests: XCTestCase {
                 }
                 kill(p.processIdentifier, SIGKILL)
                 p.waitUntilExit()
-                if p.terminationReason == .uncaughtSignal { interrupted += 1 }
+                if p.terminationReason == .uncaughtSignal { interrupted += 1 } else { finishedBeforeTrigger.append("round \(round) \(trigger)") }
                 let live = try invariant("round \(round) kill \(k) \(trigger)")
                 // A committed bundle is final: the same bundle must still be the user's bundle later.
                 for (u, id) in live {
@@ -130,6 +140,10 @@ final class LifecycleCrashTests: XCTestCase {
                 inFlight.formUnion(withData.filter { live[$0] == nil }.prefix(2))
                 inFlight.formUnion(withData.filter { live[$0] != nil && fm.fileExists(atPath: s.source + "/users/" + $0) })
                 statesSeen.insert("\(live.count) live, \(bundleFiles()) files, \(sourcesLeft()) sources")
+                // Killed while sealing: bundle files on disk beyond the committed bundles and their sidecars.
+                if bundleFiles() > 2 * live.count { sawSealing = true }
+                // Killed between a commit and the removal of its sources.
+                if withData.contains(where: { live[$0] != nil && fm.fileExists(atPath: s.source + "/users/" + $0) }) { sawPendingRemoval = true }
             }
             // Re-run without killing until the job completes; then once more: it has converged.
             let finish = try s.sv(["archive", "--source", s.source], day: 0)
@@ -176,8 +190,11 @@ final class LifecycleCrashTests: XCTestCase {
             try fm.removeItem(atPath: restoreRoot)
         }
         let total = rounds.map(\.count).reduce(0, +)
-        XCTAssertGreaterThanOrEqual(interrupted, total / 2, "most kills hit a running archive (timing)")
+        // The kills must have exercised the crash windows that matter for G4 (not only start-up or finished runs).
+        XCTAssertGreaterThanOrEqual(interrupted, total / 4, "kills hit running archives; finished first: \(finishedBeforeTrigger)")
+        XCTAssertTrue(sawSealing, "some kill interrupted the sealing of bundles: \(statesSeen.sorted())")
+        XCTAssertTrue(sawPendingRemoval, "some kill fell between a commit and the source removal: \(statesSeen.sorted())")
         XCTAssertGreaterThanOrEqual(statesSeen.count, 5, "kills left the vault in different states: \(statesSeen.sorted())")
-        print("crash test: \(interrupted) of \(total) kills interrupted a run; full archive \(Int(full * 1000)) ms, start-up \(Int(startup * 1000)) ms; states after kills: \(statesSeen.sorted())")
+        print("crash test: \(interrupted) of \(total) kills interrupted a run (finished first: \(finishedBeforeTrigger)); full archive \(Int(full * 1000)) ms, start-up \(Int(startup * 1000)) ms; states after kills: \(statesSeen.sorted())")
     }
 }

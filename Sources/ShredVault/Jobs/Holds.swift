@@ -69,16 +69,21 @@ extension Vault {
                                                         from: (.day, dayPrivate), to: (.hold, holdKey.publicKey))
             updates.append((b.id, Data(resealed)))
         }
-        for (id, sealed) in updates {
-            try writeSidecar(bundleLocation: live.first { $0.id == id }!.location, role: .hold, outerKeyId: holdKey.keyId, sealed: Array(sealed))
-        }
         try catalog.write { db in
-            try HoldRecord(caseId: caseId, userId: u, reason: reason, placedAt: now, releasedAt: nil).insert(db)
+            // A case released earlier may be placed again: the row is reopened (the audit log keeps the history).
+            try db.execute(sql: """
+                INSERT INTO holds (case_id, user_id, reason, placed_at, released_at) VALUES (?, ?, ?, ?, NULL)
+                ON CONFLICT (case_id, user_id) DO UPDATE SET reason = excluded.reason, placed_at = excluded.placed_at, released_at = NULL
+                """, arguments: [caseId, u, reason, now])
             for (id, sealed) in updates {
                 try db.execute(sql: "UPDATE bundles SET outer_role = 'hold', outer_key_id = ?, sealed_dek = ? WHERE id = ?",
                                arguments: [Data(holdKey.keyId), sealed, id])
             }
             try Catalog.audit(db, at: now, action: "hold-place", user: u, detail: ["case": caseId, "bundles": String(updates.count)])
+        }
+        // Sidecars follow the committed catalog (the catalog is the source of truth; `check` compares them).
+        for (id, sealed) in updates {
+            try writeSidecar(bundleLocation: live.first { $0.id == id }!.location, role: .hold, outerKeyId: holdKey.keyId, sealed: Array(sealed))
         }
         try catalog.checkpoint()
         report.resealedBundles = updates.count
@@ -118,9 +123,6 @@ extension Vault {
                 report.newExpiryDay = day.iso
             }
         }
-        for up in updates {
-            try writeSidecar(bundleLocation: live.first { $0.id == up.id }!.location, role: up.role, outerKeyId: up.keyId, sealed: Array(up.sealed))
-        }
         try catalog.write { db in
             try db.execute(sql: "UPDATE holds SET released_at = ? WHERE case_id = ? AND user_id = ?", arguments: [now, caseId, u])
             for up in updates {
@@ -130,6 +132,9 @@ extension Vault {
             try Catalog.audit(db, at: now, action: "hold-release", user: u, detail: [
                 "case": caseId, "bundles": String(updates.count), "expiryDay": report.newExpiryDay ?? "",
             ])
+        }
+        for up in updates {
+            try writeSidecar(bundleLocation: live.first { $0.id == up.id }!.location, role: up.role, outerKeyId: up.keyId, sealed: Array(up.sealed))
         }
         report.resealedBundles = updates.count
         // Destroy the case key once nothing is held under it.
