@@ -29,11 +29,13 @@ struct CLI {
         try execute(binary, arguments, environment: environment, cwd: cwd)
     }
 
-    static func execute(_ executable: String, _ arguments: [String], environment: [String: String] = [:], cwd: String? = nil) throws -> Result {
+    /// - Parameter scrubbed: drop inherited `SHREDVAULT_*` variables first, so a scenario sees only what it sets.
+    static func execute(_ executable: String, _ arguments: [String], environment: [String: String] = [:], cwd: String? = nil,
+                        scrubbed: Bool = false) throws -> Result {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
+        var env = ProcessInfo.processInfo.environment.filter { !scrubbed || !$0.key.hasPrefix("SHREDVAULT_") }
         for (k, v) in environment { env[k] = v }
         p.environment = env
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }

@@ -56,25 +56,7 @@ enum SimDay {
 /// Runs the built `shredvault` with a clean environment: no inherited `SHREDVAULT_*` variable leaks into a
 /// scenario (so "no restore key configured" really means none), plus `environment`.
 func runShredvault(_ arguments: [String], environment: [String: String] = [:]) throws -> CLI.Result {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: CLI.binary)
-    p.arguments = arguments
-    var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SHREDVAULT_") }
-    for (k, v) in environment { env[k] = v }
-    p.environment = env
-    let out = Pipe(), err = Pipe()
-    p.standardOutput = out
-    p.standardError = err
-    try p.run()
-    nonisolated(unsafe) var errData = Data()
-    let group = DispatchGroup()
-    group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    let outData = out.fileHandleForReading.readDataToEndOfFile()
-    group.wait()
-    p.waitUntilExit()
-    return CLI.Result(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
-                      stderr: String(decoding: errData, as: UTF8.self))
+    try CLI.execute(CLI.binary, arguments, environment: environment, scrubbed: true)
 }
 
 /// Starts `shredvault` without waiting (output discarded), for the crash-injection test.

@@ -105,22 +105,16 @@ public final class Catalog: @unchecked Sendable {
     }
 
     public func read<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try queue.read(body) } catch let e as DatabaseError {
-            throw VaultError.database(path: path, message: e.message ?? "\(e)")
-        }
+        return try databaseCall(path) { try queue.read(body) }
     }
 
     public func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try queue.write(body) } catch let e as DatabaseError {
-            throw VaultError.database(path: path, message: e.message ?? "\(e)")
-        }
+        return try databaseCall(path) { try queue.write(body) }
     }
 
     /// Checkpoints the WAL into the database and truncates it (after secure deletions).
     public func checkpoint() throws {
-        do { try queue.writeWithoutTransaction { db in try db.checkpoint(.truncate) } } catch let e as DatabaseError {
-            throw VaultError.database(path: path, message: e.message ?? "\(e)")
-        }
+        try databaseCall(path) { try queue.writeWithoutTransaction { db in try db.checkpoint(.truncate) } }
     }
 
     // MARK: - Audit log
@@ -214,9 +208,7 @@ public final class Catalog: @unchecked Sendable {
 
     /// A consistent copy of the catalog (`VACUUM INTO`).
     public func snapshot(to file: String) throws {
-        do { try queue.vacuum(into: file) } catch let e as DatabaseError {
-            throw VaultError.database(path: path, message: e.message ?? "\(e)")
-        }
+        try databaseCall(path) { try queue.vacuum(into: file) }
     }
 
     /// Records keys about to be destroyed (the erasure ledger), before they are destroyed.

@@ -3,6 +3,17 @@ import GRDB
 /// The catalog's migrations: a timeline that is never edited once shipped; add a new migration instead.
 /// Invariants live in the schema (NOT NULL, CHECK, UNIQUE, foreign keys).
 enum CatalogSchema {
+    /// The erasure ledger (vault-format.md §5.3): in the catalog and, mirrored, in the keyring. Frozen with v1.
+    static let erasuresTable = """
+        CREATE TABLE erasures (
+            key_id BLOB PRIMARY KEY CHECK (length(key_id) = 16),
+            role TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            recorded_at INTEGER NOT NULL,
+            reason TEXT NOT NULL
+        ) STRICT
+        """
+
     static func migrator() -> DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
@@ -62,13 +73,7 @@ enum CatalogSchema {
                     request_id TEXT NOT NULL REFERENCES deletion_requests (request_id)
                 ) STRICT;
 
-                CREATE TABLE erasures (
-                    key_id BLOB PRIMARY KEY CHECK (length(key_id) = 16),
-                    role TEXT NOT NULL,
-                    subject TEXT NOT NULL,
-                    recorded_at INTEGER NOT NULL,
-                    reason TEXT NOT NULL
-                ) STRICT;
+                \(erasuresTable);
 
                 CREATE TABLE audit (
                     seq INTEGER PRIMARY KEY,

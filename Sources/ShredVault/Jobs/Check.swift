@@ -134,16 +134,20 @@ extension Vault {
 
     /// Files under bundles/ that no live or in-progress catalog row names.
     func orphanBundleFiles(known: Set<String>) throws -> [String] {
-        var orphans: [String] = []
+        try bundleTreeFiles().filter { !known.contains($0) }
+    }
+
+    /// Every regular file under `bundles/YYYY/MM/DD/`, as vault-relative paths.
+    func bundleTreeFiles() throws -> [String] {
+        var files: [String] = []
         func walk(_ rel: String, depth: Int) throws {
             for name in try Posix.listDirectory(root + "/" + rel) {
                 let child = rel + "/" + name
                 guard let st = try Posix.status(root + "/" + child) else { continue }
-                if st.kind == .directory, depth < 3 { try walk(child, depth: depth + 1) }
-                else if !known.contains(child) { orphans.append(child) }
+                if st.kind == .directory, depth < 3 { try walk(child, depth: depth + 1) } else { files.append(child) }
             }
         }
         if Posix.exists(root + "/bundles") { try walk("bundles", depth: 0) }
-        return orphans
+        return files
     }
 }

@@ -204,16 +204,10 @@ extension Vault {
         guard existing == 0 else {
             throw VaultError.invalidArgument("the catalog already indexes \(existing) bundles; reindex rebuilds a lost catalog (move catalog.db aside first)")
         }
-        var files: [String] = []
-        func walk(_ rel: String, depth: Int) throws {
-            for name in try Posix.listDirectory(root + "/" + rel) {
-                let child = rel + "/" + name
-                guard let st = try Posix.status(root + "/" + child) else { continue }
-                if st.kind == .directory, depth < 3 { try walk(child, depth: depth + 1) }
-                else if st.kind == .regular, name.hasSuffix(".svb"), !name.hasPrefix(".") { files.append(child) }
-            }
+        let files = try bundleTreeFiles().filter { name in
+            let base = Posix.baseName(name)
+            return base.hasSuffix(".svb") && !base.hasPrefix(".")
         }
-        if Posix.exists(root + "/bundles") { try walk("bundles", depth: 0) }
         var records: [BundleRecord] = []
         var holds: [HoldRecord] = []
         for location in files.sorted() {

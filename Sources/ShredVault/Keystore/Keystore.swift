@@ -51,17 +51,7 @@ public final class Keystore: @unchecked Sendable {
                     """)
             }
             if kind == .keyring {
-                migrator.registerMigration("keyring-v1") { db in
-                    try db.execute(sql: """
-                        CREATE TABLE erasures (
-                            key_id BLOB PRIMARY KEY CHECK (length(key_id) = 16),
-                            role TEXT NOT NULL,
-                            subject TEXT NOT NULL,
-                            recorded_at INTEGER NOT NULL,
-                            reason TEXT NOT NULL
-                        ) STRICT
-                        """)
-                }
+                migrator.registerMigration("keyring-v1") { db in try db.execute(sql: CatalogSchema.erasuresTable) }
             }
             try migrator.migrate(queue)
             try Posix.setPermissions(path, 0o600)
@@ -233,33 +223,23 @@ public final class Keystore: @unchecked Sendable {
 
     /// A consistent copy of the database file (`VACUUM INTO`), for snapshots.
     func snapshot(to file: String) throws {
-        do { try queue.vacuum(into: file) } catch let e as DatabaseError {
-            throw VaultError.database(path: path, message: e.message ?? "\(e)")
-        }
+        try databaseCall(path) { try queue.vacuum(into: file) }
     }
 
     /// Closes the database (before its file is replaced).
     func close() throws {
-        do { try queue.close() } catch let e as DatabaseError {
-            throw VaultError.database(path: path, message: e.message ?? "\(e)")
-        }
+        try databaseCall(path) { try queue.close() }
     }
 
     func vacuum() throws {
-        do { try queue.vacuum() } catch let e as DatabaseError {
-            throw VaultError.database(path: path, message: e.message ?? "\(e)")
-        }
+        try databaseCall(path) { try queue.vacuum() }
     }
 
     func read<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try queue.read(body) } catch let e as DatabaseError {
-            throw VaultError.database(path: path, message: e.message ?? "\(e)")
-        }
+        return try databaseCall(path) { try queue.read(body) }
     }
 
     func write<T>(_ body: (Database) throws -> T) throws -> T {
-        do { return try queue.write(body) } catch let e as DatabaseError {
-            throw VaultError.database(path: path, message: e.message ?? "\(e)")
-        }
+        return try databaseCall(path) { try queue.write(body) }
     }
 }
