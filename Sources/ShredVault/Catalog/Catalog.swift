@@ -124,18 +124,33 @@ public final class Catalog: @unchecked Sendable {
     /// Appends a hash-chained audit record inside the caller's transaction.
     /// `detail` holds no personal data beyond the user id.
     static func audit(_ db: Database, at: Int64, action: String, user: String?, detail: [String: String]) throws {
-        let last = try Row.fetchOne(db, sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+        let last = try Row.fetchOne(db.cachedStatement(sql: "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1"))
         let seq: Int64 = (last?["seq"] as Int64? ?? 0) + 1
         let prev: Data = last?["hash"] ?? genesisHash
         let detailText = encodeDetail(detail)
         let hash = try auditHash(prev: prev, seq: seq, at: at, action: action, user: user, detail: detailText)
-        try db.execute(sql: "INSERT INTO audit (seq, at, action, user_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       arguments: [seq, at, action, user, detailText, prev, hash])
+        try db.cachedStatement(sql: "INSERT INTO audit (seq, at, action, user_id, detail, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .execute(arguments: [seq, at, action, user, detailText, prev, hash])
     }
 
+    /// A JSON object with sorted keys and string values (what JSONSerialization would print, much faster).
     static func encodeDetail(_ detail: [String: String]) -> String {
-        let data = (try? JSONSerialization.data(withJSONObject: detail, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+        func quoted(_ s: String) -> String {
+            var out = "\""
+            for u in s.unicodeScalars {
+                switch u {
+                case "\"": out += "\\\""
+                case "\\": out += "\\\\"
+                case "\n": out += "\\n"
+                case "\r": out += "\\r"
+                case "\t": out += "\\t"
+                case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
+                default: out.unicodeScalars.append(u)
+                }
+            }
+            return out + "\""
+        }
+        return "{" + detail.keys.sorted().map { quoted($0) + ":" + quoted(detail[$0]!) }.joined(separator: ",") + "}"
     }
 
     /// `SHA-256(prev ‖ be64(seq) ‖ be64(at) ‖ action ‖ 0 ‖ user ‖ 0 ‖ detail)`.

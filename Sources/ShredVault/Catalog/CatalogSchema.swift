@@ -110,6 +110,50 @@ enum CatalogSchema {
                 CREATE INDEX bundles_live_stats ON bundles (user_id, outer_role, expiry_day, size, plaintext_bytes) WHERE state = 'live';
                 """)
         }
+        m.registerMigration("v4-state-index") { db in
+            // Counts of expired and shredded bundles for `status` without a table scan.
+            try db.execute(sql: "CREATE INDEX bundles_by_state ON bundles (state)")
+        }
+        m.registerMigration("v5-live-stats") { db in
+            // `status` in O(1) however many bundles there are: live totals and distinct live users are kept
+            // up to date by triggers on `bundles`, inside the same transactions that change it.
+            try db.execute(sql: """
+                CREATE TABLE live_users (user_id TEXT PRIMARY KEY, n INTEGER NOT NULL CHECK (n >= 0)) STRICT, WITHOUT ROWID;
+                CREATE TABLE live_stats (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    bundles INTEGER NOT NULL, users INTEGER NOT NULL, size INTEGER NOT NULL, plain INTEGER NOT NULL, held INTEGER NOT NULL
+                ) STRICT;
+                INSERT INTO live_users (user_id, n) SELECT user_id, count(*) FROM bundles WHERE state = 'live' GROUP BY user_id;
+                INSERT INTO live_stats (id, bundles, users, size, plain, held)
+                    SELECT 1, count(*), (SELECT count(*) FROM live_users), coalesce(sum(size), 0),
+                           coalesce(sum(max(plaintext_bytes, 0)), 0), coalesce(sum(outer_role = 'hold'), 0)
+                    FROM bundles WHERE state = 'live';
+
+                CREATE TRIGGER live_stats_insert AFTER INSERT ON bundles WHEN NEW.state = 'live' BEGIN
+                    INSERT INTO live_users (user_id, n) VALUES (NEW.user_id, 1) ON CONFLICT (user_id) DO UPDATE SET n = n + 1;
+                    UPDATE live_stats SET bundles = bundles + 1, size = size + NEW.size, plain = plain + max(NEW.plaintext_bytes, 0),
+                        held = held + (NEW.outer_role = 'hold'), users = users + (SELECT n = 1 FROM live_users WHERE user_id = NEW.user_id);
+                END;
+                CREATE TRIGGER live_stats_delete AFTER DELETE ON bundles WHEN OLD.state = 'live' BEGIN
+                    UPDATE live_users SET n = n - 1 WHERE user_id = OLD.user_id;
+                    UPDATE live_stats SET bundles = bundles - 1, size = size - OLD.size, plain = plain - max(OLD.plaintext_bytes, 0),
+                        held = held - (OLD.outer_role = 'hold'), users = users - (SELECT n = 0 FROM live_users WHERE user_id = OLD.user_id);
+                    DELETE FROM live_users WHERE user_id = OLD.user_id AND n = 0;
+                END;
+                CREATE TRIGGER live_stats_update AFTER UPDATE ON bundles WHEN OLD.state = 'live' OR NEW.state = 'live' BEGIN
+                    UPDATE live_users SET n = n - 1 WHERE OLD.state = 'live' AND user_id = OLD.user_id;
+                    UPDATE live_stats SET bundles = bundles - 1, size = size - OLD.size, plain = plain - max(OLD.plaintext_bytes, 0),
+                        held = held - (OLD.outer_role = 'hold'), users = users - (SELECT n = 0 FROM live_users WHERE user_id = OLD.user_id)
+                        WHERE OLD.state = 'live';
+                    DELETE FROM live_users WHERE OLD.state = 'live' AND user_id = OLD.user_id AND n = 0;
+                    INSERT INTO live_users (user_id, n) SELECT NEW.user_id, 1 WHERE NEW.state = 'live'
+                        ON CONFLICT (user_id) DO UPDATE SET n = n + 1;
+                    UPDATE live_stats SET bundles = bundles + 1, size = size + NEW.size, plain = plain + max(NEW.plaintext_bytes, 0),
+                        held = held + (NEW.outer_role = 'hold'), users = users + (SELECT n = 1 FROM live_users WHERE user_id = NEW.user_id)
+                        WHERE NEW.state = 'live';
+                END;
+                """)
+        }
         return m
     }
 }

@@ -126,6 +126,17 @@ extension Vault {
         for orphan in try orphanBundleFiles(known: knownLocations) {
             violation("orphan-file", orphan, "bundle file unknown to the catalog")
         }
+        let (kept, counted) = try catalog.read { db in
+            (try Row.fetchOne(db, sql: "SELECT bundles, users, size, plain, held FROM live_stats WHERE id = 1"),
+             try Row.fetchOne(db, sql: """
+                SELECT count(*) AS bundles, count(DISTINCT user_id) AS users, coalesce(sum(size), 0) AS size,
+                       coalesce(sum(max(plaintext_bytes, 0)), 0) AS plain, coalesce(sum(outer_role = 'hold'), 0) AS held
+                FROM bundles INDEXED BY bundles_live_stats WHERE state = 'live'
+                """))
+        }
+        if let kept, let counted, ["bundles", "users", "size", "plain", "held"].contains(where: { (kept[$0] as Int64) != (counted[$0] as Int64) }) {
+            violation("live-stats", "catalog", "the totals `status` reads differ from a recount of the live bundles")
+        }
         let (records, problem) = try catalog.verifyAudit()
         report.auditRecords = records
         if let problem { violation("audit-chain", "audit log", problem) }

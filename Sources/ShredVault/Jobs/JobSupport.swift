@@ -75,8 +75,7 @@ extension Vault {
     func removeBundleFiles(_ locations: [String]) throws {
         var directories = Set<String>()
         for location in locations {
-            for path in [absolute(location), absolute(DEKSidecar.location(forBundle: location))] where Posix.exists(path) {
-                try Posix.unlinkFile(path)
+            for path in [absolute(location), absolute(DEKSidecar.location(forBundle: location))] where try Posix.unlinkIfPresent(path) {
                 directories.insert(Posix.directoryName(path))
             }
         }

@@ -47,19 +47,21 @@ extension Vault {
         let soon = today.adding(days: 2).daysSinceEpoch
         let keyCounts = try keystore.count()
         return try catalog.read { db in
-            let live = try Row.fetchOne(db, sql: """
-                SELECT count(*) AS n, count(DISTINCT user_id) AS users, coalesce(sum(size), 0) AS size, coalesce(sum(max(plaintext_bytes, 0)), 0) AS plain,
-                       coalesce(sum(outer_role = 'hold'), 0) AS held, min(CASE WHEN outer_role = 'day' THEN expiry_day END) AS next
-                FROM bundles WHERE state = 'live'
+            // Totals kept by triggers (catalog migration v5): O(1) however many bundles there are.
+            let live = try Row.fetchOne(db, sql: "SELECT bundles AS n, users, size, plain, held FROM live_stats WHERE id = 1")!
+            let next = try Int64.fetchOne(db, sql: """
+                SELECT expiry_day FROM bundles INDEXED BY bundles_live_by_expiry WHERE state = 'live' AND outer_role = 'day' ORDER BY expiry_day LIMIT 1
+                """)
+            let overdue = try Int.fetchOne(db, sql: """
+                SELECT count(*) FROM bundles INDEXED BY bundles_live_by_expiry WHERE state = 'live' AND outer_role = 'day' AND expiry_day < ?
+                """, arguments: [today.daysSinceEpoch]) ?? 0
+            let ended = try Row.fetchOne(db, sql: """
+                SELECT (SELECT count(*) FROM bundles WHERE state = 'expired') AS e, (SELECT count(*) FROM bundles WHERE state = 'shredded') AS s
                 """)!
-            let overdue = try Int.fetchOne(db, sql: "SELECT count(*) FROM bundles WHERE state = 'live' AND outer_role = 'day' AND expiry_day < ?",
-                                           arguments: [today.daysSinceEpoch]) ?? 0
-            let ended = try Row.fetchOne(db, sql: "SELECT coalesce(sum(state = 'expired'), 0) AS e, coalesce(sum(state = 'shredded'), 0) AS s FROM bundles WHERE state IN ('expired', 'shredded')")!
             let open = try DeletionRequestRecord.fetchAll(db, sql: "SELECT * FROM deletion_requests WHERE state != 'done' ORDER BY deadline_day")
             func req(_ r: DeletionRequestRecord) -> VaultStatus.Request {
                 .init(requestId: r.requestId, user: r.userId, state: r.state.rawValue, deadline: CivilDay(daysSinceEpoch: r.deadlineDay).iso, blockedBy: r.blockedBy)
             }
-            let next: Int64? = live["next"]
             return VaultStatus(
                 vaultId: config.vaultId, today: today.iso, policy: policy,
                 liveBundles: live["n"], liveUsers: live["users"], liveBundleBytes: live["size"], livePlaintextBytes: live["plain"],

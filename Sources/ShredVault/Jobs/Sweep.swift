@@ -60,17 +60,19 @@ extension Vault {
             for k in endedKeys {
                 try Catalog.audit(db, at: now, action: "destroy-key", user: nil, detail: ["role": "day", "day": k.subject, "reason": "day ended"])
             }
+            // One statement for the whole set (the same predicate that selected `due`, bounded by its ids).
+            try db.execute(sql: """
+                UPDATE bundles SET state = 'expired', sealed_dek = NULL, outer_role = NULL, ended_at = ?, end_reason = 'expired'
+                WHERE state = 'live' AND outer_role = 'day' AND expiry_day < ?
+                """, arguments: [now, today.daysSinceEpoch])
             for record in due {
-                try db.execute(sql: """
-                    UPDATE bundles SET state = 'expired', sealed_dek = NULL, outer_role = NULL, ended_at = ?, end_reason = 'expired'
-                    WHERE id = ? AND state = 'live'
-                    """, arguments: [now, record.id])
                 try Catalog.audit(db, at: now, action: "expire", user: record.userId,
                                   detail: ["bundle": record.id, "expiryDay": record.expiry.iso])
             }
             try Catalog.setMeta(db, "lastSweepAt", String(now))
         }
-        try catalog.checkpoint()
+        // No TRUNCATE checkpoint here: the expired rows' sealed DEKs are useless once the day key is gone (G1 rests on
+        // the key, not on the catalog), and SQLite's automatic checkpoints fold the WAL back in as it grows.
         return report
     }
 }

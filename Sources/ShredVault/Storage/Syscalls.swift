@@ -212,6 +212,13 @@ enum Posix {
         guard unlink(path) == 0 else { throw VaultError.io(operation: "unlink", path: path, errno: errno) }
     }
 
+    /// unlink; false when the file did not exist.
+    static func unlinkIfPresent(_ path: String) throws -> Bool {
+        if unlink(path) == 0 { return true }
+        if errno == ENOENT { return false }
+        throw VaultError.io(operation: "unlink", path: path, errno: errno)
+    }
+
     static func setPermissions(_ path: String, _ mode: UInt32) throws {
         guard chmod(path, mode_t(mode)) == 0 else { throw VaultError.io(operation: "chmod", path: path, errno: errno) }
     }

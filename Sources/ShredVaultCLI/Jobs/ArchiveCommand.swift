@@ -42,8 +42,8 @@ struct ArchiveCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print one line per archived user.")
     var verbose = false
 
-    @Option(help: ArgumentHelp("Users sealed concurrently (default: one per core).", valueName: "N"))
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: ArgumentHelp("Users sealed concurrently (default: two per core, so one computes while another waits on fsync).", valueName: "N"))
+    var jobs: Int = 2 * ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
         if source.isEmpty { throw ValidationError("--source must name the export directory") }
