@@ -91,6 +91,29 @@ final class BackupCLITests: XCTestCase {
         try assertRestores(s, "ub", day: 4)
     }
 
+    func testHoldAllAndRestoreAllHeldRestoreEveryUserConcurrently() throws {
+        let s = try Scenario(self)
+        let users = ["ua", "ub", "uc", "ud", "ue"]
+        try s.writeSource(users.enumerated().map { SourceUser(id: $1, lastActive: inactiveDate, files: sampleFiles(seed: UInt64(40 + $0))) })
+        try s.initVault()
+        assertSuccess(try s.sv(["archive", "--source", s.source, "--jobs", "3"], day: 0), "archive")
+        let hold = try s.svk(["hold", "place", "--all", "--case", "LIT-1", "--reason", "whole archive"], day: 1)
+        assertSuccess(hold, "hold place --all")
+        let target = s.dir + "/lit-1"
+        let restore = try s.svk(["restore", "--all-held", "--case", "LIT-1", "--to", target, "--jobs", "3"], day: 2)
+        assertSuccess(restore, "restore --all-held")
+        XCTAssertEqual(((restore.json?["users"] as? [[String: Any]]) ?? []).count, users.count, restore.stdout)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: target).sorted(), users)
+        for u in users { XCTAssertEqual(try Tree(target + "/" + u), try Tree(s.pristine + "/users/" + u), "\(u) byte-identical") }
+        // All or nothing: an existing target is refused and a user that is not held fails the whole restore.
+        assertOneLineError(try s.svk(["restore", "--all-held", "--case", "LIT-1", "--to", target], day: 2), exit: 73, ["already exists"], "existing target")
+        assertSuccess(try s.svk(["hold", "release", "ue", "--case", "LIT-1"], day: 3), "release ue")
+        let partial = try s.svk(["restore", "ua", "ue", "--case", "LIT-1", "--to", s.dir + "/partial"], day: 3)
+        assertOneLineError(partial, exit: 10, ["ue", "LIT-1"], "ue is no longer held")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.dir + "/partial"), "nothing left behind")
+        XCTAssertFalse(try FileManager.default.contentsOfDirectory(atPath: s.dir).contains { $0.contains("partial-") }, "no staging left")
+    }
+
     func testBadSnapshotsAreRefusedAndChangeNothing() throws {
         let s = try Scenario(self)
         try s.writeSource([SourceUser(id: "ua", lastActive: inactiveDate, files: sampleFiles(seed: 31))])

@@ -29,7 +29,9 @@ public enum BundleReader {
     /// directory beside `target`, which is renamed to `target` only after everything verified; on any failure
     /// the temporary directory is removed and `target` is never created.
     @discardableResult
-    public static func extract(path: String, dataKey: SecretBytes, to target: String) throws -> (header: BundleHeader, manifest: Manifest) {
+    /// - Parameter syncParent: fsync the parent directory after the rename (callers extracting many bundles into one
+    ///   staging directory pass false and sync it once).
+    public static func extract(path: String, dataKey: SecretBytes, to target: String, syncParent: Bool = true) throws -> (header: BundleHeader, manifest: Manifest) {
         let target = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
         if Posix.exists(target) { throw VaultError.targetExists(path: target) }
         let file = try openBundle(path)
@@ -45,7 +47,7 @@ public enum BundleReader {
             let manifest = try walkPayload(file, header: header, headerBytes: bytes, dataKey: dataKey, path: path, sink: sink)
             try sink.applyDirectoryMetadata()
             try Posix.renameNoReplace(temporary, target)
-            try Posix.syncDirectory(parent)
+            if syncParent { try Posix.syncDirectory(parent) }
             return (header, manifest)
         } catch {
             try? Posix.removeTree(temporary)

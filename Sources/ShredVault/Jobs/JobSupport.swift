@@ -22,11 +22,15 @@ extension BundleRecord {
 
 extension Vault {
     /// Opens a stored key pair's private half with the restore key.
-    func privateKey(role: KeyRole, id: Data?, restoreKey: P256PrivateKey, user: String) throws -> P256PrivateKey {
+    /// - Parameter cache: shares unsealed keys between users of one job (a case's hold key, a day key).
+    func privateKey(role: KeyRole, id: Data?, restoreKey: P256PrivateKey, user: String, cache: PrivateKeyCache? = nil) throws -> P256PrivateKey {
+        if let id, let cached = cache?.key(id) { return cached }
         guard let id, let stored = try keystore.key(id: Array(id)), stored.role == role else {
             throw VaultError.unrecoverable(user: user, date: "an earlier date", reason: "\(role.rawValue) key missing from the keystore")
         }
-        return try keystore.privateKey(stored, restoreKey: restoreKey, vaultId: vaultId)
+        let key = try keystore.privateKey(stored, restoreKey: restoreKey, vaultId: vaultId)
+        cache?.store(key, for: id)
+        return key
     }
 
     /// Checks that the bundle file is the one the catalog describes (same bytes, and its header names the same
@@ -87,5 +91,24 @@ extension Vault {
         let sidecar = DEKSidecar(outerRole: role, outerKeyId: outerKeyId, sealedDEK: sealed)
         try Posix.writeFileAtomically(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600,
                                       syncDirectory: syncDirectory)
+    }
+}
+
+/// Private keys unsealed during one job, by key id, shared by its worker threads; released (and zeroed by
+/// their owners) when the job ends.
+final class PrivateKeyCache: @unchecked Sendable {
+    private let lock = NSLock()
+    private var keys: [Data: P256PrivateKey] = [:]
+
+    func key(_ id: Data) -> P256PrivateKey? {
+        lock.lock()
+        defer { lock.unlock() }
+        return keys[id]
+    }
+
+    func store(_ key: P256PrivateKey, for id: Data) {
+        lock.lock()
+        defer { lock.unlock() }
+        keys[id] = key
     }
 }

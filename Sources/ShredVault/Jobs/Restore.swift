@@ -35,7 +35,8 @@ extension Vault {
     }
 
     /// Restores one user's live bundles into `target` (checks, unseals, extracts); no sweep, no audit.
-    func restoreOne(user: UserID, caseId: String, to target: String, restoreKey: P256PrivateKey) throws -> RestoreReport {
+    func restoreOne(user: UserID, caseId: String, to target: String, restoreKey: P256PrivateKey,
+                    keyCache: PrivateKeyCache? = nil, syncParent: Bool = true) throws -> RestoreReport {
         let u = user.rawValue
         var report = RestoreReport(user: u, caseId: caseId, target: target)
         let live = try catalog.liveBundles(user: u)
@@ -48,7 +49,7 @@ extension Vault {
         for b in live {
             let path = try checkBundleFile(b)
             guard let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) else { throw VaultError.unrecoverable(user: u, date: "?", reason: "no outer key") }
-            let outerPrivate = try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: u)
+            let outerPrivate = try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: u, cache: keyCache)
             let userKey = Array(b.userKeyId) == Array(live[0].userKeyId) ? userPrivate
                 : try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: u)
             let dek = try KeyHierarchy.openDataKey(Array(b.sealedDek!), binding: try b.binding(vaultId: vaultId), outerRole: role,
@@ -57,7 +58,7 @@ extension Vault {
         }
         if keys.count == 1 {
             let (b, path, dek) = keys[0]
-            let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: target)
+            let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: target, syncParent: syncParent)
             report.bundles.append(.init(bundleId: b.id, target: target, files: manifest.fileCount, bytes: manifest.totalFileBytes))
         } else {
             // Several bundles: extract each below a private temporary parent that becomes the target at the end.

@@ -39,6 +39,7 @@ extension Vault {
         }
         let shared = Shared()
         shared.progress = progress
+        let keyCache = PrivateKeyCache()
         do {
             DispatchQueue.concurrentPerform(iterations: max(1, min(jobs, users.count))) { _ in
                 while true {
@@ -48,7 +49,8 @@ extension Vault {
                     shared.next += 1
                     shared.lock.unlock()
                     do {
-                        var r = try restoreOne(user: user, caseId: caseId, to: staging + "/" + user.rawValue, restoreKey: restoreKey)
+                        var r = try restoreOne(user: user, caseId: caseId, to: staging + "/" + user.rawValue, restoreKey: restoreKey,
+                                               keyCache: keyCache, syncParent: false)
                         r.target = target + "/" + user.rawValue
                         shared.lock.lock()
                         shared.reports.append(r)
@@ -64,6 +66,7 @@ extension Vault {
                 }
             }
             if let error = shared.error { throw error }
+            try Posix.syncDirectory(staging)
             try Posix.renameNoReplace(staging, target)
             try Posix.syncDirectory(parent)
         } catch {
