@@ -247,10 +247,7 @@ extension Vault {
         return report
     }
 
-    func readAll(_ path: String) throws -> [UInt8] {
-        let f = try FileDescriptor(open: path, flags: O_RDONLY)
-        return try f.read(upTo: 1 << 20)
-    }
+    func readAll(_ path: String) throws -> [UInt8] { try Posix.readFile(path, maxLength: 1 << 20) }
 
     func copyFile(_ source: String, to destination: String) throws { try Vault.copyFileStatic(source, to: destination) }
 

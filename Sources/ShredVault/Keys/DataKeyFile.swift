@@ -12,23 +12,12 @@ public enum DataKeyFile {
     /// Reads and validates the key. The file's bytes are read into a zeroing buffer, never into a String.
     public static func read(_ path: String) throws -> SecretBytes {
         let raw = try readSecretFile(path, maxLength: 256)
-        return try raw.withUnsafeBytes { bytes -> SecretBytes in
-            var end = bytes.count
-            while end > 0, bytes[end - 1] == UInt8(ascii: "\n") || bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
-            guard end == keyLength * 2 else {
-                throw VaultError.keyFile(path: path, reason: "expected 64 hex characters (a 32-byte key); create one with `shredvault bundle keygen`")
-            }
-            let key = SecretBytes(count: keyLength)
-            var ok = true
-            key.withUnsafeMutableBytes { out in
-                for i in 0..<keyLength {
-                    let hi = nibble(bytes[2 * i]), lo = nibble(bytes[2 * i + 1])
-                    ok = ok && hi < 16 && lo < 16
-                    out[i] = (hi & 0x0f) << 4 | (lo & 0x0f)
-                }
-            }
-            guard ok else { throw VaultError.keyFile(path: path, reason: "contains a character that is not hexadecimal") }
-            return key
+        do {
+            return try raw.withUnsafeBytes { bytes in try SecretKeyText.decode(bytes, prefix: [], count: keyLength) }
+        } catch SecretKeyText.Problem.shape {
+            throw VaultError.keyFile(path: path, reason: "expected 64 hex characters (a 32-byte key); create one with `shredvault bundle keygen`")
+        } catch {
+            throw VaultError.keyFile(path: path, reason: "contains a character that is not hexadecimal")
         }
     }
 
@@ -36,36 +25,8 @@ public enum DataKeyFile {
     @discardableResult
     public static func create(_ path: String) throws -> SecretBytes {
         let key = try SecretBytes.random(count: keyLength)
-        let hex = SecretBytes(count: keyLength * 2 + 1)
-        let digits = Array("0123456789abcdef".utf8)
-        key.withUnsafeBytes { k in
-            hex.withUnsafeMutableBytes { h in
-                for i in 0..<keyLength {
-                    h[2 * i] = digits[Int(k[i] >> 4)]
-                    h[2 * i + 1] = digits[Int(k[i] & 0x0f)]
-                }
-                h[keyLength * 2] = UInt8(ascii: "\n")
-            }
-        }
-        if Posix.exists(path) { throw VaultError.targetExists(path: path) }
-        let file = try FileDescriptor(open: path, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
-        do {
-            try hex.withUnsafeBytes { try file.write($0) }
-            try file.sync()
-            try file.close()
-        } catch {
-            _ = unlink(path)
-            throw error
-        }
+        try SecretKeyText.writeNewFile(path, SecretKeyText.encode(key, prefix: []))
         return key
-    }
-
-    /// Constant-time-ish nibble decode (no data-dependent branches on the key bytes); 16+ means invalid.
-    private static func nibble(_ c: UInt8) -> UInt8 {
-        let isDigit = (c &- 0x30) < 10 ? UInt8(1) : 0
-        let lower = c | 0x20
-        let isHex = (lower &- 0x61) < 6 ? UInt8(1) : 0
-        return isDigit &* (c &- 0x30) | isHex &* (lower &- 0x61 &+ 10) | (1 &- (isDigit | isHex)) &* 0xff
     }
 }
 

@@ -297,13 +297,18 @@ final class FileLock {
 }
 
 extension Posix {
-    static func readTextFile(_ path: String, maxLength: Int = 64 << 20) throws -> String {
+    /// A whole file, read into a buffer sized by fstat (plus one byte to notice growth), not by the limit.
+    static func readFile(_ path: String, maxLength: Int) throws -> [UInt8] {
         let file = try FileDescriptor(open: path, flags: O_RDONLY)
         let size = Int(try file.status().st_size)
         guard size <= maxLength else { throw VaultError.invalidArgument("\(path) is larger than \(maxLength) bytes") }
-        // Sized by fstat (plus one byte to notice growth), not by the limit.
-        let bytes = try file.read(upTo: min(size, maxLength) + 1)
+        let bytes = try file.read(upTo: size + 1)
         guard bytes.count <= maxLength else { throw VaultError.invalidArgument("\(path) is larger than \(maxLength) bytes") }
+        return bytes
+    }
+
+    static func readTextFile(_ path: String, maxLength: Int = 64 << 20) throws -> String {
+        let bytes = try readFile(path, maxLength: maxLength)
         guard let text = String(validating: bytes, as: UTF8.self) else {
             throw VaultError.malformedInput(path: path, line: 1, reason: "not valid UTF-8")
         }
