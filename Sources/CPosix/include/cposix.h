@@ -3,4 +3,7 @@
 /// Linux calls that Swift's Glibc module does not import.
 /// renameat2(RENAME_NOREPLACE): atomically publish a file or directory, failing with EEXIST instead of replacing.
 int shredvault_rename_noreplace(int olddirfd, const char *oldpath, int newdirfd, const char *newpath);
+/// sync_file_range(SYNC_FILE_RANGE_WRITE) over the whole file: starts writeback of its dirty pages without waiting,
+/// so a later fsync finds the data already on its way. Not a durability guarantee by itself.
+int shredvault_start_writeback(int fd);
 #endif

@@ -13,6 +13,8 @@ public struct SealedBundle: Sendable {
     public var fileSize: UInt64
     /// SHA-256 of the whole bundle file as written (the catalog stores it; `check` compares it).
     public var fileSHA256: [UInt8]
+    /// Set when sealed with `deferSync`: the file is in place but not yet durable.
+    var pendingSync: PendingSync? = nil
 }
 
 /// Streams a directory tree into a bundle: pax tar → zstd (level 3, checksum) → Cobblestone-256 (vault-format.md §2).
@@ -25,9 +27,19 @@ public enum BundleWriter {
     /// without replacing anything, and the directory is fsynced (unless `syncDirectory` is false: the caller
     /// then fsyncs it before relying on the bundle). On any error nothing is left behind.
     /// - Parameter salt: Cobblestone salt; nil (the default) draws a random one. Only known-answer vectors inject it.
+    /// - Parameter deferSync: skip the fsyncs; the bundle is renamed into place with its writeback started and
+    ///   returned in `pendingSync` (the archive job syncs many bundles together before committing any of them).
     public static func seal(
         source: String, header: BundleHeader, dataKey: SecretBytes, to output: String,
         compressionLevel: Int32 = 3, salt: [UInt8]? = nil, syncDirectory: Bool = true
+    ) throws -> SealedBundle {
+        try seal(source: source, header: header, dataKey: dataKey, to: output, compressionLevel: compressionLevel, salt: salt,
+                 syncDirectory: syncDirectory, deferSync: false)
+    }
+
+    static func seal(
+        source: String, header: BundleHeader, dataKey: SecretBytes, to output: String,
+        compressionLevel: Int32 = 3, salt: [UInt8]? = nil, syncDirectory: Bool, deferSync: Bool
     ) throws -> SealedBundle {
         guard let st = try Posix.status(source) else { throw VaultError.notFound(path: source, what: "source directory") }
         guard st.kind == .directory else { throw VaultError.invalidSource(path: source, reason: "not a directory") }
@@ -40,6 +52,11 @@ public enum BundleWriter {
             let (manifest, size, digest) = try write(
                 source: source, header: header, dataKey: dataKey, to: file,
                 compressionLevel: compressionLevel, salt: salt)
+            if deferSync {
+                try Posix.renameNoReplace(temporary, output)
+                return SealedBundle(path: output, header: header, manifest: manifest, fileSize: size, fileSHA256: digest,
+                                    pendingSync: PendingSync(file))
+            }
             try file.sync()
             try file.close()
             try Posix.renameNoReplace(temporary, output)

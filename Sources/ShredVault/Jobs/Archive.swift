@@ -116,8 +116,7 @@ extension Vault {
         let run = try ArchiveRun(vault: self, today: today, now: now, keepSource: options.keepSource, total: work.count, progress: progress)
         let size = max(1, options.batchSize)
         let batches = stride(from: 0, to: work.count, by: size).map { Array(work[$0..<min($0 + size, work.count)]) }
-        let workers = min(options.jobs, batches.count)
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in run.work(batches) }
+        run.run(batches, workers: min(options.jobs, batches.count))
         if let error = run.firstError { throw error }
         report.archived = run.archived.sorted { $0.user < $1.user }
         report.failed += run.failed.sorted { $0.user < $1.user }
@@ -164,9 +163,15 @@ extension Vault {
     }
 }
 
-/// One archive run's shared state: workers take batches of users; results and the first hard error are
-/// collected under a lock.
+/// One archive run's shared state. Worker threads (`--jobs`) take batches of users and do the CPU work: seal each
+/// bundle, re-read and verify it, seal its DEK and write the sidecar, all without waiting for the disk (writeback
+/// is started as each file is written). One committer thread takes every batch sealed so far and makes the group
+/// durable and visible at once: fsync of each file, one fsync per directory, one catalog commit, then the removal of
+/// the sources. So the workers never wait on fsync, and a slow disk turns into larger groups, not idle cores.
+/// Until the commit, each row is 'writing': a crash leaves files the next run deletes, and the sources intact (G4).
 final class ArchiveRun: @unchecked Sendable {
+    typealias Work = (user: UserID, dir: String)
+
     let vault: Vault
     let today: CivilDay
     let now: Int64
@@ -175,12 +180,18 @@ final class ArchiveRun: @unchecked Sendable {
     let progress: ProgressHandler?
     let expiry: CivilDay
     let dayKey: StoredKey
-    private let lock = NSLock()
+    /// Sealed batches waiting for the committer; workers wait when this many are queued (bounds open files).
+    private let maxQueuedBatches = 8
+    private let state = NSCondition()
     private var nextBatch = 0
-    private var done = 0
+    private var queued: [SealedBatch] = []
+    private var workersRunning = 0
+    private var sealedCount = 0
     private(set) var archived: [ArchiveReport.Archived] = []
     private(set) var failed: [ArchiveReport.Skipped] = []
     private(set) var firstError: Error?
+    /// Set when a commit failed: nothing after it is committed (a worker's error still lets sealed batches commit).
+    private var commitFailed = false
 
     init(vault: Vault, today: CivilDay, now: Int64, keepSource: Bool, total: Int, progress: ProgressHandler?) throws {
         self.vault = vault
@@ -194,12 +205,41 @@ final class ArchiveRun: @unchecked Sendable {
     }
 
     private func locked<T>(_ body: () -> T) -> T {
-        lock.lock()
-        defer { lock.unlock() }
+        state.lock()
+        defer { state.unlock() }
         return body()
     }
 
-    func work(_ batches: [[(user: UserID, dir: String)]]) {
+    private func record(_ error: Error) {
+        locked {
+            if firstError == nil { firstError = error }
+            state.broadcast()
+        }
+    }
+
+    /// Runs `workers` worker threads and the committer on the calling thread; returns when every batch is
+    /// committed or the first error stopped the run.
+    func run(_ batches: [[Work]], workers: Int) {
+        workersRunning = workers
+        let finished = DispatchGroup()
+        for _ in 0..<workers {
+            finished.enter()
+            let thread = Thread { [self] in
+                work(batches)
+                locked {
+                    workersRunning -= 1
+                    state.broadcast()
+                }
+                finished.leave()
+            }
+            thread.stackSize = 1 << 20
+            thread.start()
+        }
+        commitLoop()
+        finished.wait()
+    }
+
+    private func work(_ batches: [[Work]]) {
         while true {
             let index: Int? = locked {
                 guard firstError == nil, nextBatch < batches.count else { return nil }
@@ -208,10 +248,39 @@ final class ArchiveRun: @unchecked Sendable {
             }
             guard let index else { return }
             do {
-                try archiveBatch(batches[index])
+                let sealed = try sealBatch(batches[index])
+                locked {
+                    while queued.count >= maxQueuedBatches && firstError == nil { state.wait() }
+                    queued.append(sealed)
+                    state.broadcast()
+                }
             } catch {
-                locked { if firstError == nil { firstError = error } }
+                record(error)
                 return
+            }
+        }
+    }
+
+    /// Takes every queued batch and commits them as one group, until the workers are done and the queue is empty.
+    /// Batches sealed before a worker's error are still committed (each was verified on its own); after a failed
+    /// commit nothing more is: what is queued stays 'writing' for the next run to clean up.
+    private func commitLoop() {
+        while true {
+            let group: [SealedBatch]? = locked {
+                while queued.isEmpty && workersRunning > 0 { state.wait() }
+                if queued.isEmpty { return nil }
+                let group = queued
+                queued = []
+                state.broadcast()
+                return group
+            }
+            guard let group else { return }
+            guard !commitFailed else { continue }
+            do {
+                try commit(group)
+            } catch {
+                commitFailed = true
+                record(error)
             }
         }
     }
@@ -220,11 +289,18 @@ final class ArchiveRun: @unchecked Sendable {
         var record: BundleRecord
         var result: ArchiveReport.Archived
         var dir: String
+        var files: [PendingSync]
     }
 
-    /// G4 for a batch: intent rows → seal, fsync, re-read and verify each bundle with its DEK still in memory,
-    /// seal the DEK, write the sidecar → one directory fsync → one commit → remove the sources.
-    private func archiveBatch(_ batch: [(user: UserID, dir: String)]) throws {
+    private struct SealedBatch {
+        var directory: String
+        var sealed: [Sealed]
+        var failedIds: [String]
+    }
+
+    /// A worker's part of G4 for one batch: durable intent rows, then for each user seal, re-read and verify the
+    /// bundle with its DEK still in memory, seal the DEK and write the sidecar; nothing is fsynced yet.
+    private func sealBatch(_ batch: [Work]) throws -> SealedBatch {
         let userKeys = try vault.keystore.keysCreatingIfNeeded(role: .user, subjects: batch.map(\.user.rawValue), master: vault.archiveKey,
                                                                vaultId: vault.vaultId, now: now)
         var headers: [BundleHeader] = []
@@ -240,34 +316,41 @@ final class ArchiveRun: @unchecked Sendable {
                 location: Vault.bundleLocation(expiry: expiry, bundleId: header.bundleIdHex), userKeyId: Data(userKey.keyId),
                 outerRole: nil, outerKeyId: nil, sealedDek: nil, files: 0, plaintextBytes: 0, sourceState: .kept, endedAt: nil, endReason: nil))
         }
-        // 1. Intent: 'writing' rows, so a crash before the commit is cleaned up by the next run.
+        // Intent: 'writing' rows, so a crash before the commit is cleaned up by the next run.
         try vault.catalog.write { db in for r in records { try r.insert(db) } }
         let directory = Posix.directoryName(vault.absolute(records[0].location))
         try Posix.makeDirectories(directory, mode: 0o700)
-        var sealed: [Sealed] = []
-        var failedIds: [String] = []
+        var out = SealedBatch(directory: directory, sealed: [], failedIds: [])
         for (i, item) in batch.enumerated() {
             do {
-                sealed.append(try sealOne(item, header: headers[i], record: records[i], userKey: userKeys[item.user.rawValue]!))
+                out.sealed.append(try sealOne(item, header: headers[i], record: records[i], userKey: userKeys[item.user.rawValue]!))
             } catch let error as VaultError {
                 switch error {
                 case .invalidSource, .notFound:
                     try vault.removeBundleFiles([records[i].location])
-                    failedIds.append(records[i].id)
+                    out.failedIds.append(records[i].id)
                     locked { failed.append(.init(user: item.user.rawValue, reason: error.description)) }
                 default: throw error
                 }
             }
             locked {
-                done += 1
-                progress?(done, total, item.user.rawValue)
+                sealedCount += 1
+                progress?(sealedCount, total, item.user.rawValue)
             }
         }
-        // 2. One fsync makes every rename and sidecar of the batch durable.
-        try Posix.syncDirectory(directory)
-        // 3. One commit.
+        return out
+    }
+
+    /// The committer's part of G4 for a group of batches: fsync every bundle and sidecar, fsync their directories,
+    /// one catalog commit, and only then remove the sources.
+    private func commit(_ group: [SealedBatch]) throws {
+        let sealed = group.flatMap(\.sealed)
+        for s in sealed {
+            for file in s.files { try file.sync() }
+        }
+        for directory in Set(group.map(\.directory)) { try Posix.syncDirectory(directory) }
         try vault.catalog.write { db in
-            for id in failedIds { _ = try BundleRecord.deleteOne(db, key: id) }
+            for id in group.flatMap(\.failedIds) { _ = try BundleRecord.deleteOne(db, key: id) }
             for s in sealed {
                 try s.record.update(db)
                 try Catalog.audit(db, at: now, action: "archive", user: s.record.userId, detail: [
@@ -275,7 +358,6 @@ final class ArchiveRun: @unchecked Sendable {
                 ])
             }
         }
-        // 4. Only now remove the sources.
         if !keepSource, !sealed.isEmpty {
             var parents = Set<String>()
             for s in sealed {
@@ -290,11 +372,11 @@ final class ArchiveRun: @unchecked Sendable {
         locked { archived += sealed.map(\.result) }
     }
 
-    private func sealOne(_ item: (user: UserID, dir: String), header: BundleHeader, record: BundleRecord, userKey: StoredKey) throws -> Sealed {
+    private func sealOne(_ item: Work, header: BundleHeader, record: BundleRecord, userKey: StoredKey) throws -> Sealed {
         let path = vault.absolute(record.location)
         let dek = try SecretBytes.random(count: 32)
-        let written = try BundleWriter.seal(source: item.dir, header: header, dataKey: dek, to: path, syncDirectory: false)
-        // Verify from disk with the DEK still in memory: every chunk, the zstd checksum, every file's SHA-256.
+        let written = try BundleWriter.seal(source: item.dir, header: header, dataKey: dek, to: path, syncDirectory: false, deferSync: true)
+        // Verify with the DEK still in memory: every chunk, the zstd checksum, every file's SHA-256.
         let (readBack, manifest) = try BundleReader.verify(path: path, dataKey: dek)
         guard readBack == header, manifest == written.manifest else {
             throw VaultError.bundleMismatch(path: path, reason: "read-back verification differs from what was written")
@@ -302,7 +384,7 @@ final class ArchiveRun: @unchecked Sendable {
         // The DEK is zeroed when `dek` is released at the end of this function.
         let sealedDEK = try KeyHierarchy.sealDataKey(dek, binding: .init(header: header), userKey: userKey.publicKey,
                                                      outerRole: .day, outerKey: dayKey.publicKey)
-        try vault.writeSidecar(bundleLocation: record.location, role: .day, outerKeyId: dayKey.keyId, sealed: sealedDEK, syncDirectory: false)
+        let sidecar = try vault.writeSidecarDeferringSync(bundleLocation: record.location, role: .day, outerKeyId: dayKey.keyId, sealed: sealedDEK)
         var r = record
         r.state = .live
         r.size = Int64(written.fileSize)
@@ -314,6 +396,7 @@ final class ArchiveRun: @unchecked Sendable {
         r.plaintextBytes = manifest.totalFileBytes
         r.sourceState = keepSource ? .kept : .pendingRemoval
         return Sealed(record: r, result: .init(user: item.user.rawValue, bundleId: r.id, expiryDay: expiry.iso, files: manifest.fileCount,
-                                               bytes: manifest.totalFileBytes, bundleBytes: Int64(written.fileSize)), dir: item.dir)
+                                               bytes: manifest.totalFileBytes, bundleBytes: Int64(written.fileSize)),
+                      dir: item.dir, files: [written.pendingSync!, sidecar])
     }
 }

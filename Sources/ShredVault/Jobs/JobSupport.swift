@@ -92,6 +92,12 @@ extension Vault {
         try Posix.writeFileAtomically(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600,
                                       syncDirectory: syncDirectory)
     }
+
+    /// `writeSidecar` without fsyncs, for a grouped sync (archive).
+    func writeSidecarDeferringSync(bundleLocation: String, role: KeyRole, outerKeyId: [UInt8], sealed: [UInt8]) throws -> PendingSync {
+        let sidecar = DEKSidecar(outerRole: role, outerKeyId: outerKeyId, sealedDEK: sealed)
+        return try Posix.writeFileDeferringSync(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600)
+    }
 }
 
 /// Private keys unsealed during one job, by key id, shared by its worker threads; released (and zeroed by

@@ -64,6 +64,13 @@ final class FileDescriptor {
         guard fsync(fd) == 0 else { throw VaultError.io(operation: "fsync", path: path, errno: errno) }
     }
 
+    /// Starts writeback of the file's dirty pages without waiting (sync_file_range). Advisory: when the kernel
+    /// refuses (a file system without support), the later `sync()` simply does all the work; durability comes
+    /// only from `sync()`.
+    func startWriteback() {
+        if shredvault_start_writeback(fd) != 0 { return }
+    }
+
     func status() throws -> stat {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw VaultError.io(operation: "fstat", path: path, errno: errno) }
@@ -83,6 +90,23 @@ final class FileDescriptor {
         let result = Glibc.close(fd)
         fd = -1
         guard result == 0 else { throw VaultError.io(operation: "close", path: path, errno: errno) }
+    }
+}
+
+/// A file that was written and renamed into place without fsync, its writeback already started. Jobs that
+/// write many files collect these and make them durable together (`sync()`: fsync, then close) before they
+/// commit anything that relies on them; until then the catalog still marks them as unfinished.
+final class PendingSync: @unchecked Sendable {
+    private let file: FileDescriptor
+
+    init(_ file: FileDescriptor) {
+        self.file = file
+        file.startWriteback()
+    }
+
+    func sync() throws {
+        try file.sync()
+        try file.close()
     }
 }
 
@@ -325,6 +349,21 @@ extension Posix {
             try file.close()
             guard rename(temporary, path) == 0 else { throw VaultError.io(operation: "rename", path: path, errno: errno) }
             if sync { try syncDirectory(directoryName(path)) }
+        } catch {
+            _ = unlink(temporary)
+            throw error
+        }
+    }
+
+    /// `writeFileAtomically` without the fsyncs: the file is renamed into place unsynced and returned for a
+    /// grouped `PendingSync.sync()`; the caller fsyncs the directory after that.
+    static func writeFileDeferringSync(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o600) throws -> PendingSync {
+        let temporary = path + ".tmp-" + String(getpid()) + "-" + String(UInt64(pthread_self()) & 0xffff_ffff)
+        let file = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode_t(mode))
+        do {
+            try file.write(bytes)
+            guard rename(temporary, path) == 0 else { throw VaultError.io(operation: "rename", path: path, errno: errno) }
+            return PendingSync(file)
         } catch {
             _ = unlink(temporary)
             throw error
