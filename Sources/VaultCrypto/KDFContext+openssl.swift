@@ -16,10 +16,16 @@ final class KDFContext {
 
     private let context: OpaquePointer
 
-    private init(algorithm: String) throws {
-        let kdf = try checkOpenSSL(EVP_KDF_fetch(nil, algorithm, nil), "EVP_KDF_fetch")
-        defer { EVP_KDF_free(kdf) }  // the context keeps its own reference
-        context = try checkOpenSSL(EVP_KDF_CTX_new(kdf), "EVP_KDF_CTX_new")
+    /// The HKDF implementation, fetched from the provider once: a fetched `EVP_KDF` is immutable and may be
+    /// shared between threads (each derivation gets its own context). Kept for the life of the process.
+    private final class Fetched: @unchecked Sendable {
+        let kdf: OpaquePointer
+        init() throws { kdf = try checkOpenSSL(EVP_KDF_fetch(nil, "HKDF", nil), "EVP_KDF_fetch") }
+    }
+    private static let hkdfImplementation: Result<Fetched, Error> = Result { try Fetched() }
+
+    private init() throws {
+        context = try checkOpenSSL(EVP_KDF_CTX_new(try Self.hkdfImplementation.get().kdf), "EVP_KDF_CTX_new")
     }
 
     deinit { EVP_KDF_CTX_free(context) }  // also cleanses the key held by the provider
@@ -29,7 +35,7 @@ final class KDFContext {
         mode: HKDFMode, digest: DigestAlgorithm, key: SecretBytes, salt: [UInt8], info: [UInt8],
         outputByteCount: Int
     ) throws -> SecretBytes {
-        let kdf = try KDFContext(algorithm: "HKDF")
+        let kdf = try KDFContext()
         try key.withUnsafeBytes { keyBytes in
             try salt.withUnsafeBytes { saltBytes in
                 try info.withUnsafeBytes { infoBytes in

@@ -8,8 +8,6 @@ enum OSSLParamValue {
     case int32(Int32)
     /// An octet string, referenced: the buffer must stay valid for the duration of the call.
     case octets(UnsafeRawBufferPointer)
-    /// An unsigned integer taken from a `BIGNUM`, padded to `byteCount` bytes (copied, cleansed after).
-    case bignum(OpaquePointer, byteCount: Int)
 }
 
 /// Calls `body` with a terminated `OSSL_PARAM` array built from `entries`.
@@ -56,11 +54,6 @@ func withOSSLParams<R>(
             // OpenSSL rejects a NULL data pointer even for zero length; give it a real one.
             let base = bytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? allocate(1).baseAddress!
             params.append(OSSL_PARAM_construct_octet_string(keyPointer, base, bytes.count))
-        case let .bignum(number, byteCount):
-            let storage = allocate(byteCount)
-            let written = BN_bn2nativepad(number, storage.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(byteCount))
-            guard written == Int32(byteCount) else { throw CryptoError.openSSLFailure("BN_bn2nativepad") }
-            params.append(OSSL_PARAM_construct_BN(keyPointer, storage.baseAddress!.assumingMemoryBound(to: UInt8.self), byteCount))
         }
     }
     params.append(OSSL_PARAM_construct_end())

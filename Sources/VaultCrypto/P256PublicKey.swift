@@ -5,6 +5,8 @@ public struct P256PublicKey: Equatable, Sendable {
 
     /// The uncompressed point `04 ‖ X(32) ‖ Y(32)`.
     public let x963Representation: [UInt8]
+    /// The decoded point, kept for key agreement.
+    let point: P256Point
 
     /// Accepts only the 65-byte uncompressed encoding, and only points on the curve.
     /// - Throws: `CryptoError.invalidPublicKey` naming what is wrong (length, compressed or unknown
@@ -16,10 +18,17 @@ public struct P256PublicKey: Equatable, Sendable {
         guard bytes[0] == 0x04 else {
             throw CryptoError.invalidPublicKey("only the uncompressed encoding (prefix 04) is accepted")
         }
-        try EVPKey.validateP256Point(bytes)
+        point = try P256Point.validated(x963: bytes)
         x963Representation = bytes
     }
 
-    /// An OpenSSL key object for this point, for key agreement.
-    func evpKey() throws -> EVPKey { try EVPKey.p256(publicKey: x963Representation) }
+    /// The public key of a scalar this module computed (d·G of a valid d is valid by construction).
+    init(computed point: P256Point) throws {
+        self.point = point
+        x963Representation = try point.x963()
+    }
+
+    public static func == (lhs: P256PublicKey, rhs: P256PublicKey) -> Bool {
+        lhs.x963Representation == rhs.x963Representation
+    }
 }
