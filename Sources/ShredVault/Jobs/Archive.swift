@@ -11,14 +11,14 @@ public struct ArchiveOptions: Sendable {
     public var dryRun = false
     /// Restrict to these users (each must be listed in accounts.csv).
     public var users: [UserID]? = nil
-    /// Users sealed concurrently (default: two per core, so one worker computes while another waits on fsync).
-    public var jobs: Int = 2 * ProcessInfo.processInfo.activeProcessorCount
+    /// Worker threads sealing users concurrently (default: one per core; fsyncs run on a separate committer thread).
+    public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
     /// Users per catalog transaction: catalog and keystore writes and directory fsyncs are grouped per batch;
     /// sources of a batch are removed only after its commit is durable.
     public var batchSize: Int = 16
 
     public init(source: String, keepSource: Bool = false, dryRun: Bool = false, users: [UserID]? = nil,
-                jobs: Int = 2 * ProcessInfo.processInfo.activeProcessorCount) {
+                jobs: Int = ProcessInfo.processInfo.activeProcessorCount) {
         self.source = source
         self.keepSource = keepSource
         self.dryRun = dryRun

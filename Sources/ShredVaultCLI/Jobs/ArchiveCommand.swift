@@ -9,9 +9,11 @@ struct ArchiveCommand: ParsableCommand {
         discussion: """
             Reads DIR/accounts.csv (header row; columns user_id and last_active as YYYY-MM-DD, others ignored) \
             and archives every user inactive for the policy's inactive-days who has no live bundle: DIR/users/<id> \
-            is sealed into one bundle with a fresh data key, fsynced, re-read from disk and decrypted with the \
-            key still in memory, every file's SHA-256 compared; only then is the key sealed into the catalog and \
-            DIR/users/<id> removed (unless --keep-source). The bundle lives archive-days days, counting the archive day.
+            is sealed into one bundle with a fresh data key, re-read from disk and decrypted with the key still \
+            in memory, every file's SHA-256 compared, and fsynced; only then is the key committed to the catalog \
+            and DIR/users/<id> removed (unless --keep-source). The bundle lives archive-days days, counting the \
+            archive day. --jobs worker threads seal and verify; one more thread fsyncs and commits what they \
+            finished in groups, so the workers never wait on the disk.
 
             Needs no restore key: the job holds only the vault's public key and cannot decrypt older bundles. \
             It first finishes what an interrupted run left and runs the overdue sweep. A deleted user \
@@ -42,8 +44,8 @@ struct ArchiveCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print one line per archived user.")
     var verbose = false
 
-    @Option(help: ArgumentHelp("Users sealed concurrently (default: two per core, so one computes while another waits on fsync).", valueName: "N"))
-    var jobs: Int = 2 * ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: ArgumentHelp("Worker threads sealing users concurrently (default: one per core; a separate thread does the fsyncs and commits).", valueName: "N"))
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
         if source.isEmpty { throw ValidationError("--source must name the export directory") }
