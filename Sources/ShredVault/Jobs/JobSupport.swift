@@ -23,9 +23,11 @@ extension BundleRecord {
 extension Vault {
     /// Opens a stored key pair's private half with the restore key.
     /// - Parameter cache: shares unsealed keys between users of one job (a case's hold key, a day key).
-    func privateKey(role: KeyRole, id: Data?, restoreKey: P256PrivateKey, user: String, cache: PrivateKeyCache? = nil) throws -> P256PrivateKey {
+    /// `stored`: the key's keystore row when the caller already read it (else it is read here).
+    func privateKey(role: KeyRole, id: Data?, restoreKey: P256PrivateKey, user: String, cache: PrivateKeyCache? = nil,
+                    stored prefetched: StoredKey? = nil) throws -> P256PrivateKey {
         if let id, let cached = cache?.key(id) { return cached }
-        guard let id, let stored = try keystore.key(id: Array(id)), stored.role == role else {
+        guard let id, let stored = try prefetched ?? keystore.key(id: Array(id)), stored.role == role else {
             throw VaultError.unrecoverable(user: user, date: "an earlier date", reason: "\(role.rawValue) key missing from the keystore")
         }
         let key = try keystore.privateKey(stored, restoreKey: restoreKey, vaultId: vaultId)

@@ -34,24 +34,70 @@ extension Vault {
         return report
     }
 
+    /// What `restoreOne` reads from the catalog and keystore for one user, read for many users at once
+    /// (`restore --all-held`) so that concurrent workers do not queue on the databases.
+    struct RestoreInputs {
+        var live: [BundleRecord]
+        var holdsCase: Bool
+        /// Stored keys by id (user and outer keys of `live`; absent ids are looked up again).
+        var keys: [Data: StoredKey]
+    }
+
+    /// `RestoreInputs` of each user, in one catalog and one keystore read transaction.
+    func restoreInputs(users: [UserID], caseId: String) throws -> [String: RestoreInputs] {
+        var out: [String: RestoreInputs] = [:]
+        try catalog.read { db in
+            for user in users {
+                let u = user.rawValue
+                let live = try BundleRecord.fetchAll(
+                    db.cachedStatement(sql: "SELECT * FROM bundles WHERE user_id = ? AND state = 'live' ORDER BY archived_at, id"),
+                    arguments: [u])
+                let holds = try Bool.fetchOne(
+                    db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM holds WHERE user_id = ? AND case_id = ? AND released_at IS NULL)"),
+                    arguments: [u, caseId]) ?? false
+                out[u] = RestoreInputs(live: live, holdsCase: holds, keys: [:])
+            }
+        }
+        var ids = Set<Data>()
+        for inputs in out.values {
+            for b in inputs.live {
+                ids.insert(b.userKeyId)
+                if let outer = b.outerKeyId { ids.insert(outer) }
+            }
+        }
+        let stored = try keystore.keys(ids: Array(ids))
+        for (u, inputs) in out {
+            var keys: [Data: StoredKey] = [:]
+            for b in inputs.live {
+                keys[b.userKeyId] = stored[b.userKeyId]
+                if let outer = b.outerKeyId { keys[outer] = stored[outer] }
+            }
+            out[u]?.keys = keys
+        }
+        return out
+    }
+
     /// Restores one user's live bundles into `target` (checks, unseals, extracts); no sweep, no audit.
+    /// `inputs`, when given, replaces the catalog and keystore reads (`restoreInputs`).
     func restoreOne(user: UserID, caseId: String, to target: String, restoreKey: P256PrivateKey,
-                    keyCache: PrivateKeyCache? = nil, syncParent: Bool = true) throws -> RestoreReport {
+                    keyCache: PrivateKeyCache? = nil, syncParent: Bool = true, inputs: RestoreInputs? = nil) throws -> RestoreReport {
         let u = user.rawValue
         var report = RestoreReport(user: u, caseId: caseId, target: target)
-        let live = try catalog.liveBundles(user: u)
+        let live = try inputs?.live ?? catalog.liveBundles(user: u)
         if live.isEmpty { throw try unrecoverableOrUnknown(u) }
-        guard try catalog.activeHolds(user: u).contains(where: { $0.caseId == caseId }) else {
-            throw VaultError.holdRequired(user: u, caseId: caseId)
+        let holdsCase = try inputs?.holdsCase ?? catalog.activeHolds(user: u).contains(where: { $0.caseId == caseId })
+        guard holdsCase else { throw VaultError.holdRequired(user: u, caseId: caseId) }
+        let stored = inputs?.keys ?? [:]
+        func privateKey(role: KeyRole, id: Data?, cache: PrivateKeyCache? = nil) throws -> P256PrivateKey {
+            try self.privateKey(role: role, id: id, restoreKey: restoreKey, user: u, cache: cache, stored: id.flatMap { stored[$0] })
         }
-        let userPrivate = try privateKey(role: .user, id: live[0].userKeyId, restoreKey: restoreKey, user: u)
+        let userPrivate = try privateKey(role: .user, id: live[0].userKeyId)
         var keys: [(BundleRecord, String, SecretBytes)] = []
         for b in live {
             let path = try checkBundleFile(b)
             guard let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) else { throw VaultError.unrecoverable(user: u, date: "?", reason: "no outer key") }
-            let outerPrivate = try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: u, cache: keyCache)
-            let userKey = Array(b.userKeyId) == Array(live[0].userKeyId) ? userPrivate
-                : try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: u)
+            let outerPrivate = try privateKey(role: role, id: b.outerKeyId, cache: keyCache)
+            let userKey = Array(b.userKeyId) == Array(live[0].userKeyId) ? userPrivate : try privateKey(role: .user, id: b.userKeyId)
             let dek = try KeyHierarchy.openDataKey(Array(b.sealedDek!), binding: try b.binding(vaultId: vaultId), outerRole: role,
                                                    outerKey: outerPrivate, userKey: userKey)
             keys.append((b, path, dek))

@@ -41,6 +41,7 @@ extension Vault {
         shared.progress = progress
         let keyCache = PrivateKeyCache()
         do {
+            let inputs = try restoreInputs(users: users, caseId: caseId)
             DispatchQueue.concurrentPerform(iterations: max(1, min(jobs, users.count))) { _ in
                 while true {
                     shared.lock.lock()
@@ -50,7 +51,7 @@ extension Vault {
                     shared.lock.unlock()
                     do {
                         var r = try restoreOne(user: user, caseId: caseId, to: staging + "/" + user.rawValue, restoreKey: restoreKey,
-                                               keyCache: keyCache, syncParent: false)
+                                               keyCache: keyCache, syncParent: false, inputs: inputs[user.rawValue])
                         r.target = target + "/" + user.rawValue
                         shared.lock.lock()
                         shared.reports.append(r)

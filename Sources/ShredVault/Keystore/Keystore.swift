@@ -78,6 +78,18 @@ public final class Keystore: @unchecked Sendable {
         try read { db in try Row.fetchOne(db, sql: "SELECT * FROM keys WHERE key_id = ?", arguments: [Data(id)]).map(Self.decode) }
     }
 
+    /// The stored keys with these ids (absent ids are left out), in one read transaction.
+    public func keys(ids: [Data]) throws -> [Data: StoredKey] {
+        try read { db in
+            var out: [Data: StoredKey] = [:]
+            let statement = try db.cachedStatement(sql: "SELECT * FROM keys WHERE key_id = ?")
+            for id in ids {
+                if let row = try Row.fetchOne(statement, arguments: [id]) { out[id] = try Self.decode(row) }
+            }
+            return out
+        }
+    }
+
     /// Keys of a role whose subject sorts before `subject` (day keys of ended days: ISO dates sort by time).
     public func keys(role: KeyRole, subjectBefore subject: String) throws -> [StoredKey] {
         try read { db in
