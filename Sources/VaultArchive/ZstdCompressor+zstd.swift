@@ -5,7 +5,7 @@ final class ZstdCompressionContext {
     private let cctx: OpaquePointer
     private let output: UnsafeMutableRawBufferPointer
 
-    init(level: Int32) throws {
+    init(level: Int32, workers: Int32, jobSize: Int32) throws {
         guard let cctx = ZSTD_createCCtx() else {
             throw ArchiveError.zstd(function: "ZSTD_createCCtx", message: "could not allocate a compression context")
         }
@@ -14,8 +14,14 @@ final class ZstdCompressionContext {
         // From here on a throw runs deinit, which frees both resources.
         try setParameter(ZSTD_c_compressionLevel, level)
         try setParameter(ZSTD_c_checksumFlag, 1)
-        // Compress on the calling thread: no worker threads, output order is the call order.
-        try setParameter(ZSTD_c_nbWorkers, 0)
+        // workers 0: compress on the calling thread. Otherwise zstd's own threads compress jobs of `jobSize`
+        // bytes in parallel (still one frame; memory grows with workers × jobSize, not with the input). A
+        // libzstd built without threads refuses nbWorkers ≥ 1: then compress on the calling thread.
+        if workers > 0, ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers)) == 0 {
+            try setParameter(ZSTD_c_jobSize, jobSize)
+        } else {
+            try setParameter(ZSTD_c_nbWorkers, 0)
+        }
     }
 
     deinit {

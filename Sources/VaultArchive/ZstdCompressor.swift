@@ -12,8 +12,13 @@ public final class ZstdCompressor {
     ///   - level: the zstd compression level (1...19 are the usual levels; 3 is zstd's default).
     ///   - sink: receives compressed bytes; the buffer is only valid during the call. An error it throws
     ///     reaches the caller of ``write(_:)`` or ``finish()`` unchanged.
-    public init(level: Int32 = 3, sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
-        context = try ZstdCompressionContext(level: level)
+    ///   - workers: zstd worker threads (0, the default: compress on the calling thread). With workers, the
+    ///     output is still one standard frame, but its bytes differ from single-threaded output, and memory
+    ///     grows by about 3 × (workers + 2) × jobSize (bounded, independent of the input size).
+    ///   - jobSize: bytes per parallel job when `workers` > 0 (zstd enforces at least 512 KiB).
+    public init(level: Int32 = 3, workers: Int32 = 0, jobSize: Int32 = 2 << 20,
+                sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
+        context = try ZstdCompressionContext(level: level, workers: workers, jobSize: jobSize)
         self.sink = sink
     }
 

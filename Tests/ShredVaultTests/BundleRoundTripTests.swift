@@ -36,6 +36,25 @@ final class BundleRoundTripTests: XCTestCase {
         XCTAssertEqual(try BundleReader.verify(path: dir + "/b.svb", dataKey: testKey).manifest, manifest)
     }
 
+    func testBigTreeIsCompressedByWorkerThreadsAndRoundTrips() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let src = try makeSource(in: dir)
+        try writeFile(src + "/big/a.bin", pseudoRandomBytes(1_500_000, seed: 7, text: true))
+        try writeFile(src + "/big/b.bin", pseudoRandomBytes(1_200_000, seed: 8, text: true))
+        let salt = [UInt8](repeating: 0x42, count: 24)
+        // Same key, header and salt: only the compression differs.
+        let single = try BundleWriter.seal(source: src, header: testHeader(), dataKey: testKey, to: dir + "/single.svb",
+                                           salt: salt, syncDirectory: true, deferSync: false, parallelThreshold: .max)
+        let parallel = try BundleWriter.seal(source: src, header: testHeader(), dataKey: testKey, to: dir + "/parallel.svb",
+                                             salt: salt, syncDirectory: true, deferSync: false, parallelThreshold: 1 << 20)
+        XCTAssertNotEqual(try readBytes(dir + "/single.svb"), try readBytes(dir + "/parallel.svb"))
+        XCTAssertEqual(parallel.manifest, single.manifest)
+        let (_, manifest) = try BundleReader.extract(path: dir + "/parallel.svb", dataKey: testKey, to: dir + "/out")
+        XCTAssertEqual(manifest, parallel.manifest)
+        XCTAssertEqual(try TreeSnapshot(dir + "/out"), try TreeSnapshot(src))
+        XCTAssertEqual(try BundleReader.verify(path: dir + "/parallel.svb", dataKey: testKey).manifest, manifest)
+    }
+
     func testEmptyDirectoryGivesAnEmptyBundle() throws {
         let dir = try makeTemporaryDirectory(self)
         try FileManager.default.createDirectory(atPath: dir + "/src", withIntermediateDirectories: false)

@@ -24,6 +24,23 @@ final class ZstdStreamTests: XCTestCase {
         }
     }
 
+    func testWorkerThreadsWriteOneStandardFrame() throws {
+        let input = compressibleBytes(5 << 20)
+        var parallel = [UInt8]()
+        let compressor = try ZstdCompressor(level: 3, workers: 2, jobSize: 512 << 10) { parallel.append(contentsOf: $0) }
+        try input.withUnsafeBytes { all in
+            for start in stride(from: 0, to: all.count, by: 100_000) {
+                try compressor.write(UnsafeRawBufferPointer(rebasing: all[start..<min(all.count, start + 100_000)]))
+            }
+        }
+        try compressor.finish()
+        XCTAssertEqual(Array(parallel.prefix(4)), Self.magic)
+        // The strict decompressor refuses anything after the first frame: this is one frame.
+        XCTAssertEqual(try zstdDecompress(parallel, readSizes: [65_537]), input)
+        // Jobs compressed independently give other bytes than one thread: the worker path was taken.
+        XCTAssertNotEqual(parallel, try zstdCompress(input))
+    }
+
     func testCompressibleDataShrinksAndLevelMatters() throws {
         // Words drawn at random from a small vocabulary: higher levels find more matches.
         var generator = ByteGenerator(seed: 5)
