@@ -24,6 +24,37 @@ final class VaultJobTests: XCTestCase {
 
     func open() throws -> Vault { try Vault(root: vaultPath) }
 
+    /// Many small batches over more workers than cores, and more workers than batches: every user is archived
+    /// exactly once, committed live with durable files, and the vault checks clean with the data read back.
+    func testArchiveWithManyBatchesAndWorkersCommitsEveryUser() throws {
+        var csv = "user_id,last_active\n"
+        for i in 0..<37 {
+            let user = String(format: "m%03d", i)
+            csv += "\(user),2025-01-01\n"
+            try writeFile(dir + "/many/users/\(user)/data.bin", pseudoRandomBytes(1_000 + i * 997, seed: UInt64(100 + i)))
+        }
+        try writeFile(dir + "/many/accounts.csv", Array(csv.utf8))
+        var options = ArchiveOptions(source: dir + "/many", jobs: 5)
+        options.batchSize = 3
+        let report = try open().archive(options, now: day0)
+        XCTAssertEqual(report.archived.count, 37)
+        XCTAssertEqual(Set(report.archived.map(\.user)).count, 37)
+        XCTAssertEqual(report.removedSources, 37)
+        XCTAssertEqual(try Posix.listDirectory(dir + "/many/users"), [])
+        do {
+            let vault = try open()
+            let states = try vault.catalog.read { db in try String.fetchAll(db, sql: "SELECT state || '/' || source_state FROM bundles") }
+            XCTAssertEqual(states.count, 37)
+            XCTAssertEqual(Set(states), ["live/removed"])
+            XCTAssertTrue(try vault.check(now: day0, readData: true, restoreKey: try vault.restoreKey(path: restoreKeyPath)).ok)
+        }
+
+        // One batch, eight workers requested: clamped, still archived.
+        var few = ArchiveOptions(source: dir + "/src", jobs: 8)
+        few.batchSize = 16
+        XCTAssertEqual(try open().archive(few, now: day0).archived.map(\.user), ["ua", "ub"])
+    }
+
     func testArchiveRestoreExpireAndHoldTimeline() throws {
         let report = try open().archive(ArchiveOptions(source: dir + "/src"), now: day0)
         XCTAssertEqual(report.archived.map(\.user), ["ua", "ub"])

@@ -163,12 +163,14 @@ extension Vault {
     }
 }
 
-/// One archive run's shared state. Worker threads (`--jobs`) take batches of users and do the CPU work: seal each
-/// bundle, re-read and verify it, seal its DEK and write the sidecar, all without waiting for the disk (writeback
-/// is started as each file is written). One committer thread takes every batch sealed so far and makes the group
-/// durable and visible at once: fsync of each file, one fsync per directory, one catalog commit, then the removal of
-/// the sources. So the workers never wait on fsync, and a slow disk turns into larger groups, not idle cores.
-/// Until the commit, each row is 'writing': a crash leaves files the next run deletes, and the sources intact (G4).
+/// One archive run's shared state. Worker threads (`--jobs`) only compute: for each user of a prepared batch they
+/// seal the bundle, re-read and verify it, seal its DEK and write the sidecar, without waiting for the disk
+/// (writeback is started as each file is written). One I/O thread (the caller's) does every database write and
+/// fsync, always for many batches at once: it prepares batches ahead of the workers (their user keys in one
+/// keystore transaction, their 'writing' intent rows in one catalog transaction), and it commits what the workers
+/// finished as one group (fsync of every file, one fsync per directory, one catalog commit, then the removal of
+/// the sources). So the workers never wait on the disk, and a slow disk turns into larger groups, not idle cores.
+/// Until the commit each row is 'writing': a crash leaves files the next run deletes, and the sources intact (G4).
 final class ArchiveRun: @unchecked Sendable {
     typealias Work = (user: UserID, dir: String)
 
@@ -180,10 +182,13 @@ final class ArchiveRun: @unchecked Sendable {
     let progress: ProgressHandler?
     let expiry: CivilDay
     let dayKey: StoredKey
-    /// Sealed batches waiting for the committer; workers wait when this many are queued (bounds open files).
+    /// Sealed batches waiting for the commit; workers wait when this many are queued (bounds open files).
     private let maxQueuedBatches = 8
     private let state = NSCondition()
-    private var nextBatch = 0
+    private var batches: [[Work]] = []
+    private var workers = 1
+    private var nextToPrepare = 0
+    private var prepared: [PreparedBatch] = []
     private var queued: [SealedBatch] = []
     private var workersRunning = 0
     private var sealedCount = 0
@@ -217,15 +222,26 @@ final class ArchiveRun: @unchecked Sendable {
         }
     }
 
-    /// Runs `workers` worker threads and the committer on the calling thread; returns when every batch is
+    /// Batches handed to the I/O thread for preparation and not yet in `prepared`.
+    private var inPreparation = 0
+
+    /// No more batches will be prepared (all were, or an error stopped the run). Call with the lock held.
+    private var preparationOver: Bool { (nextToPrepare >= batches.count && inPreparation == 0) || firstError != nil }
+
+    /// Batches still to hand out for preparation. Call with the lock held.
+    private var unprepared: Int { firstError == nil ? batches.count - nextToPrepare : 0 }
+
+    /// Runs `workers` worker threads and the I/O loop on the calling thread; returns when every batch is
     /// committed or the first error stopped the run.
     func run(_ batches: [[Work]], workers: Int) {
+        self.batches = batches
+        self.workers = workers
         workersRunning = workers
         let finished = DispatchGroup()
         for _ in 0..<workers {
             finished.enter()
             let thread = Thread { [self] in
-                work(batches)
+                work()
                 locked {
                     workersRunning -= 1
                     state.broadcast()
@@ -235,20 +251,21 @@ final class ArchiveRun: @unchecked Sendable {
             thread.stackSize = 1 << 20
             thread.start()
         }
-        commitLoop()
+        ioLoop()
         finished.wait()
     }
 
-    private func work(_ batches: [[Work]]) {
+    private func work() {
         while true {
-            let index: Int? = locked {
-                guard firstError == nil, nextBatch < batches.count else { return nil }
-                nextBatch += 1
-                return nextBatch - 1
+            let batch: PreparedBatch? = locked {
+                while prepared.isEmpty && !preparationOver { state.wait() }
+                guard firstError == nil, !prepared.isEmpty else { return nil }
+                state.broadcast()
+                return prepared.removeFirst()
             }
-            guard let index else { return }
+            guard let batch else { return }
             do {
-                let sealed = try sealBatch(batches[index])
+                let sealed = try sealBatch(batch)
                 locked {
                     while queued.count >= maxQueuedBatches && firstError == nil { state.wait() }
                     queued.append(sealed)
@@ -261,28 +278,72 @@ final class ArchiveRun: @unchecked Sendable {
         }
     }
 
-    /// Takes every queued batch and commits them as one group, until the workers are done and the queue is empty.
-    /// Batches sealed before a worker's error are still committed (each was verified on its own); after a failed
-    /// commit nothing more is: what is queued stays 'writing' for the next run to clean up.
-    private func commitLoop() {
+    private enum IOStep {
+        case prepare(Range<Int>)
+        case commit([SealedBatch])
+        case done
+    }
+
+    /// The I/O thread: keeps batches prepared ahead of the workers, commits whatever is sealed, until the workers
+    /// are done and nothing is left. Batches sealed before a worker's error are still committed (each was verified on
+    /// its own); after a failed commit nothing more is: what is queued stays 'writing' for the next run.
+    private func ioLoop() {
         while true {
-            let group: [SealedBatch]? = locked {
-                while queued.isEmpty && workersRunning > 0 { state.wait() }
-                if queued.isEmpty { return nil }
-                let group = queued
-                queued = []
-                state.broadcast()
-                return group
+            let step: IOStep = locked {
+                while true {
+                    // Keep up to three batches per worker prepared: top up whenever nothing waits to be committed,
+                    // and before committing when fewer than one per worker are left.
+                    let count = min(unprepared, 3 * workers - prepared.count)
+                    if count > 0 && (prepared.count < workers || queued.isEmpty) {
+                        defer {
+                            nextToPrepare += count
+                            inPreparation = count
+                        }
+                        return .prepare(nextToPrepare..<(nextToPrepare + count))
+                    }
+                    if !queued.isEmpty {
+                        let group = queued
+                        queued = []
+                        state.broadcast()
+                        return .commit(group)
+                    }
+                    if workersRunning == 0 { return .done }
+                    state.wait()
+                }
             }
-            guard let group else { return }
-            guard !commitFailed else { continue }
-            do {
-                try commit(group)
-            } catch {
-                commitFailed = true
-                record(error)
+            switch step {
+            case .done:
+                return
+            case .prepare(let range):
+                do {
+                    let ready = try prepare(Array(batches[range]))
+                    locked {
+                        prepared += ready
+                        inPreparation = 0
+                        state.broadcast()
+                    }
+                } catch {
+                    locked { inPreparation = 0 }
+                    record(error)
+                }
+            case .commit(let group):
+                guard !commitFailed else { continue }
+                do {
+                    try commit(group)
+                } catch {
+                    commitFailed = true
+                    record(error)
+                }
             }
         }
+    }
+
+    private struct PreparedBatch {
+        var items: [Work]
+        var headers: [BundleHeader]
+        var records: [BundleRecord]
+        var userKeys: [StoredKey]
+        var directory: String
     }
 
     private struct Sealed {
@@ -298,37 +359,49 @@ final class ArchiveRun: @unchecked Sendable {
         var failedIds: [String]
     }
 
-    /// A worker's part of G4 for one batch: durable intent rows, then for each user seal, re-read and verify the
-    /// bundle with its DEK still in memory, seal the DEK and write the sidecar; nothing is fsynced yet.
-    private func sealBatch(_ batch: [Work]) throws -> SealedBatch {
-        let userKeys = try vault.keystore.keysCreatingIfNeeded(role: .user, subjects: batch.map(\.user.rawValue), master: vault.archiveKey,
-                                                               vaultId: vault.vaultId, now: now)
-        var headers: [BundleHeader] = []
-        var records: [BundleRecord] = []
-        for item in batch {
-            let userKey = userKeys[item.user.rawValue]!
-            let header = BundleHeader(vaultId: vault.vaultId, bundleId: try BundleHeader.randomId(), createdAt: now, expiryDay: expiry,
-                                      userKeyId: userKey.keyId, dayKeyId: dayKey.keyId, userId: item.user)
-            headers.append(header)
-            records.append(BundleRecord(
-                id: header.bundleIdHex, userId: item.user.rawValue, archivedAt: now, originalExpiryDay: expiry.daysSinceEpoch,
-                expiryDay: expiry.daysSinceEpoch, state: .writing, size: 0, sha256: nil,
-                location: Vault.bundleLocation(expiry: expiry, bundleId: header.bundleIdHex), userKeyId: Data(userKey.keyId),
-                outerRole: nil, outerKeyId: nil, sealedDek: nil, files: 0, plaintextBytes: 0, sourceState: .kept, endedAt: nil, endReason: nil))
+    /// The I/O thread's first part of G4, for several batches at once: their user keys (one keystore transaction)
+    /// and durable 'writing' intent rows (one catalog transaction), so a crash before the commit is cleaned up by
+    /// the next run.
+    private func prepare(_ group: [[Work]]) throws -> [PreparedBatch] {
+        let userKeys = try vault.keystore.keysCreatingIfNeeded(role: .user, subjects: group.flatMap { $0.map(\.user.rawValue) },
+                                                               master: vault.archiveKey, vaultId: vault.vaultId, now: now)
+        var out: [PreparedBatch] = []
+        for batch in group {
+            var prepared = PreparedBatch(items: batch, headers: [], records: [], userKeys: [], directory: "")
+            for item in batch {
+                let userKey = userKeys[item.user.rawValue]!
+                let header = BundleHeader(vaultId: vault.vaultId, bundleId: try BundleHeader.randomId(), createdAt: now, expiryDay: expiry,
+                                          userKeyId: userKey.keyId, dayKeyId: dayKey.keyId, userId: item.user)
+                prepared.headers.append(header)
+                prepared.userKeys.append(userKey)
+                prepared.records.append(BundleRecord(
+                    id: header.bundleIdHex, userId: item.user.rawValue, archivedAt: now, originalExpiryDay: expiry.daysSinceEpoch,
+                    expiryDay: expiry.daysSinceEpoch, state: .writing, size: 0, sha256: nil,
+                    location: Vault.bundleLocation(expiry: expiry, bundleId: header.bundleIdHex), userKeyId: Data(userKey.keyId),
+                    outerRole: nil, outerKeyId: nil, sealedDek: nil, files: 0, plaintextBytes: 0, sourceState: .kept, endedAt: nil, endReason: nil))
+            }
+            prepared.directory = Posix.directoryName(vault.absolute(prepared.records[0].location))
+            out.append(prepared)
         }
-        // Intent: 'writing' rows, so a crash before the commit is cleaned up by the next run.
-        try vault.catalog.write { db in for r in records { try r.insert(db) } }
-        let directory = Posix.directoryName(vault.absolute(records[0].location))
-        try Posix.makeDirectories(directory, mode: 0o700)
-        var out = SealedBatch(directory: directory, sealed: [], failedIds: [])
-        for (i, item) in batch.enumerated() {
+        try vault.catalog.write { db in
+            for batch in out { for r in batch.records { try r.insert(db) } }
+        }
+        for directory in Set(out.map(\.directory)) { try Posix.makeDirectories(directory, mode: 0o700) }
+        return out
+    }
+
+    /// A worker's part of G4 for one prepared batch: for each user seal, re-read and verify the bundle with its DEK
+    /// still in memory, seal the DEK and write the sidecar; nothing is fsynced here.
+    private func sealBatch(_ batch: PreparedBatch) throws -> SealedBatch {
+        var out = SealedBatch(directory: batch.directory, sealed: [], failedIds: [])
+        for (i, item) in batch.items.enumerated() {
             do {
-                out.sealed.append(try sealOne(item, header: headers[i], record: records[i], userKey: userKeys[item.user.rawValue]!))
+                out.sealed.append(try sealOne(item, header: batch.headers[i], record: batch.records[i], userKey: batch.userKeys[i]))
             } catch let error as VaultError {
                 switch error {
                 case .invalidSource, .notFound:
-                    try vault.removeBundleFiles([records[i].location])
-                    out.failedIds.append(records[i].id)
+                    try vault.removeBundleFiles([batch.records[i].location])
+                    out.failedIds.append(batch.records[i].id)
                     locked { failed.append(.init(user: item.user.rawValue, reason: error.description)) }
                 default: throw error
                 }
