@@ -439,7 +439,8 @@ final class ArchiveRun: @unchecked Sendable {
             }
             for p in parents { try Posix.syncDirectory(p) }
             try vault.catalog.write { db in
-                for s in sealed { try db.execute(sql: "UPDATE bundles SET source_state = 'removed' WHERE id = ?", arguments: [s.record.id]) }
+                let update = try db.cachedStatement(sql: "UPDATE bundles SET source_state = 'removed' WHERE id = ?")
+                for s in sealed { try update.execute(arguments: [s.record.id]) }
             }
         }
         locked { archived += sealed.map(\.result) }

@@ -139,8 +139,9 @@ public final class Keystore: @unchecked Sendable {
     public func keysCreatingIfNeeded(role: KeyRole, subjects: [String], master: P256PublicKey, vaultId: [UInt8], now: Int64) throws -> [String: StoredKey] {
         var out: [String: StoredKey] = [:]
         try read { db in
+            let select = try db.cachedStatement(sql: "SELECT * FROM keys WHERE role = ? AND subject = ?")
             for subject in subjects {
-                if let row = try Row.fetchOne(db, sql: "SELECT * FROM keys WHERE role = ? AND subject = ?", arguments: [role.rawValue, subject]) {
+                if let row = try Row.fetchOne(select, arguments: [role.rawValue, subject]) {
                     out[subject] = try Self.decode(row)
                 }
             }
@@ -154,14 +155,18 @@ public final class Keystore: @unchecked Sendable {
         }
         if !fresh.isEmpty {
             try write { db in
+                let insert = try db.cachedStatement(sql: """
+                    INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (role, subject) DO NOTHING
+                    """)
+                let select = try db.cachedStatement(sql: "SELECT * FROM keys WHERE role = ? AND subject = ?")
                 for k in fresh {
-                    try db.execute(sql: """
-                        INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at) VALUES (?, ?, ?, ?, ?, ?)
-                        ON CONFLICT (role, subject) DO NOTHING
-                        """, arguments: [Data(k.keyId), role.rawValue, k.subject, Data(k.publicKey.x963Representation), Data(k.sealedPrivate), now])
+                    try insert.execute(arguments: [Data(k.keyId), role.rawValue, k.subject, Data(k.publicKey.x963Representation),
+                                                   Data(k.sealedPrivate), now])
+                    // If a key for the subject appeared meanwhile, the stored row wins and ours is dropped.
+                    out[k.subject] = db.changesCount == 1 ? k : try Row.fetchOne(select, arguments: [role.rawValue, k.subject]).map(Self.decode) ?? k
                 }
             }
-            for k in fresh { out[k.subject] = try key(role: role, subject: k.subject) ?? k }
         }
         return out
     }
