@@ -81,17 +81,29 @@ extension Vault {
         }
         let candidates = selected.filter { policy.isInactive(lastActive: $0.lastActive, today: today) }.sorted { $0.userId < $1.userId }
         report.candidates = candidates.count
+        // Tombstones and live bundles of every candidate, in one read transaction.
+        let (deleted, archived) = try catalog.read { db in
+            let tombstone = try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM tombstones WHERE user_id = ?)")
+            let live = try db.cachedStatement(sql: "SELECT EXISTS (SELECT 1 FROM bundles WHERE user_id = ? AND state = 'live')")
+            var deleted = Set<String>(), archived = Set<String>()
+            for account in candidates {
+                let user = account.userId.rawValue
+                if try Bool.fetchOne(tombstone, arguments: [user]) == true { deleted.insert(user) }
+                if try Bool.fetchOne(live, arguments: [user]) == true { archived.insert(user) }
+            }
+            return (deleted, archived)
+        }
         var work: [(user: UserID, dir: String)] = []
         for account in candidates {
             let user = account.userId.rawValue
             let userDir = options.source + "/users/" + user
             let sourceStatus = try Posix.status(userDir)
-            if try catalog.tombstone(user: user) != nil {
+            if deleted.contains(user) {
                 if sourceStatus != nil { report.reappeared.append(user) }
                 report.skipped.append(.init(user: user, reason: "deleted (tombstone); never archived again"))
                 continue
             }
-            if try !catalog.liveBundles(user: user).isEmpty {
+            if archived.contains(user) {
                 report.skipped.append(.init(user: user, reason: "already archived"))
                 continue
             }
