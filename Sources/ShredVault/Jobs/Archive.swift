@@ -11,10 +11,11 @@ public struct ArchiveOptions: Sendable {
     public var dryRun = false
     /// Restrict to these users (each must be listed in accounts.csv).
     public var users: [UserID]? = nil
-    /// Worker threads sealing users concurrently (default: one per core; fsyncs run on a separate committer thread).
+    /// Worker threads sealing users concurrently (default: one per core; database writes and fsyncs run on a
+    /// separate I/O thread).
     public var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
-    /// Users per catalog transaction: catalog and keystore writes and directory fsyncs are grouped per batch;
-    /// sources of a batch are removed only after its commit is durable.
+    /// Users per batch, the unit a worker takes; the I/O thread prepares and commits several batches per
+    /// transaction. Sources of a batch are removed only after its commit is durable.
     public var batchSize: Int = 16
 
     public init(source: String, keepSource: Bool = false, dryRun: Bool = false, users: [UserID]? = nil,

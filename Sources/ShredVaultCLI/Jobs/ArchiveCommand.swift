@@ -44,7 +44,7 @@ struct ArchiveCommand: ParsableCommand {
     @Flag(name: [.short, .long], help: "Print one line per archived user.")
     var verbose = false
 
-    @Option(help: ArgumentHelp("Worker threads sealing users concurrently (default: one per core; a separate thread does the fsyncs and commits).", valueName: "N"))
+    @Option(help: ArgumentHelp("Worker threads sealing users concurrently (default: one per core; a separate thread does the database writes, fsyncs and commits).", valueName: "N"))
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
