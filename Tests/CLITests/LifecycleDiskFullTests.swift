@@ -7,9 +7,9 @@ import XCTest
 /// is gone (G4); `check --read-data` passes; and once there is room again the next run archives the rest, and a
 /// restore of every user gives back the original files.
 final class LifecycleDiskFullTests: XCTestCase {
-    private func mount(_ arguments: [String]) -> (status: Int32, output: String) {
+    private func mount(_ arguments: [String], program: String = "/bin/mount") -> (status: Int32, output: String) {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/mount")
+        p.executableURL = URL(fileURLWithPath: program)
         p.arguments = arguments
         let pipe = Pipe()
         p.standardOutput = pipe
@@ -27,7 +27,7 @@ final class LifecycleDiskFullTests: XCTestCase {
         guard mounted.status == 0 else {
             throw XCTSkip("cannot mount a tmpfs here (\(mounted.output.trimmingCharacters(in: .whitespacesAndNewlines))); run as root")
         }
-        addTeardownBlock { _ = Process.launchedProcess(launchPath: "/bin/umount", arguments: ["-l", s.vault]).waitUntilExit() }
+        addTeardownBlock { [self] in _ = mount(["-l", s.vault], program: "/bin/umount") }
 
         // 40 users of ~100 KB of incompressible data (three batches): about twice what fits beside the catalog
         // and the keystore, so the disk fills up while batches are sealed. Batches sealed but not yet committed
