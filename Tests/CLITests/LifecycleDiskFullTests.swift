@@ -30,8 +30,8 @@ final class LifecycleDiskFullTests: XCTestCase {
         addTeardownBlock { [self] in _ = mount(["-l", s.vault], program: "/bin/umount") }
 
         // 40 users of ~100 KB of incompressible data (three batches): about twice what fits beside the catalog
-        // and the keystore, so the disk fills up while batches are sealed. Batches sealed but not yet committed
-        // when it does stay 'writing' (the commit itself needs room); the next run removes them.
+        // and the keystore, so the disk fills up while the workers seal their batches. Whatever was not committed
+        // when it did stays 'writing'; the next run removes it.
         let users = (0..<40).map { i in
             SourceUser(id: String(format: "uf%02d", i), lastActive: inactiveDate,
                        files: ["profile.json": Data("{\"n\":\(i)}".utf8),
