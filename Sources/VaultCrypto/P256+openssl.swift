@@ -52,7 +52,10 @@ final class P256Scalar: @unchecked Sendable {
     }
 
     /// 32 bytes big-endian.
-    func exported() throws -> SecretBytes {
+    func exported() throws -> SecretBytes { try Self.bytes(of: number) }
+
+    /// A secret BIGNUM below 2^256 as 32 big-endian bytes.
+    private static func bytes(of number: OpaquePointer) throws -> SecretBytes {
         let out = SecretBytes(count: P256PrivateKey.scalarSize)
         try out.withUnsafeMutableBytes { raw in
             guard BN_bn2binpad(number, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(raw.count)) == raw.count else {
@@ -82,13 +85,7 @@ final class P256Scalar: @unchecked Sendable {
         let x = try checkOpenSSL(BN_secure_new(), "BN_secure_new")
         defer { BN_clear_free(x) }
         try checkOpenSSL(EC_POINT_get_affine_coordinates(group.group, product.point, x, nil, nil), "EC_POINT_get_affine_coordinates")
-        let out = SecretBytes(count: P256PrivateKey.scalarSize)
-        try out.withUnsafeMutableBytes { raw in
-            guard BN_bn2binpad(x, raw.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(raw.count)) == raw.count else {
-                throw CryptoError.openSSLFailure("BN_bn2binpad")
-            }
-        }
-        return out
+        return try Self.bytes(of: x)
     }
 }
 

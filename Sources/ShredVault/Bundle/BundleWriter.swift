@@ -90,10 +90,12 @@ public enum BundleWriter {
             try fileHash.update(bytes)
             try output.write(bytes)
         }
+        // The tree is listed (and every entry checked) before anything is written; its size picks the compression.
+        let plan = try TreeWalker.plan(root: source)
         // A big tree is compressed by zstd worker threads while this thread reads, hashes, encrypts and writes
         // (one frame all the same; a few MiB more memory, fixed), so one large user keeps two or three cores busy.
         // Small trees, the common case, compress on this thread (the archive job runs one per core).
-        let workers: Int32 = try TreeWalker.holdsAtLeast(parallelThreshold, bytesIn: source)
+        let workers: Int32 = plan.fileBytes >= parallelThreshold
             ? Int32(max(1, min(2, ProcessInfo.processInfo.activeProcessorCount - 1))) : 0
         let compressor = try ZstdCompressor(level: compressionLevel, workers: workers, jobSize: Int32(parallelJobSize)) {
             try encryptor.write($0)
@@ -101,7 +103,7 @@ public enum BundleWriter {
         let tar = try TarWriter { try compressor.write($0) }
 
         let walker = TreeWalker(root: source, tar: tar)
-        try walker.walk(relative: nil)
+        try walker.write(plan.entries)
         let manifest = Manifest(bundleId: header.bundleIdHex, userId: header.userId.rawValue, entries: walker.entries)
         let manifestBytes = try manifest.encoded()
         guard manifestBytes.count <= Manifest.maxEncodedSize else {
@@ -116,9 +118,16 @@ public enum BundleWriter {
     }
 }
 
-/// Depth-first walk in byte order of names, writing each directory and regular file to the tar and
-/// recording its manifest entry. Symlinks, devices, FIFOs and sockets are refused, never followed.
+/// Depth-first walk in byte order of names: `plan` lists and checks every entry (symlinks, devices, FIFOs and
+/// sockets are refused, never followed), `write` then adds each directory and regular file to the tar and records
+/// its manifest entry.
 private final class TreeWalker {
+    struct Planned {
+        var relative: String
+        var full: String
+        var status: FileStatus
+    }
+
     let root: String
     let tar: TarWriter
     var entries: [Manifest.Entry] = []
@@ -131,53 +140,58 @@ private final class TreeWalker {
 
     deinit { buffer.deallocate() }
 
-    /// Whether the regular files below `root` hold at least `threshold` bytes (lstat only; stops as soon as
-    /// they do). Entries the real walk would refuse are skipped here: the walk reports them.
-    static func holdsAtLeast(_ threshold: Int64, bytesIn root: String) throws -> Bool {
-        var total: Int64 = 0
-        var pending = [root]
-        while let directory = pending.popLast() {
+    /// Every entry below `root` in write order, and the bytes of its regular files (lstat sizes).
+    static func plan(root: String) throws -> (entries: [Planned], fileBytes: Int64) {
+        var entries: [Planned] = []
+        var fileBytes: Int64 = 0
+        func visit(_ relative: String?) throws {
+            let directory = relative.map { root + "/" + $0 } ?? root
             for name in try Posix.listDirectory(directory) {
-                let full = directory + "/" + name
-                guard let st = try Posix.status(full) else { continue }
+                let rel = relative.map { $0 + "/" + name } ?? name
+                let full = root + "/" + rel
+                if let problem = EntryPath.problem(rel) { throw VaultError.invalidSource(path: full, reason: problem) }
+                guard let st = try Posix.status(full) else { throw disappeared(full) }
                 switch st.kind {
-                case .directory: pending.append(full)
+                case .directory:
+                    entries.append(Planned(relative: rel, full: full, status: st))
+                    try visit(rel)
                 case .regular:
-                    total += st.size
-                    if total >= threshold { return true }
-                default: continue
+                    entries.append(Planned(relative: rel, full: full, status: st))
+                    fileBytes += st.size
+                case .symlink:
+                    throw VaultError.invalidSource(path: full, reason: "is a symbolic link; bundles hold only regular files and directories")
+                case .other:
+                    throw VaultError.invalidSource(path: full, reason: "is a device, FIFO or socket; bundles hold only regular files and directories")
                 }
             }
         }
-        return false
+        try visit(nil)
+        return (entries, fileBytes)
     }
 
-    func walk(relative: String?) throws {
-        let directory = relative.map { root + "/" + $0 } ?? root
-        for name in try Posix.listDirectory(directory) {
-            let rel = relative.map { $0 + "/" + name } ?? name
-            let full = root + "/" + rel
-            if let problem = EntryPath.problem(rel) { throw VaultError.invalidSource(path: full, reason: problem) }
-            guard let st = try Posix.status(full) else {
-                throw VaultError.invalidSource(path: full, reason: "disappeared while archiving; run again")
-            }
-            switch st.kind {
-            case .directory:
-                try tar.addDirectory(path: Manifest.dataPrefix + rel, mode: st.mode & 0o777, mtime: st.mtime)
-                entries.append(.init(path: rel, type: .dir, size: 0, mode: st.mode & 0o777, mtime: st.mtime, sha256: nil))
-                try walk(relative: rel)
-            case .regular:
-                try addFile(rel, full: full)
-            case .symlink:
-                throw VaultError.invalidSource(path: full, reason: "is a symbolic link; bundles hold only regular files and directories")
-            case .other:
-                throw VaultError.invalidSource(path: full, reason: "is a device, FIFO or socket; bundles hold only regular files and directories")
+    private static func disappeared(_ full: String) -> VaultError {
+        VaultError.invalidSource(path: full, reason: "disappeared while archiving; run again")
+    }
+
+    func write(_ plan: [Planned]) throws {
+        for entry in plan {
+            if entry.status.kind == .directory {
+                let mode = entry.status.mode & 0o777
+                try tar.addDirectory(path: Manifest.dataPrefix + entry.relative, mode: mode, mtime: entry.status.mtime)
+                entries.append(.init(path: entry.relative, type: .dir, size: 0, mode: mode, mtime: entry.status.mtime, sha256: nil))
+            } else {
+                try addFile(entry.relative, full: entry.full)
             }
         }
     }
 
     private func addFile(_ rel: String, full: String) throws {
-        let file = try FileDescriptor(open: full, flags: O_RDONLY | O_NOFOLLOW)
+        let file: FileDescriptor
+        do {
+            file = try FileDescriptor(open: full, flags: O_RDONLY | O_NOFOLLOW)
+        } catch VaultError.io(_, _, ENOENT) {
+            throw Self.disappeared(full)  // listed by `plan`, gone since
+        }
         let st = FileStatus(try file.status())
         guard st.kind == .regular else { throw VaultError.invalidSource(path: full, reason: "is not a regular file") }
         let mode = st.mode & 0o777

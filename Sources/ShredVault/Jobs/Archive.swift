@@ -188,7 +188,6 @@ final class ArchiveRun: @unchecked Sendable {
     typealias Work = (user: UserID, dir: String)
 
     let vault: Vault
-    let today: CivilDay
     let now: Int64
     let keepSource: Bool
     let total: Int
@@ -213,7 +212,6 @@ final class ArchiveRun: @unchecked Sendable {
 
     init(vault: Vault, today: CivilDay, now: Int64, keepSource: Bool, total: Int, progress: ProgressHandler?) throws {
         self.vault = vault
-        self.today = today
         self.now = now
         self.keepSource = keepSource
         self.total = total
@@ -351,11 +349,15 @@ final class ArchiveRun: @unchecked Sendable {
         }
     }
 
+    private struct PreparedUser {
+        var work: Work
+        var header: BundleHeader
+        var record: BundleRecord
+        var userKey: StoredKey
+    }
+
     private struct PreparedBatch {
-        var items: [Work]
-        var headers: [BundleHeader]
-        var records: [BundleRecord]
-        var userKeys: [StoredKey]
+        var users: [PreparedUser]
         var directory: String
     }
 
@@ -380,24 +382,21 @@ final class ArchiveRun: @unchecked Sendable {
                                                                master: vault.archiveKey, vaultId: vault.vaultId, now: now)
         var out: [PreparedBatch] = []
         for batch in group {
-            var prepared = PreparedBatch(items: batch, headers: [], records: [], userKeys: [], directory: "")
-            for item in batch {
+            let users = try batch.map { item in
                 let userKey = userKeys[item.user.rawValue]!
                 let header = BundleHeader(vaultId: vault.vaultId, bundleId: try BundleHeader.randomId(), createdAt: now, expiryDay: expiry,
                                           userKeyId: userKey.keyId, dayKeyId: dayKey.keyId, userId: item.user)
-                prepared.headers.append(header)
-                prepared.userKeys.append(userKey)
-                prepared.records.append(BundleRecord(
+                let record = BundleRecord(
                     id: header.bundleIdHex, userId: item.user.rawValue, archivedAt: now, originalExpiryDay: expiry.daysSinceEpoch,
                     expiryDay: expiry.daysSinceEpoch, state: .writing, size: 0, sha256: nil,
                     location: Vault.bundleLocation(expiry: expiry, bundleId: header.bundleIdHex), userKeyId: Data(userKey.keyId),
-                    outerRole: nil, outerKeyId: nil, sealedDek: nil, files: 0, plaintextBytes: 0, sourceState: .kept, endedAt: nil, endReason: nil))
+                    outerRole: nil, outerKeyId: nil, sealedDek: nil, files: 0, plaintextBytes: 0, sourceState: .kept, endedAt: nil, endReason: nil)
+                return PreparedUser(work: item, header: header, record: record, userKey: userKey)
             }
-            prepared.directory = Posix.directoryName(vault.absolute(prepared.records[0].location))
-            out.append(prepared)
+            out.append(PreparedBatch(users: users, directory: Posix.directoryName(vault.absolute(users[0].record.location))))
         }
         try vault.catalog.write { db in
-            for batch in out { for r in batch.records { try r.insert(db) } }
+            for batch in out { for user in batch.users { try user.record.insert(db) } }
         }
         for directory in Set(out.map(\.directory)) { try Posix.makeDirectories(directory, mode: 0o700) }
         return out
@@ -407,27 +406,27 @@ final class ArchiveRun: @unchecked Sendable {
     /// still in memory, seal the DEK and write the sidecar; nothing is fsynced here.
     private func sealBatch(_ batch: PreparedBatch) throws -> SealedBatch {
         var out = SealedBatch(directory: batch.directory, sealed: [], failedIds: [])
-        for (i, item) in batch.items.enumerated() {
+        for user in batch.users {
             do {
-                out.sealed.append(try sealOne(item, header: batch.headers[i], record: batch.records[i], userKey: batch.userKeys[i]))
+                out.sealed.append(try sealOne(user))
             } catch let error as VaultError {
                 switch error {
                 case .invalidSource, .notFound:
-                    try vault.removeBundleFiles([batch.records[i].location])
-                    out.failedIds.append(batch.records[i].id)
-                    locked { failed.append(.init(user: item.user.rawValue, reason: error.description)) }
+                    try vault.removeBundleFiles([user.record.location])
+                    out.failedIds.append(user.record.id)
+                    locked { failed.append(.init(user: user.work.user.rawValue, reason: error.description)) }
                 default: throw error
                 }
             }
             locked {
                 sealedCount += 1
-                progress?(sealedCount, total, item.user.rawValue)
+                progress?(sealedCount, total, user.work.user.rawValue)
             }
         }
         return out
     }
 
-    /// The committer's part of G4 for a group of batches: fsync every bundle and sidecar, fsync their directories,
+    /// The I/O thread's second part of G4, for a group of batches: fsync every bundle and sidecar, fsync their directories,
     /// one catalog commit, and only then remove the sources.
     private func commit(_ group: [SealedBatch]) throws {
         let sealed = group.flatMap(\.sealed)
@@ -459,7 +458,8 @@ final class ArchiveRun: @unchecked Sendable {
         locked { archived += sealed.map(\.result) }
     }
 
-    private func sealOne(_ item: Work, header: BundleHeader, record: BundleRecord, userKey: StoredKey) throws -> Sealed {
+    private func sealOne(_ user: PreparedUser) throws -> Sealed {
+        let (item, header, record, userKey) = (user.work, user.header, user.record, user.userKey)
         let path = vault.absolute(record.location)
         let dek = try SecretBytes.random(count: 32)
         let written = try BundleWriter.seal(source: item.dir, header: header, dataKey: dek, to: path, syncDirectory: false, deferSync: true)

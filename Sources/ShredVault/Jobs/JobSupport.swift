@@ -90,15 +90,19 @@ extension Vault {
 
     /// Writes (or replaces) a bundle's DEK sidecar atomically.
     func writeSidecar(bundleLocation: String, role: KeyRole, outerKeyId: [UInt8], sealed: [UInt8], syncDirectory: Bool = true) throws {
-        let sidecar = DEKSidecar(outerRole: role, outerKeyId: outerKeyId, sealedDEK: sealed)
-        try Posix.writeFileAtomically(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600,
-                                      syncDirectory: syncDirectory)
+        let (path, bytes) = sidecarFile(bundleLocation: bundleLocation, role: role, outerKeyId: outerKeyId, sealed: sealed)
+        try Posix.writeFileAtomically(path, bytes, mode: 0o600, syncDirectory: syncDirectory)
     }
 
     /// `writeSidecar` without fsyncs, for a grouped sync (archive).
     func writeSidecarDeferringSync(bundleLocation: String, role: KeyRole, outerKeyId: [UInt8], sealed: [UInt8]) throws -> PendingSync {
-        let sidecar = DEKSidecar(outerRole: role, outerKeyId: outerKeyId, sealedDEK: sealed)
-        return try Posix.writeFileDeferringSync(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600)
+        let (path, bytes) = sidecarFile(bundleLocation: bundleLocation, role: role, outerKeyId: outerKeyId, sealed: sealed)
+        return try Posix.writeFileDeferringSync(path, bytes, mode: 0o600)
+    }
+
+    private func sidecarFile(bundleLocation: String, role: KeyRole, outerKeyId: [UInt8], sealed: [UInt8]) -> (path: String, bytes: [UInt8]) {
+        (absolute(DEKSidecar.location(forBundle: bundleLocation)),
+         DEKSidecar(outerRole: role, outerKeyId: outerKeyId, sealedDEK: sealed).encoded())
     }
 }
 

@@ -67,16 +67,15 @@ public final class Keystore: @unchecked Sendable {
                          createdAt: row["created_at"])
     }
 
+    private static let selectBySubject = "SELECT * FROM keys WHERE role = ? AND subject = ?"
+
     public func key(role: KeyRole, subject: String) throws -> StoredKey? {
         try read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM keys WHERE role = ? AND subject = ?", arguments: [role.rawValue, subject])
-                .map(Self.decode)
+            try Row.fetchOne(db.cachedStatement(sql: Self.selectBySubject), arguments: [role.rawValue, subject]).map(Self.decode)
         }
     }
 
-    public func key(id: [UInt8]) throws -> StoredKey? {
-        try read { db in try Row.fetchOne(db, sql: "SELECT * FROM keys WHERE key_id = ?", arguments: [Data(id)]).map(Self.decode) }
-    }
+    public func key(id: [UInt8]) throws -> StoredKey? { try keys(ids: [Data(id)])[Data(id)] }
 
     /// The stored keys with these ids (absent ids are left out), in one read transaction.
     public func keys(ids: [Data]) throws -> [Data: StoredKey] {
@@ -139,7 +138,7 @@ public final class Keystore: @unchecked Sendable {
     public func keysCreatingIfNeeded(role: KeyRole, subjects: [String], master: P256PublicKey, vaultId: [UInt8], now: Int64) throws -> [String: StoredKey] {
         var out: [String: StoredKey] = [:]
         try read { db in
-            let select = try db.cachedStatement(sql: "SELECT * FROM keys WHERE role = ? AND subject = ?")
+            let select = try db.cachedStatement(sql: Self.selectBySubject)
             for subject in subjects {
                 if let row = try Row.fetchOne(select, arguments: [role.rawValue, subject]) {
                     out[subject] = try Self.decode(row)
@@ -159,7 +158,7 @@ public final class Keystore: @unchecked Sendable {
                     INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at) VALUES (?, ?, ?, ?, ?, ?)
                     ON CONFLICT (role, subject) DO NOTHING
                     """)
-                let select = try db.cachedStatement(sql: "SELECT * FROM keys WHERE role = ? AND subject = ?")
+                let select = try db.cachedStatement(sql: Self.selectBySubject)
                 for k in fresh {
                     try insert.execute(arguments: [Data(k.keyId), role.rawValue, k.subject, Data(k.publicKey.x963Representation),
                                                    Data(k.sealedPrivate), now])

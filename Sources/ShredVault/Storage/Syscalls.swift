@@ -68,7 +68,7 @@ final class FileDescriptor {
     /// refuses (a file system without support), the later `sync()` simply does all the work; durability comes
     /// only from `sync()`.
     func startWriteback() {
-        if shredvault_start_writeback(fd) != 0 { return }
+        _ = shredvault_start_writeback(fd)  // advisory, see above: a refusal changes nothing but timing
     }
 
     func status() throws -> stat {
@@ -341,29 +341,30 @@ extension Posix {
 
     /// Writes a small file atomically: temporary file, fsync, rename over `path`, fsync of the directory.
     static func writeFileAtomically(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o600, syncDirectory sync: Bool = true) throws {
-        let temporary = path + ".tmp-" + String(getpid()) + "-" + String(UInt64(pthread_self()) & 0xffff_ffff)
-        let file = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode_t(mode))
-        do {
-            try file.write(bytes)
+        _ = try writeAndRename(path, bytes, mode: mode) { file in
             try file.sync()
             try file.close()
-            guard rename(temporary, path) == 0 else { throw VaultError.io(operation: "rename", path: path, errno: errno) }
-            if sync { try syncDirectory(directoryName(path)) }
-        } catch {
-            _ = unlink(temporary)
-            throw error
         }
+        if sync { try syncDirectory(directoryName(path)) }
     }
 
     /// `writeFileAtomically` without the fsyncs: the file is renamed into place unsynced and returned for a
     /// grouped `PendingSync.sync()`; the caller fsyncs the directory after that.
     static func writeFileDeferringSync(_ path: String, _ bytes: [UInt8], mode: UInt32 = 0o600) throws -> PendingSync {
+        PendingSync(try writeAndRename(path, bytes, mode: mode) { _ in })
+    }
+
+    /// Writes `bytes` to a temporary file beside `path`, runs `beforeRename` on it, then renames it over `path`;
+    /// on any error the temporary file is removed. Returns the file (open unless `beforeRename` closed it).
+    private static func writeAndRename(_ path: String, _ bytes: [UInt8], mode: UInt32,
+                                       beforeRename: (FileDescriptor) throws -> Void) throws -> FileDescriptor {
         let temporary = path + ".tmp-" + String(getpid()) + "-" + String(UInt64(pthread_self()) & 0xffff_ffff)
         let file = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode_t(mode))
         do {
             try file.write(bytes)
+            try beforeRename(file)
             guard rename(temporary, path) == 0 else { throw VaultError.io(operation: "rename", path: path, errno: errno) }
-            return PendingSync(file)
+            return file
         } catch {
             _ = unlink(temporary)
             throw error
