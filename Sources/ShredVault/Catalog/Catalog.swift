@@ -226,11 +226,10 @@ public final class Catalog: @unchecked Sendable {
         try databaseCall(path) { try queue.vacuum(into: file) }
     }
 
-    /// Records keys about to be destroyed (the erasure ledger), before they are destroyed.
-    static func recordErasures(_ db: Database, _ keys: [StoredKey], at: Int64, reason: String) throws {
-        for k in keys {
-            try db.execute(sql: "INSERT INTO erasures (key_id, role, subject, recorded_at, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                           arguments: [Data(k.keyId), k.role.rawValue, k.subject, at, reason])
-        }
+    /// Records a key about to be destroyed (the erasure ledger), before it is destroyed; false if it was recorded already.
+    static func recordErasure(_ db: Database, _ k: StoredKey, at: Int64, reason: String) throws -> Bool {
+        try db.execute(sql: "INSERT INTO erasures (key_id, role, subject, recorded_at, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       arguments: [Data(k.keyId), k.role.rawValue, k.subject, at, reason])
+        return db.changesCount == 1
     }
 }

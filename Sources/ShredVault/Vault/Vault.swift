@@ -173,11 +173,25 @@ public final class Vault: @unchecked Sendable {
 
     public func absolute(_ location: String) -> String { root + "/" + location }
 
-    /// Writes the erasure ledger (catalog and keyring mirror) for keys about to be destroyed. Must precede
-    /// every destruction, so a restored keystore copy can be purged of them (ledger replay).
+    /// Writes the erasure ledger (catalog and keyring mirror) for keys about to be destroyed, with the audit
+    /// record of each destruction in the same catalog transaction. Must precede every destruction, so a restored
+    /// keystore copy can be purged of them (ledger replay). A key already in the ledger (a retried destruction)
+    /// gets no second audit record.
     func recordErasures(_ keys: [StoredKey], now: Int64, reason: String) throws {
         guard !keys.isEmpty else { return }
-        try catalog.write { db in try Catalog.recordErasures(db, keys, at: now, reason: reason) }
+        try catalog.write { db in
+            for k in keys where try Catalog.recordErasure(db, k, at: now, reason: reason) {
+                var detail = ["role": k.role.rawValue, "reason": reason]
+                var user: String?
+                switch k.role {
+                case .day: detail["day"] = k.subject
+                case .user: user = k.subject
+                case .hold: detail["case"] = k.subject
+                case .epoch: detail["epoch"] = k.subject
+                }
+                try Catalog.audit(db, at: now, action: "destroy-key", user: user, detail: detail)
+            }
+        }
         try keyring.recordErasures(keys, at: now, reason: reason)
     }
 }
