@@ -112,6 +112,16 @@ public final class Catalog: @unchecked Sendable {
         return try databaseCall(path) { try queue.write(body) }
     }
 
+    /// Closes the database; a job that changed the vault first folds the WAL back in (checkpoint TRUNCATE), and
+    /// either failing is reported (a close must not fail silently). Idempotent.
+    public func close(checkpoint: Bool) throws {
+        if closed { return }
+        if checkpoint { try self.checkpoint() }
+        try databaseCall(path) { try queue.close() }
+        closed = true
+    }
+    private var closed = false
+
     /// Checkpoints the WAL into the database and truncates it (after secure deletions).
     public func checkpoint() throws {
         try databaseCall(path) { try queue.writeWithoutTransaction { db in try db.checkpoint(.truncate) } }

@@ -26,6 +26,18 @@ enum CatalogSchema {
         ) STRICT
         """
 
+    /// The keyring's mirror of recorded deletion requests (written before the catalog records one), so a request
+    /// still blocked by a hold survives the loss of the catalog.
+    static let requestsMirrorTable = """
+        CREATE TABLE deletion_requests (
+            request_id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            deadline_day INTEGER NOT NULL,
+            recorded_at INTEGER NOT NULL
+        ) STRICT
+        """
+
     static func migrator() -> DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in

@@ -169,7 +169,8 @@ extension Vault {
     func unknownVaultFiles() throws -> [String] {
         let keystoreDirectory = Posix.directoryName(keystore.path)
         let keystoreName = Posix.baseName(keystore.path)
-        var known: Set<String> = ["config", "master.pub", "catalog.db", "catalog.db-wal", "catalog.db-shm", "lock", "bundles"]
+        var known: Set<String> = ["config", "master.pub", "catalog.db", "catalog.db-wal", "catalog.db-shm", "lock", "bundles",
+                                   Self.recoveryMarkerName]
         if keystoreDirectory.hasPrefix(root + "/") { known.insert(String(keystoreDirectory.dropFirst(root.count + 1)).split(separator: "/").first.map(String.init) ?? "") }
         var out: [String] = []
         for name in try Posix.listDirectory(root) where !known.contains(name) && !Self.isTemporaryName(name) { out.append(root + "/" + name) }

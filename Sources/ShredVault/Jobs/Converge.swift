@@ -257,6 +257,22 @@ extension Vault {
         return out.sorted()
     }
 
+    /// Removes what an interrupted restore left in `parent`: its private staging directories
+    /// (`.NAME.partial-<12 hex>`, mode 0700), which may hold plaintext. Every restore does this first, so a kill
+    /// in the middle of one leaves nothing readable past the next restore into the same parent.
+    static func removeInterruptedRestores(in parent: String) throws -> [String] {
+        guard let st = try Posix.status(parent), st.kind == .directory else { return [] }
+        var removed: [String] = []
+        for name in try Posix.listDirectory(parent) where name.hasPrefix(".") && name.contains(".partial-") && isTemporaryName(name) {
+            let path = parent + "/" + name
+            guard let entry = try Posix.status(path), entry.kind == .directory, entry.mode & 0o777 == 0o700 else { continue }
+            try Posix.removeTree(path)
+            removed.append(path)
+        }
+        if !removed.isEmpty { try Posix.syncDirectory(parent) }
+        return removed
+    }
+
     /// Removes the vault's temporary files (each may hold a plaintext keystore copy or unfinished bundle).
     func removeLeftovers() throws -> [String] {
         let found = try leftoverFiles()

@@ -45,10 +45,12 @@ extension Vault {
         // The sweep finished any interrupted job first (a release may have ended a hold).
         let holdsNow = try catalog.activeHolds(user: u)
         // Ledger first.
+        let record = DeletionRequestRecord(requestId: requestId, userId: u, receivedAt: receivedAt, deadlineDay: deadline.daysSinceEpoch,
+                                           recordedAt: now, state: .pending, blockedBy: nil, completedAt: nil)
+        if existing == nil { try keyring.mirrorDeletionRequest(record) }
         try catalog.write { db in
             if existing == nil {
-                try DeletionRequestRecord(requestId: requestId, userId: u, receivedAt: receivedAt, deadlineDay: deadline.daysSinceEpoch,
-                                          recordedAt: now, state: .pending, blockedBy: nil, completedAt: nil).insert(db)
+                try record.insert(db)
                 try Catalog.audit(db, at: now, action: "deletion-request", user: u,
                                   detail: ["request": requestId, "received": Timestamp.format(receivedAt), "deadline": deadline.iso])
             }

@@ -57,7 +57,10 @@ public final class Keystore: @unchecked Sendable {
             if kind == .keyring {
                 migrator.registerMigration("keyring-v1") { db in try db.execute(sql: CatalogSchema.erasuresTable) }
                 // The hold mirror: every hold placed and released, so `reindex` rebuilds holds a lost catalog knew.
-                migrator.registerMigration("keyring-v2-holds") { db in try db.execute(sql: CatalogSchema.holdsMirrorTable) }
+                migrator.registerMigration("keyring-v2-holds") { db in
+                    try db.execute(sql: CatalogSchema.holdsMirrorTable)
+                    try db.execute(sql: CatalogSchema.requestsMirrorTable)
+                }
             }
             try migrator.migrate(queue)
             try Posix.setPermissions(path, 0o600)
@@ -241,6 +244,28 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
+    /// Keyring only: mirrors a deletion request, before the catalog records it.
+    func mirrorDeletionRequest(_ r: DeletionRequestRecord) throws {
+        guard kind == .keyring else { return }
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO deletion_requests (request_id, user_id, received_at, deadline_day, recorded_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING
+                """, arguments: [r.requestId, r.userId, r.receivedAt, r.deadlineDay, r.recordedAt])
+        }
+    }
+
+    /// Keyring only: the mirrored deletion requests (state unknown: the catalog or the ledger tells).
+    func mirroredDeletionRequests() throws -> [DeletionRequestRecord] {
+        guard kind == .keyring else { return [] }
+        return try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM deletion_requests ORDER BY received_at, request_id").map {
+                DeletionRequestRecord(requestId: $0["request_id"], userId: $0["user_id"], receivedAt: $0["received_at"],
+                                      deadlineDay: $0["deadline_day"], recordedAt: $0["recorded_at"], state: .pending, blockedBy: nil, completedAt: nil)
+            }
+        }
+    }
+
     /// Keyring only: the mirrored holds, active and released.
     public func mirroredHolds() throws -> [HoldRecord] {
         guard kind == .keyring else { return [] }
@@ -346,10 +371,13 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
-    /// Closes the database (before its file is replaced).
-    func close() throws {
+    /// Closes the database (before its file is replaced, and at the end of a job). Idempotent.
+    public func close() throws {
+        if closed { return }
         try databaseCall(path) { try queue.close() }
+        closed = true
     }
+    private var closed = false
 
     func vacuum() throws {
         try databaseCall(path) { try queue.vacuum() }
