@@ -283,6 +283,20 @@ extension Vault {
         return removed
     }
 
+    /// Removes `.NAME.partial-<12 hex>` files beside `output` that an interrupted write of the same file left.
+    static func removeInterruptedWrites(of output: String) throws -> [String] {
+        let parent = Posix.directoryName(output), prefix = "." + Posix.baseName(output) + ".partial-"
+        guard let st = try Posix.status(parent), st.kind == .directory else { return [] }
+        var removed: [String] = []
+        for name in try Posix.listDirectory(parent) where name.hasPrefix(prefix) && isTemporaryName(name) {
+            guard let entry = try Posix.status(parent + "/" + name), entry.kind == .regular else { continue }
+            try Posix.unlinkFile(parent + "/" + name)
+            removed.append(parent + "/" + name)
+        }
+        if !removed.isEmpty { try Posix.syncDirectory(parent) }
+        return removed
+    }
+
     /// Removes the vault's temporary files (each may hold a plaintext keystore copy or unfinished bundle).
     func removeLeftovers() throws -> [String] {
         let found = try leftoverFiles()

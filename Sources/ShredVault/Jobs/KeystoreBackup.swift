@@ -33,6 +33,8 @@ extension Vault {
     public func backupKeystore(to output: String, now: Int64) throws -> KeystoreBackupReport {
         let today = CivilDay(unixSeconds: now)
         _ = try sweep(now: now)
+        // A snapshot to this path that an interrupted run left half-written (sealed, but a leftover all the same).
+        _ = try Self.removeInterruptedWrites(of: output)
         let epochStart = policy.epochStart(today)
         let epochKey = try keyring.keyCreatingIfNeeded(role: .epoch, subject: epochStart.iso, master: archiveKey, vaultId: vaultId, now: now)
         // The snapshot is built in memory (sqlite3_serialize) and sealed as it is written: no plaintext copy of the
