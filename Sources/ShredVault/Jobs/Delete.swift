@@ -89,7 +89,7 @@ extension Vault {
         let userKey = try keystore.key(role: .user, subject: user)
         if let userKey {
             try recordErasures([userKey], now: now, reason: "deletion request \(requestId)")
-            try keystore.destroy(keyIds: [userKey.keyId])
+            try destroyKeys([userKey.keyId], in: keystore)
         }
         try reached("shred:key")
         let bundles = try catalog.bundles(user: user).filter { $0.state == .live || $0.state == .writing }

@@ -46,7 +46,7 @@ extension Vault {
         if dryRun { return report }
         if !endedEpochs.isEmpty {
             try recordErasures(endedEpochs, now: now, reason: "backup window of \(policy.backupDays) days ended")
-            try keyring.destroy(keyIds: endedEpochs.map(\.keyId))
+            try destroyKeys(endedEpochs.map(\.keyId), in: keyring)
         }
         if endedKeys.isEmpty && due.isEmpty {
             try catalog.write { db in try Catalog.setMeta(db, "lastSweepAt", String(now)) }
@@ -54,7 +54,7 @@ extension Vault {
         }
 
         try recordErasures(endedKeys, now: now, reason: "day ended")
-        try keystore.destroy(keyIds: endedKeys.map(\.keyId))
+        try destroyKeys(endedKeys.map(\.keyId), in: keystore)
         try removeBundleFiles(due.map(\.location))
         try catalog.write { db in
             // One statement for the whole set (the same predicate that selected `due`, bounded by its ids).
