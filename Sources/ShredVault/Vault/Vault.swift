@@ -119,6 +119,8 @@ public final class Vault: @unchecked Sendable {
         public var createdRestoreKey: Bool
         public var restoreKeyPath: String
         public var keyringPath: String
+        /// Where the destruction root is (a file path, or the token).
+        public var destructionRoot: String
     }
 
     /// Creates a vault. If the restore key file is absent, creates the master key pair (restore key to that file,
@@ -215,7 +217,8 @@ public final class Vault: @unchecked Sendable {
                 "masterKeyId": Hex.encode(try KeyHierarchy.keyId(master.publicKey)),
             ])
         }
-        return InitResult(root: root, vaultId: vaultId, createdRestoreKey: created, restoreKeyPath: restoreKeyPath, keyringPath: absoluteKeyring)
+        return InitResult(root: root, vaultId: vaultId, createdRestoreKey: created, restoreKeyPath: restoreKeyPath, keyringPath: absoluteKeyring,
+                          destructionRoot: vault.destructionRoot?.location ?? "")
     }
 
     /// Reads the restore key and checks it is this vault's master key.
