@@ -12,6 +12,8 @@ public struct DeleteReport: Sendable, Codable {
     public var destroyedKeys = 0
     public var removedBundles = 0
     public var sweep: SweepReport?
+    /// Destruction-root operations of the whole job (§3.7).
+    public var rootOperations: Int?
 }
 
 extension Vault {
@@ -79,6 +81,7 @@ extension Vault {
         let (keys, bundles) = try shredUser(u, requestId: requestId, now: now)
         report.destroyedKeys = keys
         report.removedBundles = bundles
+        report.rootOperations = destructionRoot?.operations
         return report
     }
 

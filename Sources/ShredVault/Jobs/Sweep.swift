@@ -14,6 +14,8 @@ public struct SweepReport: Sendable, Codable {
     public var dryRun: Bool = false
     /// What the sweep finished first for interrupted jobs (absent when there was nothing to finish).
     public var converged: ConvergeReport?
+    /// Destruction-root operations of this job so far (create, seal, open, destroy; §3.7).
+    public var rootOperations: Int?
 }
 
 extension Vault {
@@ -50,6 +52,7 @@ extension Vault {
         }
         if endedKeys.isEmpty && due.isEmpty {
             try catalog.write { db in try Catalog.setMeta(db, "lastSweepAt", String(now)) }
+            report.rootOperations = destructionRoot?.operations
             return report
         }
 
@@ -68,6 +71,7 @@ extension Vault {
             }
             try Catalog.setMeta(db, "lastSweepAt", String(now))
         }
+        report.rootOperations = destructionRoot?.operations
         // No TRUNCATE checkpoint here: the expired rows' sealed DEKs are useless once the day key is gone (G1 rests on
         // the key, not on the catalog), and SQLite's automatic checkpoints fold the WAL back in as it grows.
         return report
