@@ -59,6 +59,7 @@ extension Vault {
     @discardableResult
     public func converge(now: Int64) throws -> ConvergeReport {
         var report = ConvergeReport()
+        try convergeRoot()
         report.removedLeftovers = try removeLeftovers()
         try mirrorHoldsToKeyring()
         // Oldest first, until none is left: finishing one may record its follow-up (a release's key destruction).
@@ -177,7 +178,7 @@ extension Vault {
         }
         if !active, let key = try keystore.key(role: .hold, subject: intent.caseId) {
             try recordErasures([key], now: intent.at, reason: "hold \(intent.caseId) released")
-            try keystore.destroy(keyIds: [key.keyId])
+            try destroyKeys([key.keyId], in: keystore)
         }
         try catalog.write { db in try db.execute(sql: "DELETE FROM intents WHERE id = ?", arguments: [id]) }
     }
@@ -225,7 +226,7 @@ extension Vault {
         let unused = try keystore.keys(role: .hold).filter { !active.contains($0.subject) }
         guard !unused.isEmpty else { return [] }
         try recordErasures(unused, now: now, reason: "hold key of a case that holds nobody")
-        try keystore.destroy(keyIds: unused.map(\.keyId))
+        try destroyKeys(unused.map(\.keyId), in: keystore)
         return unused.map(\.subject)
     }
 
