@@ -158,6 +158,16 @@ final class LoadedLibrary: @unchecked Sendable {
         return LoadedLibrary(key: key, handle: handle, functions: functions, ownsInitialization: owns)
     }
 
+    /// Whether the library at `path` is loaded by VaultHSM now (tests check that the last release finalized it).
+    static func isLoaded(path: String) -> Bool {
+        guard let resolved = realpath(path, nil) else { return false }
+        let key = String(cString: resolved)
+        free(resolved)
+        lock.lock()
+        defer { lock.unlock() }
+        return loaded[key] != nil
+    }
+
     /// Drops one reference; the last one finalizes (if this process initialized it) and unloads the library.
     /// Failures here cannot be reported (called from `deinit`) and leave nothing to undo.
     func release() {

@@ -199,9 +199,8 @@ public final class PKCS11RootStore: @unchecked Sendable {
                     }
                 }
             }
-        } catch let error as PKCS11Error
-            where error == .call(function: "C_Decrypt", code: UInt(CKR_ENCRYPTED_DATA_INVALID))
-            || error == .call(function: "C_Decrypt", code: UInt(CKR_ENCRYPTED_DATA_LEN_RANGE))
+        } catch let PKCS11Error.call(function, code)
+            where function == "C_Decrypt" && Self.tagFailureCodes.contains(code)
         {
             throw PKCS11Error.authenticationFailed
         }
@@ -211,6 +210,14 @@ public final class PKCS11RootStore: @unchecked Sendable {
         }
         return buffer.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[0..<written])) }
     }
+
+    /// What `C_Decrypt` (after a successful `C_DecryptInit`) returns when the GCM tag does not verify:
+    /// `CKR_ENCRYPTED_DATA_INVALID` or `CKR_ENCRYPTED_DATA_LEN_RANGE` per PKCS#11, and `CKR_GENERAL_ERROR` from
+    /// SoftHSM 2.6.1, whose AES-GCM reports a failed tag check that way. So on SoftHSM an internal failure
+    /// during `C_Decrypt` is also reported as `.authenticationFailed`.
+    static let tagFailureCodes: Set<UInt> = [
+        UInt(CKR_ENCRYPTED_DATA_INVALID), UInt(CKR_ENCRYPTED_DATA_LEN_RANGE), UInt(CKR_GENERAL_ERROR),
+    ]
 
     private static func gcmParameters(
         iv: UnsafeMutableBufferPointer<UInt8>, aad: UnsafeMutableBufferPointer<UInt8>
