@@ -186,6 +186,26 @@ public final class PKCS11Session {
         return key
     }
 
+    /// `C_GenerateKeyPair` with `mechanism` (no parameter); returns (public key, private key).
+    public func generateKeyPair(
+        mechanism: CK_MECHANISM_TYPE, publicTemplate: AttributeTemplate, privateTemplate: AttributeTemplate
+    ) throws -> (CK_OBJECT_HANDLE, CK_OBJECT_HANDLE) {
+        let generateKeyPair = try module.function(\.C_GenerateKeyPair, "C_GenerateKeyPair")
+        var mechanismStruct = CK_MECHANISM(mechanism: mechanism, pParameter: nil, ulParameterLen: 0)
+        var publicKey: CK_OBJECT_HANDLE = 0
+        var privateKey: CK_OBJECT_HANDLE = 0
+        try publicTemplate.withAttributes { publicAttributes, publicCount in
+            try privateTemplate.withAttributes { privateAttributes, privateCount in
+                try counted("C_GenerateKeyPair") {
+                    generateKeyPair(
+                        handle, &mechanismStruct, publicAttributes, publicCount, privateAttributes, privateCount,
+                        &publicKey, &privateKey)
+                }
+            }
+        }
+        return (publicKey, privateKey)
+    }
+
     /// `C_CreateObject` with `template`.
     public func createObject(_ template: AttributeTemplate) throws -> CK_OBJECT_HANDLE {
         let createObject = try module.function(\.C_CreateObject, "C_CreateObject")
