@@ -122,6 +122,14 @@ public final class PKCS11ECDH {
         return secret
     }
 
+    /// Opens a KeySeal (vault-format.md §3.1) sealed to this key: the ECDH runs in the token, HKDF and
+    /// AES-GCM in VaultCrypto. Same errors as `KeySeal.open`.
+    public func openKeySeal(_ sealed: [UInt8], info: [UInt8], aad: [UInt8]) throws -> SecretBytes {
+        try KeySeal.open(sealed, recipient: publicKey, info: info, aad: aad) { ephemeral in
+            try deriveSharedSecret(peerPublicX963: ephemeral.x963Representation)
+        }
+    }
+
     /// Destroys the private and public key objects labelled `label` (idempotent).
     public static func destroy(session: PKCS11Session, label: String) throws {
         for objectClass in [CK_OBJECT_CLASS(CKO_PRIVATE_KEY), CK_OBJECT_CLASS(CKO_PUBLIC_KEY)] {

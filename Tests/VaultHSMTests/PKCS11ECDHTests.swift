@@ -97,3 +97,55 @@ final class PKCS11ECDHTests: SoftHSMTestCase {
         XCTAssertEqual(try secretKeyObjects(session), 0)
     }
 }
+
+/// KeySeal opened with the restore key inside the token.
+final class PKCS11KeySealTests: SoftHSMTestCase {
+    // The KeySeal known answer of VaultCryptoTests.KeySealTests (computed with Python `cryptography`).
+    private let recipientScalar = "6d45ca7ebd1cf940c505619fdeb3dba2691f638ef2781e4a3a78dd984b852b4d"
+    private let expectedSealed =
+        "04041adce2b34b657ad68ff165167385fa550582afe72c55b48a80c99260294341"
+        + "898fc44e08e5c024bd45d735918f8611ca41dd54ed9a62059d56526cba3dd278"
+        + "f2c73421740ab6e11a62099e46e1a02f1a3e4ff5e694eb8d6a914394361e72d3"
+        + "01a582251229d58eb886a184a59c7c67"
+    private let info = Array("bundle-dek".utf8)
+    private let aad = Array("user=u0100037;bundle=b1".utf8)
+
+    private func makeSession() throws -> PKCS11Session {
+        try PKCS11Session(
+            module: PKCS11Module(path: SoftHSMFixture.modulePath), tokenLabel: token.label, pin: token.pin)
+    }
+
+    func testKnownAnswerOpensInTheToken() throws {
+        let recipient = try P256PrivateKey(rawScalar: SecretBytes(hex: recipientScalar))
+        let inToken = try PKCS11ECDH.importKey(recipient, session: makeSession(), label: "restore-key")
+        let opened = try inToken.openKeySeal(Self.decodeHex(expectedSealed), info: info, aad: aad)
+        XCTAssertEqual(opened, SecretBytes(copying: Array(0..<32)))
+    }
+
+    func testSealToTokenKeyAndOpenInTheToken() throws {
+        let inToken = try PKCS11ECDH.generate(session: makeSession(), label: "restore-key")
+        for count in [0, 32, 65] {
+            let secret = try SecretBytes.random(count: count)
+            let sealed = try KeySeal.seal(secret, to: inToken.publicKey, info: info, aad: aad)
+            XCTAssertEqual(try inToken.openKeySeal(sealed, info: info, aad: aad), secret)
+            XCTAssertThrowsError(try inToken.openKeySeal(sealed, info: info, aad: aad + [0])) {
+                XCTAssertEqual($0 as? CryptoError, .authenticationFailed)
+            }
+            var tampered = sealed
+            tampered[tampered.count - 1] ^= 1
+            XCTAssertThrowsError(try inToken.openKeySeal(tampered, info: info, aad: aad)) {
+                XCTAssertEqual($0 as? CryptoError, .authenticationFailed)
+            }
+        }
+        // Sealed to another key: the token's ECDH gives another secret, so the tag fails.
+        let other = try P256PrivateKey.generate()
+        let sealed = try KeySeal.seal(SecretBytes(count: 32), to: other.publicKey, info: info, aad: aad)
+        XCTAssertThrowsError(try inToken.openKeySeal(sealed, info: info, aad: aad)) {
+            XCTAssertEqual($0 as? CryptoError, .authenticationFailed)
+        }
+    }
+
+    private static func decodeHex(_ text: String) throws -> [UInt8] {
+        try SecretBytes(hex: text).withUnsafeBytes { Array($0) }
+    }
+}
