@@ -107,7 +107,11 @@ final class LoadedLibrary: @unchecked Sendable {
     }
 
     static func acquire(path: String) throws -> LoadedLibrary {
-        guard let resolved = realpath(path, nil) else { throw PKCS11Error.moduleNotFound(path: path) }
+        guard let resolved = realpath(path, nil) else {
+            let error = errno
+            if error == ENOENT || error == ENOTDIR { throw PKCS11Error.moduleNotFound(path: path) }
+            throw PKCS11Error.moduleLoadFailed(path: path, detail: String(cString: strerror(error)))
+        }
         let key = String(cString: resolved)
         free(resolved)
         lock.lock()

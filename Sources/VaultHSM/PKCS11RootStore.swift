@@ -25,7 +25,19 @@ public final class PKCS11RootStore: @unchecked Sendable {
     /// Token calls made by this store (`C_FindObjects*`, `C_GetAttributeValue`, `C_GenerateKey`,
     /// `C_EncryptInit`/`C_Encrypt`, `C_DecryptInit`/`C_Decrypt`, `C_DestroyObject`): the "root operations" of
     /// the benchmark. Session setup (`C_OpenSession`, `C_Login`) is not counted.
-    public private(set) var operations: Int = 0
+    public private(set) var operations: Int {
+        get {
+            lock.lock()
+            defer { lock.unlock() }
+            return countedOperations
+        }
+        set {
+            lock.lock()
+            defer { lock.unlock() }
+            countedOperations = newValue
+        }
+    }
+    private var countedOperations = 0
 
     /// Loads `module`, opens a session on the token labelled `tokenLabel` and logs in with `pin`.
     /// - Parameter namespace: the label prefix of this vault's root objects, e.g. `"shredvault-root-<vault id>"`.
@@ -157,7 +169,7 @@ public final class PKCS11RootStore: @unchecked Sendable {
     private func serialized<R>(_ body: () throws -> R) throws -> R {
         lock.lock()
         defer {
-            operations = session.objectCalls
+            countedOperations = session.objectCalls
             lock.unlock()
         }
         return try body()

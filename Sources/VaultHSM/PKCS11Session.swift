@@ -61,9 +61,9 @@ public final class PKCS11Session {
     /// Logs out (if this is the token's last session in the process) and closes the session. Idempotent.
     public func close() throws {
         guard isOpen else { return }
-        isOpen = false
         let logout = try module.function(\.C_Logout, "C_Logout")
         let closeSession = try module.function(\.C_CloseSession, "C_CloseSession")
+        isOpen = false
         try module.library.withSessions { sessions in
             let remaining = (sessions[slot] ?? 1) - 1
             sessions[slot] = remaining == 0 ? nil : remaining

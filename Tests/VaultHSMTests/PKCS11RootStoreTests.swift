@@ -293,8 +293,46 @@ final class PKCS11RootStoreTests: SoftHSMTestCase {
         XCTAssertEqual(try second.generations(), [2])
     }
 
+    func testOneStoreSharedBetweenThreads() throws {
+        let store = try makeStore()
+        try store.create(generation: 1)
+        try store.create(generation: 2)
+        let failures = Failures()
+        DispatchQueue.concurrentPerform(iterations: 8) { worker in
+            do {
+                for round in 0..<10 {
+                    let generation = UInt64(1 + (worker + round) % 2)
+                    let secret = try SecretBytes.random(count: 32)
+                    let sealed = try store.seal(secret, generation: generation, aad: [UInt8(worker)])
+                    guard try store.open(sealed, generation: generation, aad: [UInt8(worker)]) == secret else {
+                        throw FixtureError("worker \(worker) round \(round): wrong plaintext")
+                    }
+                }
+            } catch {
+                failures.add("\(error)")
+            }
+        }
+        XCTAssertEqual(failures.all, [])
+        XCTAssertEqual(store.operations, 8 + 8 * 10 * 10, "two creates, then 80 seals and 80 opens of 5 calls each")
+    }
+
     private func makeStore(module: String) throws -> PKCS11RootStore {
         try PKCS11RootStore(
             module: module, tokenLabel: token.label, pin: token.pin, namespace: "shredvault-root-test")
+    }
+}
+
+private final class Failures: @unchecked Sendable {
+    private let lock = NSLock()
+    private var messages: [String] = []
+    func add(_ message: String) {
+        lock.lock()
+        messages.append(message)
+        lock.unlock()
+    }
+    var all: [String] {
+        lock.lock()
+        defer { lock.unlock() }
+        return messages
     }
 }
