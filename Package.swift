@@ -34,6 +34,8 @@ let package = Package(
             "VaultCrypto", "VaultArchive", "CPosix", .product(name: "GRDB", package: "GRDB.swift"),
             // sqlite3_serialize/deserialize: keystore snapshots are built and restored in memory, never as plaintext files.
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            // The destruction root in a PKCS#11 token (vault-format.md §3.8).
+            "VaultHSM",
         ]),
         // The `shredvault` command-line tool.
         .executableTarget(

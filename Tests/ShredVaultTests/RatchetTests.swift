@@ -6,12 +6,16 @@ import VaultCrypto
 
 /// G7 (vault-format.md §4): a copy of any file the vault wrote, taken before a destruction, opens no destroyed key
 /// afterwards, even with the restore key and the current destruction root; survivors stay restorable.
-final class RatchetTests: XCTestCase {
+/// `RatchetTests` runs the scenarios with the root file, `RatchetHSMTests` with the root in a SoftHSM2 token.
+class RatchetScenario: XCTestCase {
     var dir = ""
     var restoreKeyPath: String { dir + "/secrets/restore.key" }
     var vaultPath: String { dir + "/vault" }
     let day0 = Timestamp.parse("2026-11-29T00:15:00Z")!
     func at(_ days: Int64) -> Int64 { day0 + days * 86_400 }
+
+    /// Where the scenario keeps the destruction root (nil: the default root file).
+    func makeRootConfig() throws -> RootConfig? { nil }
 
     override func setUpWithError() throws {
         dir = try makeTemporaryDirectory(self)
@@ -21,7 +25,7 @@ final class RatchetTests: XCTestCase {
             try writeFile(dir + "/src/users/\(u)/data.bin", pseudoRandomBytes(20_000 + seed * 1000, seed: UInt64(seed)))
         }
         try FileManager.default.copyItem(atPath: dir + "/src", toPath: dir + "/pristine")
-        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), rootConfig: try makeRootConfig(), now: day0)
         XCTAssertEqual(try open().archive(ArchiveOptions(source: dir + "/src"), now: day0).archived.count, 3)
     }
 
@@ -82,7 +86,7 @@ final class RatchetTests: XCTestCase {
         }
     }
 
-    func testStaleCopiesOpenNoDestroyedKeyAfterDeleteSweepReleaseAndKeystoreRestore() throws {
+    func staleCopiesOpenNoDestroyedKeyAfterDeleteSweepReleaseAndKeystoreRestore() throws {
         // Hold ua under a case (so a release destroys a hold key), and take a keystore snapshot for the restore.
         do {
             let vault = try open()
@@ -148,7 +152,7 @@ final class RatchetTests: XCTestCase {
         XCTAssertEqual(try violations(now: at(121)), [])
     }
 
-    func testAnInterruptedDestructionConvergesWithoutLosingASurvivor() throws {
+    func anInterruptedDestructionConvergesWithoutLosingASurvivor() throws {
         for point in ["destroy:root-created", "destroy:rotated", "destroy:resealed"] {
             try setUpWithError()
             let ubKey = try XCTUnwrap(try open().keystore.key(role: .user, subject: "ub")).keyId
@@ -171,6 +175,17 @@ final class RatchetTests: XCTestCase {
             try assertRestores("ua", now: at(1))
             try assertRestores("uc", now: at(1))
         }
+    }
+
+}
+
+final class RatchetTests: RatchetScenario {
+    func testStaleCopiesOpenNoDestroyedKeyAfterDeleteSweepReleaseAndKeystoreRestore() throws {
+        try staleCopiesOpenNoDestroyedKeyAfterDeleteSweepReleaseAndKeystoreRestore()
+    }
+
+    func testAnInterruptedDestructionConvergesWithoutLosingASurvivor() throws {
+        try anInterruptedDestructionConvergesWithoutLosingASurvivor()
     }
 
     func testAVaultMadeBeforeTheRatchetUpgradesInPlace() throws {
@@ -226,5 +241,27 @@ final class RatchetTests: XCTestCase {
         close(fd)
         XCTAssertEqual(try RootFile(path: path).generations(), [generation])
         XCTAssertEqual(try violations(now: at(1)), [])
+    }
+}
+
+/// The same scenarios with the root in a PKCS#11 token (SoftHSM2; CI installs it, and without it these fail).
+final class RatchetHSMTests: RatchetScenario {
+    var token: SoftHSMToken?
+
+    override func makeRootConfig() throws -> RootConfig? {
+        let token = try SoftHSMToken(directory: dir + "/hsm")
+        self.token = token
+        return .pkcs11(module: token.module, token: token.label, pinFile: token.pinFile)
+    }
+
+    func testStaleCopiesOpenNoDestroyedKeyAfterDeleteSweepReleaseAndKeystoreRestore() throws {
+        try staleCopiesOpenNoDestroyedKeyAfterDeleteSweepReleaseAndKeystoreRestore()
+        // The token holds exactly one root object for the vault: every retired generation was destroyed there.
+        let labels = try XCTUnwrap(token).rootObjectLabels()
+        XCTAssertEqual(labels.count, 1, "\(labels)")
+    }
+
+    func testAnInterruptedDestructionConvergesWithoutLosingASurvivor() throws {
+        try anInterruptedDestructionConvergesWithoutLosingASurvivor()
     }
 }

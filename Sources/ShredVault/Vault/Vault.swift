@@ -32,6 +32,9 @@ public struct RootConfig: Codable, Sendable, Equatable {
     public var pinFile: String?
 
     public static func file(_ path: String) -> RootConfig { RootConfig(kind: "file", path: path) }
+    public static func pkcs11(module: String, token: String, pinFile: String?) -> RootConfig {
+        RootConfig(kind: "pkcs11", module: module, token: token, pinFile: pinFile)
+    }
 }
 
 /// An open vault: config, archive (master public) key, catalog, keystore, and the job lock.
@@ -193,6 +196,12 @@ public final class Vault: @unchecked Sendable {
             rootSetting.path = absolutePath
             _ = try RootFile.create(path: absolutePath)
             createdRoot = absolutePath
+        } else if rootSetting.kind == "pkcs11" {
+            func absolute(_ p: String?) -> String? { p.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 } }
+            rootSetting.module = absolute(rootSetting.module)
+            rootSetting.pinFile = absolute(rootSetting.pinFile)
+        } else {
+            throw VaultError.invalidArgument("unknown destruction root kind '\(rootSetting.kind)'")
         }
         let ksRelative = keystorePath ?? "keys/keystore.db"
         let ksPath = ksRelative.hasPrefix("/") ? ksRelative : root + "/" + ksRelative

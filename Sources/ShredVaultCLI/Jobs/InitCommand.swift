@@ -47,6 +47,22 @@ struct InitCommand: ParsableCommand {
             help: ArgumentHelp("Destruction root file (software mode), outside the vault (default: beside the keyring). Every key destruction rewrites it; keep it out of backups and snapshots.", valueName: "PATH"))
     var rootFile: String?
 
+    @Option(name: .customLong("pkcs11-module"),
+            help: ArgumentHelp("Keep the destruction root in a PKCS#11 token instead of a file: the token's module (shared library), e.g. /usr/lib/softhsm/libsofthsm2.so. Needs --pkcs11-token; the PIN comes from --pkcs11-pin-file or $SHREDVAULT_PKCS11_PIN, for this and every later job.", valueName: "PATH"))
+    var pkcs11Module: String?
+
+    @Option(name: .customLong("pkcs11-token"), help: ArgumentHelp("Label of the PKCS#11 token that holds the destruction root.", valueName: "LABEL"))
+    var pkcs11Token: String?
+
+    @Option(name: .customLong("pkcs11-pin-file"),
+            help: ArgumentHelp("File (mode 0600) holding the token's user PIN, recorded in the config for every job (default: $SHREDVAULT_PKCS11_PIN).", valueName: "FILE"))
+    var pkcs11PinFile: String?
+
+    var rootConfig: RootConfig? {
+        if let pkcs11Module, let pkcs11Token { return .pkcs11(module: pkcs11Module, token: pkcs11Token, pinFile: pkcs11PinFile) }
+        return rootFile.map { .file($0) }
+    }
+
     var policy: RetentionPolicy { RetentionPolicy(archiveDays: archiveDays, inactiveDays: inactiveDays, holidays: holidays) }
 
     func validate() throws {
@@ -55,6 +71,9 @@ struct InitCommand: ParsableCommand {
         if let keystore, keystore.isEmpty { throw ValidationError("--keystore must name a path") }
         if let keyring, keyring.isEmpty { throw ValidationError("--keyring must name a path") }
         if let rootFile, rootFile.isEmpty { throw ValidationError("--root-file must name a path") }
+        if (pkcs11Module == nil) != (pkcs11Token == nil) { throw ValidationError("--pkcs11-module and --pkcs11-token go together") }
+        if pkcs11Module != nil && rootFile != nil { throw ValidationError("choose --root-file or --pkcs11-module, not both") }
+        if pkcs11PinFile != nil && pkcs11Module == nil { throw ValidationError("--pkcs11-pin-file needs --pkcs11-module and --pkcs11-token") }
     }
 
     struct Result: Encodable {
@@ -74,7 +93,7 @@ struct InitCommand: ParsableCommand {
                 throw ExitCode(ExitCodes.keyError)
             }
             let created = try Vault.create(root: global.vaultPath, restoreKeyPath: restoreKeyPath, policy: policy,
-                                           keystorePath: keystore, keyringPath: keyring, rootConfig: rootFile.map { .file($0) },
+                                           keystorePath: keystore, keyringPath: keyring, rootConfig: rootConfig,
                                            now: global.now)
             if created.createdRestoreKey {
                 Output.note("""
