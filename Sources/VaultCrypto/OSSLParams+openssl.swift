@@ -8,6 +8,8 @@ enum OSSLParamValue {
     case int32(Int32)
     /// An octet string, referenced: the buffer must stay valid for the duration of the call.
     case octets(UnsafeRawBufferPointer)
+    /// An unsigned integer given big-endian (copied into the native order `OSSL_PARAM` wants, cleansed after).
+    case unsignedBigEndian(UnsafeRawBufferPointer)
 }
 
 /// Calls `body` with a terminated `OSSL_PARAM` array built from `entries`.
@@ -54,6 +56,10 @@ func withOSSLParams<R>(
             // OpenSSL rejects a NULL data pointer even for zero length; give it a real one.
             let base = bytes.baseAddress.map { UnsafeMutableRawPointer(mutating: $0) } ?? allocate(1).baseAddress!
             params.append(OSSL_PARAM_construct_octet_string(keyPointer, base, bytes.count))
+        case .unsignedBigEndian(let bytes):
+            let storage = allocate(bytes.count)
+            for (i, b) in bytes.enumerated() { storage[bytes.count - 1 - i] = b }  // little-endian host (x86-64, arm64)
+            params.append(OSSL_PARAM_construct_BN(keyPointer, storage.baseAddress!.assumingMemoryBound(to: UInt8.self), storage.count))
         }
     }
     params.append(OSSL_PARAM_construct_end())
