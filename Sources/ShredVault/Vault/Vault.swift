@@ -17,6 +17,9 @@ public struct VaultConfig: Codable, Sendable, Equatable {
     /// The destruction root (§3.7); absent in a vault made before the ratchet, whose first mutating job creates the
     /// root file at the default place and records it here.
     public var root: RootConfig?
+    /// The job credential (§3.9): absolute path of the signing key file outside the vault that the jobs that write
+    /// use; absent in a vault made before the trust record.
+    public var jobKeyPath: String?
 
     public var vaultIdBytes: [UInt8] { Hex.decode(vaultId) ?? BundleHeader.zeroId }
 }
@@ -51,6 +54,11 @@ public final class Vault: @unchecked Sendable {
     public let keyring: Keystore
     /// The destruction root (§3.7); nil only in a vault made before the ratchet, until `convergeRoot` creates it.
     public internal(set) var destructionRoot: DestructionRoot?
+    /// The signed trust record (§3.9), checked against master.pub at open; nil in a vault made before it.
+    public let trust: TrustRecord?
+    /// The job credential, pinned to this vault's master key and listed in the trust record; loaded for jobs that
+    /// change the vault.
+    public let jobCredential: JobCredential?
     private let lock: FileLock
     private let readOnly: Bool
     /// Tests only: a named step at which the job stops as if the process had died there (`reached(_:)`).
@@ -94,6 +102,21 @@ public final class Vault: @unchecked Sendable {
         }
         if let problem = config.policy.problem { throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: problem) }
         archiveKey = try MasterKey.decodeArchiveKey(try Posix.readTextFile(Self.archiveKeyPath(root)), path: Self.archiveKeyPath(root))
+        // G8: master.pub must be the key the restore-key holder signed the trust record with, and (for jobs that
+        // write) the key the job credential outside the vault was issued under — before any key is used.
+        trust = try Self.loadTrust(root: root, vaultId: config.vaultId, master: archiveKey)
+        if let jobKeyPath = config.jobKeyPath, !readOnly {
+            guard let trust else {
+                throw VaultError.bundleMismatch(path: Self.trustPath(root), reason: "the trust record is missing but the config names a job credential: it was removed; no job runs until the restore-key holder re-signs it (`shredvault trust init`)")
+            }
+            let credential = try JobCredential.read(jobKeyPath, vaultId: config.vaultId, masterKeyId: trust.masterKeyId)
+            guard trust.activeSigners.contains(where: { $0.keyId == credential.keyId }) else {
+                throw VaultError.bundleMismatch(path: jobKeyPath, reason: "this job credential is not (or no longer) listed in the vault's trust record (revoked by a rotation?)")
+            }
+            jobCredential = credential
+        } else {
+            jobCredential = nil
+        }
         catalog = try Catalog(path: root + "/catalog.db", create: createMissingCatalog)
         let ks = config.keystorePath.hasPrefix("/") ? config.keystorePath : root + "/" + config.keystorePath
         if !createMissingKeystore { guard Posix.exists(ks) else { throw VaultError.notFound(path: ks, what: "keystore") } }
