@@ -145,6 +145,7 @@ class RegressionVectorsTest(unittest.TestCase):
             with self.subTest(vector):
                 fields, body = parse_vector(os.path.join(BAD, vector + ".vector"))
                 self.assertEqual(fields["expect"], "success", vector)
+                self.assertEqual(fields.get("tree"), "known-answer/" + name, "%s names the tree it extracts to" % vector)
                 path = os.path.join(self.tmp, vector + ".svb")
                 with open(path, "wb") as f:
                     f.write(body)
