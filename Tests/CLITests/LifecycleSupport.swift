@@ -59,18 +59,6 @@ func runShredvault(_ arguments: [String], environment: [String: String] = [:]) t
     try CLI.execute(CLI.binary, arguments, environment: environment, scrubbed: true)
 }
 
-/// Starts `shredvault` without waiting (output discarded), for the crash-injection test.
-func spawnShredvault(_ arguments: [String]) throws -> Process {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: CLI.binary)
-    p.arguments = arguments
-    p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SHREDVAULT_") }
-    p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-    p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-    try p.run()
-    return p
-}
-
 /// A scenario's directories: `dir/vault`, the restore key in `dir/secrets/restore.key` (outside the vault),
 /// the source in `dir/src` and an untouched copy of it in `dir/pristine`.
 final class Scenario {
