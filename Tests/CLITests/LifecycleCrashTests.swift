@@ -303,7 +303,7 @@ final class LifecycleCrashTests: XCTestCase {
             assertSuccess(finish, "round \(round): archive after the crashes")
             let again = try s.sv(["archive", "--source", s.source], day: 0)
             assertSuccess(again, "round \(round): archive again")
-            XCTAssertEqual(((again.json?["archived"] as? [[String: Any]]) ?? []).count, 0, "round \(round): converged: \(again.stdout)")
+            XCTAssertEqual(try XCTUnwrap(again.json?["archived"] as? [[String: Any]], again.stdout).count, 0, "round \(round): converged: \(again.stdout)")
 
             let live = try invariant("round \(round) final")
             XCTAssertEqual(live.keys.sorted(), withData, "round \(round): every inactive user with data has exactly one bundle")

@@ -139,7 +139,7 @@ final class LifecycleDeletionTests: XCTestCase {
         let again = try s.sv(["archive", "--source", s.source], day: 11)
         assertSuccess(again, "archive with reappeared users")
         XCTAssertEqual((again.json?["reappeared"] as? [String])?.sorted(), ["ua", "ub"], again.stdout)
-        XCTAssertEqual(((again.json?["archived"] as? [[String: Any]]) ?? []).count, 0, again.stdout)
+        XCTAssertEqual(try XCTUnwrap(again.json?["archived"] as? [[String: Any]], again.stdout).count, 0, again.stdout)
         XCTAssertEqual(try s.listed(user: "ua", day: 11).count + s.listed(user: "ub", day: 11).count, 0)
         XCTAssertNil(try userKey(s, "ua"), "no new key for a tombstoned user")
 

@@ -85,7 +85,7 @@ final class LifecycleEdgeCaseTests: XCTestCase {
         for day in [1, 2] {
             let again = try s.sv(["archive", "--source", s.source], day: day)
             assertSuccess(again, "archive day \(day)")
-            XCTAssertEqual(((again.json?["archived"] as? [[String: Any]]) ?? []).count, 0, again.stdout)
+            XCTAssertEqual(try XCTUnwrap(again.json?["archived"] as? [[String: Any]], again.stdout).count, 0, again.stdout)
             let skipped = (again.json?["skipped"] as? [[String: Any]]) ?? []
             XCTAssertEqual(skipped.compactMap { $0["user"] as? String }, ["ua"], again.stdout)
             XCTAssertEqual(skipped.first?["reason"] as? String, "already archived", again.stdout)
