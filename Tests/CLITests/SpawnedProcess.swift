@@ -30,8 +30,18 @@ final class SpawnedProcess {
             for p in argv { free(p) }
             for p in envp { free(p) }
         }
+        // The child starts with no blocked signal and default dispositions, whatever the test thread has.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var child: pid_t = 0
-        let rc = posix_spawn(&child, executable, &actions, nil, argv, envp)
+        let rc = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
         guard rc == 0 else {
             throw NSError(domain: "posix_spawn", code: Int(rc), userInfo: [NSLocalizedDescriptionKey: String(cString: strerror(rc))])
         }
