@@ -57,6 +57,25 @@ final class LifecycleBadInputTests: XCTestCase {
         }
     }
 
+    /// The "changes nothing" snapshot itself can fail: a change to one byte of the keyring, the keystore, the catalog's
+    /// WAL-backed database or the lock file is seen and named.
+    func testChangesNothingSeesEveryOwnedFile() throws {
+        let config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.vault + "/config"))) as? [String: Any])
+        let keyring = try XCTUnwrap(config["keyringPath"] as? String)
+        for path in [keyring, s.keystore, s.catalog, s.vault + "/lock", s.vault + "/config"] {
+            let before = try VaultSnapshot(s)
+            let original = try Data(contentsOf: URL(fileURLWithPath: path))
+            var changed = original
+            if changed.isEmpty { changed.append(0) } else { changed[changed.count / 2] ^= 0x01 }
+            try changed.write(to: URL(fileURLWithPath: path))
+            let after = try VaultSnapshot(s)
+            try original.write(to: URL(fileURLWithPath: path))
+            XCTAssertNotEqual(before, after, "a changed byte of \(path) is seen")
+            XCTAssertTrue(before.differences(after).contains("file \(path) changed"), "\(path): \(before.differences(after))")
+            XCTAssertEqual(try VaultSnapshot(s), before, "\(path) restored")
+        }
+    }
+
     func testUnknownUser() throws {
         // Every mutating job first runs the day's sweep, which records when it ran: let it run for day 1 here, so the
         // refused commands below have nothing at all to change.
