@@ -15,6 +15,21 @@ final class KeystoreRatchet: @unchecked Sendable {
     let vaultId: [UInt8]
     private let lock = NSLock()
     private var cached: (generation: UInt64, table: SecretBytes)?
+    /// The database's current `ratchet` row as this job last read or wrote it. A job holds the vault lock, so only
+    /// its own rotations change the row, and they update this; unwrapping many keys then reads no row again.
+    private var currentRow: Keystore.RatchetRow?
+
+    func current() -> Keystore.RatchetRow? {
+        lock.lock()
+        defer { lock.unlock() }
+        return currentRow
+    }
+
+    func setCurrent(_ row: Keystore.RatchetRow?) {
+        lock.lock()
+        currentRow = row
+        lock.unlock()
+    }
 
     init(root: DestructionRoot?, vaultId: [UInt8]) {
         self.root = root
@@ -127,12 +142,22 @@ extension Keystore {
 
     /// The sealed private key (KeySeal to the master public key) of a stored row.
     func unwrapStored(_ stored: StoredKey) throws -> [UInt8] {
-        try read { db in
-            guard let row = try Self.ratchetRow(db) else { return stored.sealedPrivate }
-            guard let ratchet else { throw VaultError.invalidArgument("\(path) is ratcheted but no destruction root is configured") }
-            let table = try ratchet.table(row, kind: kind, path: path)
-            return try ratchet.unwrap(stored.sealedPrivate, keyId: stored.keyId, table: table, buckets: row.buckets, path: path)
+        guard let ratchet else {
+            return try read { db in
+                guard try Self.ratchetRow(db) == nil else { throw VaultError.invalidArgument("\(path) is ratcheted but no destruction root is configured") }
+                return stored.sealedPrivate
+            }
         }
+        let row: RatchetRow
+        if let known = ratchet.current() {
+            row = known
+        } else {
+            guard let read = try read({ db in try Self.ratchetRow(db) }) else { return stored.sealedPrivate }
+            ratchet.setCurrent(read)
+            row = read
+        }
+        let table = try ratchet.table(row, kind: kind, path: path)
+        return try ratchet.unwrap(stored.sealedPrivate, keyId: stored.keyId, table: table, buckets: row.buckets, path: path)
     }
 
     /// The ratchet migration: a fresh table sealed under `generation`, every row wrapped, in one transaction.
@@ -154,6 +179,7 @@ extension Keystore {
             try db.execute(sql: "INSERT INTO ratchet (id, generation, buckets, sealed_table) VALUES (1, ?, ?, ?)",
                            arguments: [Int64(generation), buckets, Data(sealed)])
             ratchet.remember(generation: generation, table: table)
+            ratchet.setCurrent(RatchetRow(generation: generation, buckets: buckets, sealedTable: sealed))
         }
     }
 
@@ -189,6 +215,7 @@ extension Keystore {
                                        aad: KeystoreRatchet.tableAAD(vaultId: ratchet.vaultId, kind: kind, generation: next, buckets: row.buckets))
             try db.execute(sql: "UPDATE ratchet SET generation = ?, sealed_table = ? WHERE id = 1", arguments: [Int64(next), Data(sealed)])
             ratchet.remember(generation: next, table: table)
+            ratchet.setCurrent(RatchetRow(generation: next, buckets: row.buckets, sealedTable: sealed))
         }
     }
 
@@ -222,6 +249,7 @@ extension Keystore {
                            arguments: [Int64(generation), buckets, Data(sealedTable)])
             ratchet = KeystoreRatchet(root: target?.root, vaultId: vaultId)
             ratchet?.remember(generation: generation, table: table)
+            ratchet?.setCurrent(RatchetRow(generation: generation, buckets: buckets, sealedTable: sealedTable))
         }
     }
 }
