@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ShredVault", targets: ["ShredVault"]),
         .executable(name: "shredvault", targets: ["ShredVaultCLI"]),
+        .executable(name: "shredvault-fuzz", targets: ["ShredVaultFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -29,6 +30,10 @@ let package = Package(
         .target(name: "ShredVault", dependencies: [
             "VaultCrypto", "VaultArchive", "CPosix", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        // Fuzz harness executable (tools/fuzz): replays inputs in normal builds, libFuzzer binary when built with
+        // -sanitize=fuzzer,address -DSHREDVAULT_LIBFUZZER. CFuzzDriver only declares libFuzzer's LLVMFuzzerRunDriver.
+        .target(name: "CFuzzDriver"),
+        .executableTarget(name: "ShredVaultFuzz", dependencies: ["ShredVault", "CFuzzDriver"]),
         // The `shredvault` command-line tool.
         .executableTarget(
             name: "ShredVaultCLI",
