@@ -30,7 +30,7 @@ let package = Package(
         .target(name: "ShredVault", dependencies: [
             "VaultCrypto", "VaultArchive", "CPosix", .product(name: "GRDB", package: "GRDB.swift"),
         ]),
-        // Fuzz harness executable (tools/fuzz): replays inputs in normal builds, libFuzzer binary when built with
+        // Fuzz harness executable (tools/fuzz): replays inputs in normal builds; a libFuzzer binary when built with
         // -sanitize=fuzzer,address -DSHREDVAULT_LIBFUZZER. CFuzzDriver only declares libFuzzer's LLVMFuzzerRunDriver.
         .target(name: "CFuzzDriver"),
         .executableTarget(name: "ShredVaultFuzz", dependencies: ["ShredVault", "CFuzzDriver"]),
@@ -45,6 +45,8 @@ let package = Package(
         .testTarget(name: "VaultArchiveTests", dependencies: ["VaultArchive"]),
         .testTarget(name: "ShredVaultTests", dependencies: ["ShredVault"]),
         .testTarget(name: "CLITests", dependencies: ["ShredVaultCLI"]),
+        // Replays the committed fuzz seeds (Tests/FuzzCorpus) through every FuzzTargets harness.
+        .testTarget(name: "FuzzReplayTests", dependencies: ["ShredVault"]),
     ],
     swiftLanguageModes: [.v6]
 )

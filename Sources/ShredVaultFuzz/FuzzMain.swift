@@ -9,31 +9,48 @@ import CFuzzDriver
 
 /// `shredvault-fuzz`: runs the fuzz targets of `FuzzTargets` (see tools/fuzz).
 ///
-/// - Built by `tools/fuzz` with `-sanitize=fuzzer,address -DSHREDVAULT_LIBFUZZER`, it is a libFuzzer binary:
+/// - Built by `tools/fuzz` with `-sanitize=fuzzer,address -DSHREDVAULT_LIBFUZZER`, it is a libFuzzer binary (`main`
+///   hands its arguments to libFuzzer's driver, which calls `LLVMFuzzerTestOneInput` below):
 ///   `SHREDVAULT_FUZZ_TARGET=<target> shredvault-fuzz [libFuzzer options] CORPUS_DIR…`.
 /// - In the normal build it replays inputs: `shredvault-fuzz <target> FILE…` runs each file once and prints how many
-///   ran (a crash is a failure); `shredvault-fuzz --list` prints the targets.
+///   ran and how many the code under test accepted (a crash is a failure); `shredvault-fuzz --list` prints the targets.
+#if SHREDVAULT_LIBFUZZER
+/// The target named by SHREDVAULT_FUZZ_TARGET, looked up once.
+let selectedTarget: FuzzTargets.Target = {
+    guard let name = getenv("SHREDVAULT_FUZZ_TARGET").map({ String(cString: $0) }), let target = FuzzTargets.named(name) else {
+        ShredVaultFuzz.fail("set SHREDVAULT_FUZZ_TARGET to one of: " + FuzzTargets.all.map(\.name).joined(separator: " "))
+    }
+    return target
+}()
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
+    selectedTarget.run(UnsafeRawBufferPointer(start: data, count: size))
+    return 0
+}
+
+func runLibFuzzer() -> Never {
+    _ = selectedTarget
+    var argc = CommandLine.argc
+    var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+    let status = LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzerTestOneInput(data, size) }
+    FuzzTargets.cleanUp()
+    exit(status)
+}
+#endif
+
 @main
 struct ShredVaultFuzz {
-    nonisolated(unsafe) static var target: FuzzTargets.Target?
-
     static func main() {
-        var arguments = CommandLine.arguments
         #if SHREDVAULT_LIBFUZZER
-        guard let name = getenv("SHREDVAULT_FUZZ_TARGET").map({ String(cString: $0) }), let target = FuzzTargets.named(name) else {
-            fail("set SHREDVAULT_FUZZ_TARGET to one of: " + FuzzTargets.all.map(\.name).joined(separator: " "))
-        }
-        Self.target = target
-        var argc = CommandLine.argc
-        var argv = CommandLine.unsafeArgv
-        _ = arguments
-        let status = LLVMFuzzerRunDriver(&argc, &argv) { data, size in
-            ShredVaultFuzz.target!.run(UnsafeRawBufferPointer(start: data, count: size))
-            return 0
-        }
-        FuzzTargets.cleanUp()
-        exit(status)
+        runLibFuzzer()
         #else
+        replay()
+        #endif
+    }
+
+    static func replay() {
+        var arguments = CommandLine.arguments
         arguments.removeFirst()
         if arguments == ["--list"] {
             for t in FuzzTargets.all { print("\(t.name)\t\(t.maxLength)\t\(t.summary)") }
@@ -42,25 +59,14 @@ struct ShredVaultFuzz {
         guard let name = arguments.first, let target = FuzzTargets.named(name) else {
             fail("usage: shredvault-fuzz TARGET FILE… | --list   (targets: " + FuzzTargets.all.map(\.name).joined(separator: " ") + ")")
         }
-        var count = 0
+        var count = 0, accepted = 0
         for path in arguments.dropFirst() {
-            guard let file = fopen(path, "rb") else { fail("cannot open \(path)") }
-            var bytes = [UInt8]()
-            var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = fread(&buffer, 1, buffer.count, file)
-                if n == 0 { break }
-                bytes += buffer[0..<n]
-            }
-            let failed = ferror(file) != 0
-            fclose(file)
-            if failed { fail("cannot read \(path)") }
-            target.run(bytes)
+            guard let data = FileManager.default.contents(atPath: path) else { fail("cannot read \(path)") }
+            if target.run(Array(data)) { accepted += 1 }
             count += 1
         }
         FuzzTargets.cleanUp()
-        print("\(target.name): \(count) input\(count == 1 ? "" : "s") ran")
-        #endif
+        print("\(target.name): \(count) input\(count == 1 ? "" : "s") ran, \(accepted) accepted")
     }
 
     static func fail(_ message: String) -> Never {

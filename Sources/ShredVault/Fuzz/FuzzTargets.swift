@@ -24,15 +24,19 @@ public enum FuzzTargets {
         public let summary: String
         /// Largest input worth generating (libFuzzer `-max_len`).
         public let maxLength: Int
-        let body: @Sendable ([UInt8]) -> Void
+        let body: @Sendable ([UInt8]) -> Bool
 
-        /// Runs one input. Never throws: errors of the code under test are caught inside.
-        public func run(_ bytes: UnsafeRawBufferPointer) {
-            body(Array(bytes))
+        /// Runs one input; true when the code under test accepted it completely (parsed, opened, extracted), false
+        /// when it refused it with an error. Never throws.
+        @discardableResult
+        public func run(_ bytes: UnsafeRawBufferPointer) -> Bool {
+            let accepted = body(Array(bytes))
             Fixture.shared.resetScratch()
+            return accepted
         }
 
-        public func run(_ bytes: [UInt8]) { bytes.withUnsafeBytes { run($0) } }
+        @discardableResult
+        public func run(_ bytes: [UInt8]) -> Bool { bytes.withUnsafeBytes { run($0) } }
     }
 
     public static let all: [Target] = [
@@ -107,11 +111,11 @@ public enum FuzzTargets {
 
     // MARK: - Targets
 
-    static func bundleHeader(_ bytes: [UInt8]) {
+    static func bundleHeader(_ bytes: [UInt8]) -> Bool {
         if bytes.count >= BundleHeader.prefixLength {
             _ = describe { try BundleHeader.headerLength(fromPrefix: Array(bytes.prefix(BundleHeader.prefixLength)), path: "fuzz.svb") }
         }
-        guard let header = describe({ try BundleHeader.decode(bytes, path: "fuzz.svb") }) else { return }
+        guard let header = describe({ try BundleHeader.decode(bytes, path: "fuzz.svb") }) else { return false }
         precondition(header.encoded() == bytes, "a decoded bundle header does not re-encode to its bytes")
         precondition(header.length == bytes.count)
         // What `bundle inspect`, `reindex` and the key hierarchy derive from a header.
@@ -120,18 +124,19 @@ public enum FuzzTargets {
         _ = Vault.bundleLocation(expiry: header.expiryDay, bundleId: header.bundleIdHex)
         _ = KeyHierarchy.Binding(header: header).bytes
         _ = header.vaultIdHex + header.bundleIdHex + header.userId.description
+        return true
     }
 
-    static func bundleFile(_ bytes: [UInt8]) {
+    static func bundleFile(_ bytes: [UInt8]) -> Bool {
         let scratch = Fixture.shared.scratch
         let path = scratch + "/input.svb"
         Fixture.write(path, bytes)
         _ = describe { try BundleReader.readHeader(path: path) }
-        extractChecked(path, into: scratch)
+        return extractChecked(path, into: scratch)
     }
 
-    static func payload(_ bytes: [UInt8]) {
-        guard let mode = bytes.first else { return }
+    static func payload(_ bytes: [UInt8]) -> Bool {
+        guard let mode = bytes.first else { return false }
         let plaintext = Array(bytes.dropFirst())
         let scratch = Fixture.shared.scratch
         let path = scratch + "/payload.svb"
@@ -155,12 +160,12 @@ public enum FuzzTargets {
             try encryptor.finish()
         } catch { preconditionFailure("sealing \(frame.count) bytes failed: \(error)") }
         Fixture.write(path, file)
-        extractChecked(path, into: scratch)
+        return extractChecked(path, into: scratch)
     }
 
     /// Extracts with the real reader and checks its promise (vault-format.md §2.5): on failure nothing is left
     /// beside or at the target; on success the target exists. Then verify-only must agree with extract.
-    private static func extractChecked(_ path: String, into scratch: String) {
+    private static func extractChecked(_ path: String, into scratch: String) -> Bool {
         let parent = scratch + "/restore"
         let target = parent + "/user"
         try! Posix.makeDirectory(parent, mode: 0o700)
@@ -174,9 +179,10 @@ public enum FuzzTargets {
             precondition((try? Posix.listDirectory(parent))?.isEmpty == true, "a failed extraction left files beside its target")
             precondition(verified == nil, "verify accepted a bundle that extract refused")
         }
+        return extracted != nil
     }
 
-    static func tar(_ bytes: [UInt8]) {
+    static func tar(_ bytes: [UInt8]) -> Bool {
         var offset = 0
         let source: (UnsafeMutableRawBufferPointer) throws -> Int = { buffer in
             let n = min(buffer.count, bytes.count - offset)
@@ -184,7 +190,7 @@ public enum FuzzTargets {
             offset += n
             return n
         }
-        _ = describe {
+        let finished: Void? = describe {
             let reader = try TarReader(source: source)
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
             defer { buffer.deallocate() }
@@ -202,15 +208,16 @@ public enum FuzzTargets {
             }
             try reader.finish()
         }
+        return finished != nil
     }
 
     /// Output read per input is capped (a frame may legitimately expand a thousandfold); the cap only stops the
     /// harness early, the decompressor is never told.
     static let maxDecompressedBytes = 64 << 20
 
-    static func zstd(_ bytes: [UInt8]) {
+    static func zstd(_ bytes: [UInt8]) -> Bool {
         var offset = 0
-        _ = describe {
+        let finished: Void? = describe {
             let decompressor = try ZstdDecompressor { buffer in
                 let n = min(buffer.count, bytes.count - offset)
                 bytes.withUnsafeBytes { buffer.baseAddress!.copyMemory(from: $0.baseAddress! + offset, byteCount: n) }
@@ -226,39 +233,42 @@ public enum FuzzTargets {
                 total += n
             }
         }
+        return finished != nil
     }
 
-    static func zlib(_ bytes: [UInt8]) {
-        _ = describe { try zlibInflate(bytes) }
+    static func zlib(_ bytes: [UInt8]) -> Bool {
+        describe { try zlibInflate(bytes) } != nil
     }
 
-    static func sidecar(_ bytes: [UInt8]) {
-        guard let sidecar = describe({ try DEKSidecar.decode(bytes, path: "fuzz.dek") }) else { return }
+    static func sidecar(_ bytes: [UInt8]) -> Bool {
+        guard let sidecar = describe({ try DEKSidecar.decode(bytes, path: "fuzz.dek") }) else { return false }
         precondition(sidecar.encoded() == bytes, "a decoded sidecar does not re-encode to its bytes")
         let outer = sidecar.outerRole == .hold ? holdKey : dayKey
-        _ = describe {
+        return describe {
             try KeyHierarchy.openDataKey(sidecar.sealedDEK, binding: binding, outerRole: sidecar.outerRole, outerKey: outer,
                                          userKey: userKey)
-        }
+        } != nil
     }
 
-    static func sealedKey(_ bytes: [UInt8]) {
+    static func sealedKey(_ bytes: [UInt8]) -> Bool {
+        var opened = 0
         for role in KeyRole.allCases {
-            _ = describe {
+            opened += describe {
                 try KeyHierarchy.openPrivateKey(bytes, restoreKey: masterKey, vaultId: vaultId, role: role, subject: "u0000001",
                                                 keyId: try KeyHierarchy.keyId(userKey.publicKey))
-            }
+            } == nil ? 0 : 1
         }
-        _ = describe { try KeySeal.open(bytes, with: userKey, info: Array("dek-inner".utf8), aad: binding.bytes) }
-        _ = describe { try KeyHierarchy.openOuter(bytes, binding: binding, role: .day, outerKey: dayKey) }
-        _ = describe { try KeySeal.open(bytes, with: epochKey, info: KeystoreSnapshotHeader.sealInfo, aad: []) }
+        opened += describe { try KeySeal.open(bytes, with: userKey, info: Array("dek-inner".utf8), aad: binding.bytes) } == nil ? 0 : 1
+        opened += describe { try KeyHierarchy.openOuter(bytes, binding: binding, role: .day, outerKey: dayKey) } == nil ? 0 : 1
+        opened += describe { try KeySeal.open(bytes, with: epochKey, info: KeystoreSnapshotHeader.sealInfo, aad: []) } == nil ? 0 : 1
         if bytes.count >= P256PublicKey.x963Size {
             _ = describe { try P256PublicKey(x963Representation: Array(bytes.prefix(P256PublicKey.x963Size))) }
         }
+        return opened > 0
     }
 
-    static func keystoreSnapshot(_ bytes: [UInt8]) {
-        guard let mode = bytes.first else { return }
+    static func keystoreSnapshot(_ bytes: [UInt8]) -> Bool {
+        guard let mode = bytes.first else { return false }
         let fixture = Fixture.shared
         guard let vault = fixture.vault else { preconditionFailure("the fixture vault could not be created") }
         let path = fixture.scratch + "/snapshot.svks"
@@ -284,31 +294,36 @@ public enum FuzzTargets {
         if report == nil {
             precondition(!Posix.exists(output), "a refused snapshot left its decrypted copy")
         }
+        return report != nil
     }
 
-    static func accountsCSV(_ bytes: [UInt8]) {
+    static func accountsCSV(_ bytes: [UInt8]) -> Bool {
         let path = Fixture.shared.scratch + "/accounts.csv"
         Fixture.write(path, bytes)
-        guard let accounts = describe({ try AccountsCSV.parse(try Posix.readTextFile(path), path: path) }) else { return }
+        guard let accounts = describe({ try AccountsCSV.parse(try Posix.readTextFile(path), path: path) }) else { return false }
         precondition(Set(accounts.map(\.userId)).count == accounts.count, "accounts.csv parsed with a duplicate user")
         for a in accounts { _ = RetentionPolicy().isInactive(lastActive: a.lastActive, today: CivilDay(unixSeconds: Fixture.now)) }
+        return true
     }
 
-    static func config(_ bytes: [UInt8]) {
+    static func config(_ bytes: [UInt8]) -> Bool {
         let path = Fixture.shared.scratch + "/config"
         Fixture.write(path, bytes)
-        guard let text = describe({ try Posix.readTextFile(path) }) else { return }
-        if let config = describe({ try VaultConfig.parse(text, path: path) }) {
+        guard let text = describe({ try Posix.readTextFile(path) }) else { return false }
+        let config = describe { try VaultConfig.parse(text, path: path) }
+        if let config {
             _ = config.vaultIdBytes
             exercise(config.policy)
         }
-        _ = describe { try JSONDecoder().decode(BackupManifest.self, from: Data(text.utf8)) }
+        let backup = describe { try JSONDecoder().decode(BackupManifest.self, from: Data(text.utf8)) }
+        return config != nil || backup != nil
     }
 
-    static func policy(_ bytes: [UInt8]) {
-        guard let policy = describe({ try JSONDecoder().decode(RetentionPolicy.self, from: Data(bytes)) }) else { return }
-        guard policy.problem == nil else { return }
+    static func policy(_ bytes: [UInt8]) -> Bool {
+        guard let policy = describe({ try JSONDecoder().decode(RetentionPolicy.self, from: Data(bytes)) }) else { return false }
+        guard policy.problem == nil else { return false }
         exercise(policy)
+        return true
     }
 
     /// Every day computation of a valid policy, over days around the epoch and the fixture's present.
@@ -328,38 +343,46 @@ public enum FuzzTargets {
         }
     }
 
-    static func keyFile(_ bytes: [UInt8]) {
+    static func keyFile(_ bytes: [UInt8]) -> Bool {
         let path = Fixture.shared.scratch + "/key"
         Fixture.write(path, bytes, mode: 0o600)
-        _ = describe { try DataKeyFile.read(path) }
-        _ = describe { try MasterKey.readRestoreKey(path) }
-        _ = describe { try MasterKey.decodeArchiveKey(try Posix.readTextFile(path), path: path) }
+        let dataKey = describe { try DataKeyFile.read(path) }
+        let restoreKey = describe { try MasterKey.readRestoreKey(path) }
+        let archiveKey = describe { try MasterKey.decodeArchiveKey(try Posix.readTextFile(path), path: path) }
+        return dataKey != nil || restoreKey != nil || archiveKey != nil
     }
 
-    static func manifest(_ bytes: [UInt8]) {
-        guard let manifest = describe({ try Manifest.decode(bytes) }) else { return }
+    static func manifest(_ bytes: [UInt8]) -> Bool {
+        guard let manifest = describe({ try Manifest.decode(bytes) }) else { return false }
         for entry in manifest.entries {
             _ = EntryPath.problem(entry.path)
             _ = EntryPath.parent(entry.path)
         }
         _ = (manifest.fileCount, manifest.totalFileBytes)
-        guard let encoded = describe({ try manifest.encoded() }) else { return }
+        guard let encoded = describe({ try manifest.encoded() }) else { preconditionFailure("a decoded manifest does not encode") }
         let again = describe { try Manifest.decode(encoded) }
         precondition(again == manifest, "a manifest does not survive encoding and decoding")
+        return true
     }
 
-    static func dates(_ bytes: [UInt8]) {
-        guard let text = String(validating: bytes, as: UTF8.self) else { return }
-        if let seconds = Timestamp.parse(text) {
-            // A zone offset can move 1970-01-01 before the epoch, which is printed but (years 1970...) not parsed.
+    static func dates(_ bytes: [UInt8]) -> Bool {
+        guard let text = String(validating: bytes, as: UTF8.self) else { return false }
+        let parsed = Timestamp.parse(text)
+        if let seconds = parsed {
+            // A zone offset can move a time out of the years 1970...9999, which are printed but not parsed.
             let printed = Timestamp.format(seconds)
-            precondition(seconds < 0 || Timestamp.parse(printed) == seconds, "Timestamp.format does not parse back")
+            if let back = Timestamp.parse(printed) {
+                precondition(back == seconds, "Timestamp.format does not parse back to the same time")
+            } else {
+                precondition(seconds < 0 || seconds >= 253_402_300_800, "Timestamp.format printed an unparsable time in 1970...9999")
+            }
             _ = CivilDay(unixSeconds: seconds).weekdayIndex
         }
         if let day = CivilDay(iso: text) {
             precondition(day.iso == text, "CivilDay(iso:) does not print back")
             precondition(CivilDay(iso: day.adding(days: 1).iso) != nil || day.iso == "9999-12-31")
         }
+        return parsed != nil
     }
 
     /// Runs `body`; a thrown error is an expected outcome: its description (what the CLI prints) is rendered.
