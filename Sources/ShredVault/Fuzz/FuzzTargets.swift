@@ -115,7 +115,7 @@ public enum FuzzTargets {
         if bytes.count >= BundleHeader.prefixLength {
             _ = describe { try BundleHeader.headerLength(fromPrefix: Array(bytes.prefix(BundleHeader.prefixLength)), path: "fuzz.svb") }
         }
-        guard let header = describe({ try BundleHeader.decode(bytes, path: "fuzz.svb") }) else { return false }
+        guard let header = describe(vaultErrorsOnly: true, { try BundleHeader.decode(bytes, path: "fuzz.svb") }) else { return false }
         precondition(header.encoded() == bytes, "a decoded bundle header does not re-encode to its bytes")
         precondition(header.length == bytes.count)
         // What `bundle inspect`, `reindex` and the key hierarchy derive from a header.
@@ -131,7 +131,7 @@ public enum FuzzTargets {
         let scratch = Fixture.shared.scratch
         let path = scratch + "/input.svb"
         Fixture.write(path, bytes)
-        _ = describe { try BundleReader.readHeader(path: path) }
+        _ = describe(vaultErrorsOnly: true) { try BundleReader.readHeader(path: path) }
         return extractChecked(path, into: scratch)
     }
 
@@ -169,8 +169,8 @@ public enum FuzzTargets {
         let parent = scratch + "/restore"
         let target = parent + "/user"
         try! Posix.makeDirectory(parent, mode: 0o700)
-        let extracted = describe { try BundleReader.extract(path: path, dataKey: dataKey, to: target) }
-        let verified = describe { try BundleReader.verify(path: path, dataKey: dataKey) }
+        let extracted = describe(vaultErrorsOnly: true) { try BundleReader.extract(path: path, dataKey: dataKey, to: target) }
+        let verified = describe(vaultErrorsOnly: true) { try BundleReader.verify(path: path, dataKey: dataKey) }
         if let extracted {
             precondition(Posix.exists(target), "extract succeeded without creating the target")
             precondition(verified?.manifest == extracted.manifest, "verify and extract disagree about a bundle")
@@ -242,7 +242,7 @@ public enum FuzzTargets {
     }
 
     static func sidecar(_ bytes: [UInt8]) -> Bool {
-        guard let sidecar = describe({ try DEKSidecar.decode(bytes, path: "fuzz.dek") }) else { return false }
+        guard let sidecar = describe(vaultErrorsOnly: true, { try DEKSidecar.decode(bytes, path: "fuzz.dek") }) else { return false }
         precondition(sidecar.encoded() == bytes, "a decoded sidecar does not re-encode to its bytes")
         let outer = sidecar.outerRole == .hold ? holdKey : dayKey
         return describe {
@@ -291,7 +291,7 @@ public enum FuzzTargets {
             } catch { preconditionFailure("sealing a snapshot failed: \(error)") }
         }
         let output = fixture.scratch + "/restored.db"
-        let report = describe { try vault.decryptSnapshot(path, restoreKey: fixture.restoreKey, now: Fixture.now, to: output) }
+        let report = describe(vaultErrorsOnly: true) { try vault.decryptSnapshot(path, restoreKey: fixture.restoreKey, now: Fixture.now, to: output) }
         if report == nil {
             precondition(!Posix.exists(output), "a refused snapshot left its decrypted copy")
         }
@@ -301,7 +301,7 @@ public enum FuzzTargets {
     static func accountsCSV(_ bytes: [UInt8]) -> Bool {
         let path = Fixture.shared.scratch + "/accounts.csv"
         Fixture.write(path, bytes)
-        guard let accounts = describe({ try AccountsCSV.parse(try Posix.readTextFile(path), path: path) }) else { return false }
+        guard let accounts = describe(vaultErrorsOnly: true, { try AccountsCSV.parse(try Posix.readTextFile(path), path: path) }) else { return false }
         precondition(Set(accounts.map(\.userId)).count == accounts.count, "accounts.csv parsed with a duplicate user")
         for a in accounts { _ = RetentionPolicy().isInactive(lastActive: a.lastActive, today: CivilDay(unixSeconds: Fixture.now)) }
         return true
@@ -311,7 +311,7 @@ public enum FuzzTargets {
         let path = Fixture.shared.scratch + "/config"
         Fixture.write(path, bytes)
         guard let text = describe({ try Posix.readTextFile(path) }) else { return false }
-        let config = describe { try VaultConfig.parse(text, path: path) }
+        let config = describe(vaultErrorsOnly: true) { try VaultConfig.parse(text, path: path) }
         if let config {
             _ = config.vaultIdBytes
             exercise(config.policy)
@@ -347,9 +347,9 @@ public enum FuzzTargets {
     static func keyFile(_ bytes: [UInt8]) -> Bool {
         let path = Fixture.shared.scratch + "/key"
         Fixture.write(path, bytes, mode: 0o600)
-        let dataKey = describe { try DataKeyFile.read(path) }
-        let restoreKey = describe { try MasterKey.readRestoreKey(path) }
-        let archiveKey = describe { try MasterKey.decodeArchiveKey(try Posix.readTextFile(path), path: path) }
+        let dataKey = describe(vaultErrorsOnly: true) { try DataKeyFile.read(path) }
+        let restoreKey = describe(vaultErrorsOnly: true) { try MasterKey.readRestoreKey(path) }
+        let archiveKey = describe(vaultErrorsOnly: true) { try MasterKey.decodeArchiveKey(try Posix.readTextFile(path), path: path) }
         return dataKey != nil || restoreKey != nil || archiveKey != nil
     }
 
@@ -388,10 +388,13 @@ public enum FuzzTargets {
     }
 
     /// Runs `body`; a thrown error is an expected outcome: its description (what the CLI prints) is rendered.
+    /// With `vaultErrorsOnly`, the error must be a `VaultError`: the vault's readers report every refusal as one, which
+    /// the CLI maps to its documented exit codes (anything else is "unexpected internal error", exit 1).
     @discardableResult
-    static func describe<T>(_ body: () throws -> T) -> T? {
+    static func describe<T>(vaultErrorsOnly: Bool = false, _ body: () throws -> T) -> T? {
         do { return try body() } catch {
             _ = String(describing: error)
+            if vaultErrorsOnly { precondition(error is VaultError, "a refusal reported as \(type(of: error)): \(error)") }
             return nil
         }
     }

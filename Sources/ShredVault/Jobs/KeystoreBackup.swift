@@ -84,10 +84,12 @@ extension Vault {
             report.purgedByPolicy = try restored.deleteKeys(ids: stale)
             try restored.vacuum()
             report.restoredKeys = try restored.count().values.reduce(0, +)
-        } catch let e as VaultError {
+        } catch {
+            // Any failure to read the decrypted file as a keystore (SQLite errors, and GRDB's row decoding errors,
+            // which are not DatabaseErrors) means the snapshot is not a keystore; its decrypted copy goes.
             _ = unlink(output)
-            if case .database = e { throw VaultError.corruptBundle(path: path, reason: "the decrypted snapshot is not a keystore") }
-            throw e
+            if let e = error as? VaultError { if case .database = e {} else { throw e } }
+            throw VaultError.corruptBundle(path: path, reason: "the decrypted snapshot is not a keystore")
         }
         return report
     }
