@@ -6,7 +6,7 @@ import VaultArchive
 import VaultCrypto
 
 /// Fuzz harnesses: each target takes arbitrary bytes and runs them through the real parser or reader of one input
-/// of the vault (vault-format.md §7, "Fuzzing"). Errors thrown by the code under test are the expected outcome for
+/// of the vault (README "Fuzzing"). Errors thrown by the code under test are the expected outcome for
 /// almost every input; a target fails only by crashing, which includes the `precondition`s below that check the
 /// reader's promises (a failed extraction leaves nothing behind, a parsed header re-encodes to the same bytes, …).
 ///
@@ -85,6 +85,7 @@ public enum FuzzTargets {
     static let payloadHeader = BundleHeader(
         vaultId: BundleHeader.zeroId, bundleId: Hex.decode("00112233445566778899aabbccddeeff")!, createdAt: 1_795_910_400,
         expiryDay: CivilDay(iso: "2027-02-26")!, userId: UserID("u0000001")!)
+    /// Fixture only: every payload input is sealed under the same key and salt, which the writer never does.
     static let fixedSalt = (0..<24).map { UInt8($0) }
 
     /// A P-256 key pair from a public label (fixture only).
