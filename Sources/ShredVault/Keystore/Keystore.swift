@@ -76,18 +76,28 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
-    private static func decode(_ row: Row) throws -> StoredKey {
-        let keyId: Data = row["key_id"], publicKey: Data = row["public_key"], sealed: Data = row["sealed_private"]
-        return StoredKey(keyId: Array(keyId), role: KeyRole(rawValue: row["role"])!, subject: row["subject"],
-                         publicKey: try P256PublicKey(x963Representation: Array(publicKey)), sealedPrivate: Array(sealed),
-                         createdAt: row["created_at"])
+    /// Decodes a key row with GRDB's throwing accessors, not its trapping subscripts: a restored snapshot's rows are
+    /// untrusted (anyone with an epoch public key can seal a file), so a malformed row is an error, never a crash.
+    private func decode(_ row: Row) throws -> StoredKey {
+        do {
+            let keyId: Data = try row.decode(forColumn: "key_id"), publicKey: Data = try row.decode(forColumn: "public_key")
+            let sealed: Data = try row.decode(forColumn: "sealed_private"), roleName: String = try row.decode(forColumn: "role")
+            guard let role = KeyRole(rawValue: roleName) else {
+                throw VaultError.database(path: path, message: "a key has the unknown role '\(roleName)'")
+            }
+            return StoredKey(keyId: Array(keyId), role: role, subject: try row.decode(forColumn: "subject"),
+                             publicKey: try P256PublicKey(x963Representation: Array(publicKey)), sealedPrivate: Array(sealed),
+                             createdAt: try row.decode(forColumn: "created_at"))
+        } catch let e as RowDecodingError {
+            throw VaultError.database(path: path, message: "a key row cannot be read: \(e)")
+        }
     }
 
     private static let selectBySubject = "SELECT * FROM keys WHERE role = ? AND subject = ?"
 
     public func key(role: KeyRole, subject: String) throws -> StoredKey? {
         try read { db in
-            try Row.fetchOne(db.cachedStatement(sql: Self.selectBySubject), arguments: [role.rawValue, subject]).map(Self.decode)
+            try Row.fetchOne(db.cachedStatement(sql: Self.selectBySubject), arguments: [role.rawValue, subject]).map(decode)
         }
     }
 
@@ -99,7 +109,7 @@ public final class Keystore: @unchecked Sendable {
             var out: [Data: StoredKey] = [:]
             let statement = try db.cachedStatement(sql: "SELECT * FROM keys WHERE key_id = ?")
             for id in ids {
-                if let row = try Row.fetchOne(statement, arguments: [id]) { out[id] = try Self.decode(row) }
+                if let row = try Row.fetchOne(statement, arguments: [id]) { out[id] = try decode(row) }
             }
             return out
         }
@@ -109,13 +119,13 @@ public final class Keystore: @unchecked Sendable {
     public func keys(role: KeyRole, subjectBefore subject: String) throws -> [StoredKey] {
         try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE role = ? AND subject < ? ORDER BY subject",
-                             arguments: [role.rawValue, subject]).map(Self.decode)
+                             arguments: [role.rawValue, subject]).map(decode)
         }
     }
 
     public func keys(role: KeyRole) throws -> [StoredKey] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE role = ? ORDER BY subject", arguments: [role.rawValue]).map(Self.decode)
+            try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE role = ? ORDER BY subject", arguments: [role.rawValue]).map(decode)
         }
     }
 
@@ -160,7 +170,7 @@ public final class Keystore: @unchecked Sendable {
             let select = try db.cachedStatement(sql: Self.selectBySubject)
             for subject in subjects {
                 if let row = try Row.fetchOne(select, arguments: [role.rawValue, subject]) {
-                    out[subject] = try Self.decode(row)
+                    out[subject] = try decode(row)
                 }
             }
         }
@@ -184,7 +194,7 @@ public final class Keystore: @unchecked Sendable {
                     try insert.execute(arguments: [Data(k.keyId), role.rawValue, k.subject, Data(k.publicKey.x963Representation),
                                                    Data(stored), now, bucket])
                     // If a key for the subject appeared meanwhile, the stored row wins and ours is dropped.
-                    out[k.subject] = db.changesCount == 1 ? k : try Row.fetchOne(select, arguments: [role.rawValue, k.subject]).map(Self.decode) ?? k
+                    out[k.subject] = db.changesCount == 1 ? k : try Row.fetchOne(select, arguments: [role.rawValue, k.subject]).map(decode) ?? k
                 }
             }
         }
@@ -312,7 +322,7 @@ public final class Keystore: @unchecked Sendable {
     /// wrapped under this one's; returns how many.
     func importMissing(from other: Keystore) throws -> Int {
         let present = try allKeyIds()
-        let missing = try other.read { db in try Row.fetchAll(db, sql: "SELECT * FROM keys").map(Self.decode) }.filter { !present.contains(Data($0.keyId)) }
+        let missing = try other.read { db in try Row.fetchAll(db, sql: "SELECT * FROM keys").map { try other.decode($0) } }.filter { !present.contains(Data($0.keyId)) }
         let sealed = try missing.map { try other.unwrapStored($0) }
         return try write { db in
             var n = 0

@@ -19,6 +19,19 @@ public struct VaultConfig: Codable, Sendable, Equatable {
     public var root: RootConfig?
 
     public var vaultIdBytes: [UInt8] { Hex.decode(vaultId) ?? BundleHeader.zeroId }
+
+    /// Decodes and validates the text of a `config` file: format name and policy.
+    public static func parse(_ text: String, path: String) throws -> VaultConfig {
+        let config: VaultConfig
+        do { config = try JSONDecoder().decode(VaultConfig.self, from: Data(text.utf8)) } catch {
+            throw VaultError.malformedInput(path: path, line: 1, reason: "not a ShredVault config: \(error)")
+        }
+        guard config.format == formatName else {
+            throw VaultError.malformedInput(path: path, line: 1, reason: "unknown vault format '\(config.format)'; upgrade shredvault")
+        }
+        if let problem = config.policy.problem { throw VaultError.malformedInput(path: path, line: 1, reason: problem) }
+        return config
+    }
 }
 
 /// Where the destruction root is (vault-format.md §3.7): `file` (software mode, the default) or `pkcs11`.
@@ -85,14 +98,7 @@ public final class Vault: @unchecked Sendable {
         }
         guard Posix.exists(Self.configPath(root)) else { throw VaultError.vaultNotFound(path: root) }
         lock = try FileLock(path: root + "/lock", wait: lockWait, shared: readOnly)
-        let text = try Posix.readTextFile(Self.configPath(root))
-        do { config = try JSONDecoder().decode(VaultConfig.self, from: Data(text.utf8)) } catch {
-            throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "not a ShredVault config: \(error)")
-        }
-        guard config.format == VaultConfig.formatName else {
-            throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "unknown vault format '\(config.format)'; upgrade shredvault")
-        }
-        if let problem = config.policy.problem { throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: problem) }
+        config = try VaultConfig.parse(try Posix.readTextFile(Self.configPath(root)), path: Self.configPath(root))
         archiveKey = try MasterKey.decodeArchiveKey(try Posix.readTextFile(Self.archiveKeyPath(root)), path: Self.archiveKeyPath(root))
         catalog = try Catalog(path: root + "/catalog.db", create: createMissingCatalog)
         let ks = config.keystorePath.hasPrefix("/") ? config.keystorePath : root + "/" + config.keystorePath
