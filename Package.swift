@@ -28,6 +28,8 @@ let package = Package(
         // The vault: no crypto or archive C imports; POSIX calls only in Storage/Syscalls.swift.
         .target(name: "ShredVault", dependencies: [
             "VaultCrypto", "VaultArchive", "CPosix", .product(name: "GRDB", package: "GRDB.swift"),
+            // sqlite3_serialize/deserialize: keystore snapshots are built and restored in memory, never as plaintext files.
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         // The `shredvault` command-line tool.
         .executableTarget(

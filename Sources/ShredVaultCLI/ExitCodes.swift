@@ -38,7 +38,14 @@ enum ExitCodes {
 /// Runs a command body, turning any library error into one line on stderr and its exit code.
 func reportingErrors(_ body: () throws -> Void) throws {
     do {
-        try body()
+        do {
+            try body()
+        } catch let exit as ExitCode {
+            // The command reported its outcome (e.g. a blocked deletion, exit 10); closing must still succeed.
+            try OpenVaults.shared.closeAll()
+            throw exit
+        }
+        try OpenVaults.shared.closeAll()
     } catch let error as VaultError {
         printError(error.description)
         throw ExitCode(ExitCodes.code(for: error))

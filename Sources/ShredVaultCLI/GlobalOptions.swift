@@ -60,7 +60,9 @@ struct GlobalOptions: ParsableArguments {
     /// exclusive for the others.
     func openVault(readOnly: Bool = false) throws -> Vault {
         try checkSettings()
-        return try Vault(root: vaultPath, lockWait: lockWait, readOnly: readOnly)
+        let vault = try Vault(root: vaultPath, lockWait: lockWait, readOnly: readOnly)
+        OpenVaults.shared.add(vault)
+        return vault
     }
 
     private static func environment(_ name: String) -> String? { ProcessInfo.processInfo.environment[name] }
@@ -69,4 +71,31 @@ struct GlobalOptions: ParsableArguments {
 private func nonEmpty(_ text: String?) -> String? {
     guard let text, !text.isEmpty else { return nil }
     return text
+}
+
+/// The vaults a command opened, closed by `reportingErrors` when the command ends so that a failed checkpoint or
+/// close is reported (exit 74) instead of being lost in a destructor.
+final class OpenVaults: @unchecked Sendable {
+    static let shared = OpenVaults()
+    private var vaults: [Vault] = []
+    private let lock = NSLock()
+
+    func add(_ vault: Vault) {
+        lock.lock()
+        vaults.append(vault)
+        lock.unlock()
+    }
+
+    /// Closes every vault opened so far; the first failure is thrown after all were tried.
+    func closeAll() throws {
+        lock.lock()
+        let open = vaults
+        vaults = []
+        lock.unlock()
+        var first: Error?
+        for v in open {
+            do { try v.close() } catch { first = first ?? error }
+        }
+        if let first { throw first }
+    }
 }

@@ -41,7 +41,16 @@ enum Output {
     }
 
     /// One line about the overdue sweep a mutating job ran first, or nil when it had nothing to do.
+    /// Also notes on stderr what the job finished first for an interrupted one (`SweepReport.converged`).
     static func sweepLine(_ sweep: SweepReport?) -> String? {
+        if let c = sweep?.converged {
+            var parts: [String] = []
+            if !c.resumedIntents.isEmpty { parts.append("finished \(plural(c.resumedIntents.count, "interrupted job step")) (\(c.resumedIntents.joined(separator: ", ")))") }
+            if !c.completedDeletions.isEmpty { parts.append("completed deletion requests \(c.completedDeletions.joined(separator: ", "))") }
+            if !c.destroyedHoldKeys.isEmpty { parts.append("destroyed the unused hold keys of \(c.destroyedHoldKeys.joined(separator: ", "))") }
+            if !c.removedLeftovers.isEmpty { parts.append("removed \(plural(c.removedLeftovers.count, "temporary file")) of an interrupted job") }
+            if !parts.isEmpty { note(parts.joined(separator: "; ")) }
+        }
         guard let sweep, !sweep.destroyedDayKeys.isEmpty || sweep.expiredBundles > 0 else { return nil }
         return "overdue sweep: destroyed the day keys of \(plural(sweep.destroyedDayKeys.count, "day")) (\(sweep.destroyedDayKeys.joined(separator: ", "))), "
             + "expired \(plural(sweep.expiredBundles, "bundle")) (\(bytes(sweep.freedBytes)) freed)"

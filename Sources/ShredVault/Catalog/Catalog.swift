@@ -112,6 +112,16 @@ public final class Catalog: @unchecked Sendable {
         return try databaseCall(path) { try queue.write(body) }
     }
 
+    /// Closes the database; a job that changed the vault first folds the WAL back in (checkpoint TRUNCATE), and
+    /// either failing is reported (a close must not fail silently). Idempotent.
+    public func close(checkpoint: Bool) throws {
+        if closed { return }
+        if checkpoint { try self.checkpoint() }
+        try databaseCall(path) { try queue.close() }
+        closed = true
+    }
+    private var closed = false
+
     /// Checkpoints the WAL into the database and truncates it (after secure deletions).
     public func checkpoint() throws {
         try databaseCall(path) { try queue.writeWithoutTransaction { db in try db.checkpoint(.truncate) } }
@@ -226,11 +236,10 @@ public final class Catalog: @unchecked Sendable {
         try databaseCall(path) { try queue.vacuum(into: file) }
     }
 
-    /// Records keys about to be destroyed (the erasure ledger), before they are destroyed.
-    static func recordErasures(_ db: Database, _ keys: [StoredKey], at: Int64, reason: String) throws {
-        for k in keys {
-            try db.execute(sql: "INSERT INTO erasures (key_id, role, subject, recorded_at, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                           arguments: [Data(k.keyId), k.role.rawValue, k.subject, at, reason])
-        }
+    /// Records a key about to be destroyed (the erasure ledger), before it is destroyed; false if it was recorded already.
+    static func recordErasure(_ db: Database, _ k: StoredKey, at: Int64, reason: String) throws -> Bool {
+        try db.execute(sql: "INSERT INTO erasures (key_id, role, subject, recorded_at, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                       arguments: [Data(k.keyId), k.role.rawValue, k.subject, at, reason])
+        return db.changesCount == 1
     }
 }

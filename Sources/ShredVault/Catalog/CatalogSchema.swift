@@ -14,6 +14,30 @@ enum CatalogSchema {
         ) STRICT
         """
 
+    /// The keyring's mirror of `holds` (same columns), written before the catalog at every placement and release.
+    static let holdsMirrorTable = """
+        CREATE TABLE holds (
+            case_id TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            placed_at INTEGER NOT NULL,
+            released_at INTEGER,
+            PRIMARY KEY (case_id, user_id)
+        ) STRICT
+        """
+
+    /// The keyring's mirror of recorded deletion requests (written before the catalog records one), so a request
+    /// still blocked by a hold survives the loss of the catalog.
+    static let requestsMirrorTable = """
+        CREATE TABLE deletion_requests (
+            request_id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            received_at INTEGER NOT NULL,
+            deadline_day INTEGER NOT NULL,
+            recorded_at INTEGER NOT NULL
+        ) STRICT
+        """
+
     static func migrator() -> DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
@@ -152,6 +176,18 @@ enum CatalogSchema {
                         held = held + (NEW.outer_role = 'hold'), users = users + (SELECT n = 1 FROM live_users WHERE user_id = NEW.user_id)
                         WHERE NEW.state = 'live';
                 END;
+                """)
+        }
+        m.registerMigration("v6-intents") { db in
+            // Intents of multi-step jobs (vault-format.md §6.1): recorded before a job's first change, rolled forward
+            // by the next job of any kind, deleted in the transaction that completes them.
+            try db.execute(sql: """
+                CREATE TABLE intents (
+                    id INTEGER PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    payload TEXT NOT NULL
+                ) STRICT;
                 """)
         }
         return m

@@ -123,7 +123,7 @@ extension Vault {
                 violation("readable-old-backup", path, "keystore snapshot of epoch \(start.iso) is still readable past the \(policy.backupDays)-day window (G3)")
             }
         }
-        for orphan in try orphanBundleFiles(known: knownLocations) {
+        for orphan in try orphanBundleFiles(known: knownLocations) where !Self.isTemporaryName(Posix.baseName(orphan)) {
             violation("orphan-file", orphan, "bundle file unknown to the catalog")
         }
         let (kept, counted) = try catalog.read { db in
@@ -137,10 +137,52 @@ extension Vault {
         if let kept, let counted, ["bundles", "users", "size", "plain", "held"].contains(where: { (kept[$0] as Int64) != (counted[$0] as Int64) }) {
             violation("live-stats", "catalog", "the totals `status` reads differ from a recount of the live bundles")
         }
+        // What an interrupted job left: the next mutating job finishes it (`converge`); until then `check` names it.
+        for (id, kind, _) in try pendingIntents() {
+            violation("unfinished-job", "intent \(id)", "an interrupted \(kind) is not finished yet; run any job that changes the vault (e.g. `shredvault sweep`)")
+        }
+        for path in try leftoverFiles() {
+            violation("leftover-file", path, "temporary file of an interrupted job (may hold key or plaintext copies); `shredvault sweep` removes it")
+        }
+        for path in try unknownVaultFiles() {
+            violation("unknown-file", path, "not a file this vault writes; remove it or move it out of the vault")
+        }
+        let openRequests = try catalog.read { db in
+            try DeletionRequestRecord.fetchAll(db, sql: "SELECT * FROM deletion_requests WHERE state != 'done' ORDER BY received_at")
+        }
+        for r in openRequests where try catalog.activeHolds(user: r.userId).isEmpty {
+            violation("unfinished-deletion", "deletion request \(r.requestId) of \(r.userId)",
+                      "no hold blocks it but it is not done; run any job that changes the vault (e.g. `shredvault sweep`)")
+        }
+        let activeCases = try catalog.read { db in try String.fetchSet(db, sql: "SELECT DISTINCT case_id FROM holds WHERE released_at IS NULL") }
+        for k in try keystore.keys(role: .hold) where !activeCases.contains(k.subject) {
+            violation("unused-hold-key", "hold key \(k.subject)", "the case holds nobody but its key still exists; `shredvault sweep` destroys it")
+        }
         let (records, problem) = try catalog.verifyAudit()
         report.auditRecords = records
         if let problem { violation("audit-chain", "audit log", problem) }
         return report
+    }
+
+    /// Entries of the vault directory and the keystore directory that the vault does not write (temporary files
+    /// are reported as leftovers instead).
+    func unknownVaultFiles() throws -> [String] {
+        let keystoreDirectory = Posix.directoryName(keystore.path)
+        let keystoreName = Posix.baseName(keystore.path)
+        var known: Set<String> = ["config", "master.pub", "catalog.db", "catalog.db-wal", "catalog.db-shm", "lock", "bundles",
+                                   Self.recoveryMarkerName]
+        if keystoreDirectory.hasPrefix(root + "/") { known.insert(String(keystoreDirectory.dropFirst(root.count + 1)).split(separator: "/").first.map(String.init) ?? "") }
+        var out: [String] = []
+        for name in try Posix.listDirectory(root) where !known.contains(name) && !Self.isTemporaryName(name) { out.append(root + "/" + name) }
+        if keystoreDirectory != root {
+            let keystoreKnown: Set<String> = [keystoreName, keystoreName + "-journal"]
+            for name in try Posix.listDirectory(keystoreDirectory) where !keystoreKnown.contains(name) && !Self.isTemporaryName(name) {
+                // Only the vault's own keystore directory is scanned whole (`keys/`); a keystore placed elsewhere
+                // may share its directory.
+                if keystoreDirectory.hasPrefix(root + "/") { out.append(keystoreDirectory + "/" + name) }
+            }
+        }
+        return out.sorted()
     }
 
     /// Files under bundles/ that no live or in-progress catalog row names.

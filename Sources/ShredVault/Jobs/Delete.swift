@@ -42,11 +42,15 @@ extension Vault {
             return report
         }
         report.sweep = try sweep(now: now)
+        // The sweep finished any interrupted job first (a release may have ended a hold).
+        let holdsNow = try catalog.activeHolds(user: u)
         // Ledger first.
+        let record = DeletionRequestRecord(requestId: requestId, userId: u, receivedAt: receivedAt, deadlineDay: deadline.daysSinceEpoch,
+                                           recordedAt: now, state: .pending, blockedBy: nil, completedAt: nil)
+        if existing == nil { try keyring.mirrorDeletionRequest(record) }
         try catalog.write { db in
             if existing == nil {
-                try DeletionRequestRecord(requestId: requestId, userId: u, receivedAt: receivedAt, deadlineDay: deadline.daysSinceEpoch,
-                                          recordedAt: now, state: .pending, blockedBy: nil, completedAt: nil).insert(db)
+                try record.insert(db)
                 try Catalog.audit(db, at: now, action: "deletion-request", user: u,
                                   detail: ["request": requestId, "received": Timestamp.format(receivedAt), "deadline": deadline.iso])
             }
@@ -61,8 +65,8 @@ extension Vault {
             _ = tomb
             return report
         }
-        if !holds.isEmpty {
-            let cases = holds.map(\.caseId)
+        if !holdsNow.isEmpty {
+            let cases = holdsNow.map(\.caseId)
             try catalog.write { db in
                 try db.execute(sql: "UPDATE deletion_requests SET state = 'blocked', blocked_by = ? WHERE request_id = ?",
                                arguments: [cases.joined(separator: ","), requestId])
@@ -78,14 +82,17 @@ extension Vault {
         return report
     }
 
-    /// Destroys a user's key and data and completes `requestId` (also used when the last hold is released).
+    /// Destroys a user's key and data and completes `requestId` and every other open request of the user (also
+    /// used when the last hold is released, and by `converge` for an interrupted deletion). Idempotent, in the order
+    /// ledger (with audit), key, bundle files, catalog rows: a crash at any point is finished by the next job.
     func shredUser(_ user: String, requestId: String, now: Int64) throws -> (keys: Int, bundles: Int) {
         let userKey = try keystore.key(role: .user, subject: user)
-        if let userKey { try recordErasures([userKey], now: now, reason: "deletion request \(requestId)") }
-        if let userKey { try keystore.destroy(keyIds: [userKey.keyId]) }
-        let bundles = try catalog.bundles(user: user)
-        try removeBundleFiles(bundles.filter { $0.state == .live || $0.state == .writing }.map(\.location))
-        let removed = bundles.filter { $0.state == .live || $0.state == .writing }.count
+        if let userKey {
+            try recordErasures([userKey], now: now, reason: "deletion request \(requestId)")
+            try keystore.destroy(keyIds: [userKey.keyId])
+        }
+        let bundles = try catalog.bundles(user: user).filter { $0.state == .live || $0.state == .writing }
+        try removeBundleFiles(bundles.map(\.location))
         try catalog.write { db in
             try db.execute(sql: """
                 UPDATE bundles SET state = 'shredded', sealed_dek = NULL, outer_role = NULL, ended_at = ?, end_reason = ?
@@ -93,14 +100,11 @@ extension Vault {
                 """, arguments: [now, "deletion request " + requestId, user])
             try db.execute(sql: "INSERT INTO tombstones (user_id, deleted_at, request_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                            arguments: [user, now, requestId])
-            try db.execute(sql: "UPDATE deletion_requests SET state = 'done', completed_at = ? WHERE user_id = ? AND state != 'done'",
+            try db.execute(sql: "UPDATE deletion_requests SET state = 'done', blocked_by = NULL, completed_at = ? WHERE user_id = ? AND state != 'done'",
                            arguments: [now, user])
-            if userKey != nil {
-                try Catalog.audit(db, at: now, action: "destroy-key", user: user, detail: ["role": "user", "reason": "deletion request " + requestId])
-            }
-            try Catalog.audit(db, at: now, action: "shred", user: user, detail: ["request": requestId, "bundles": String(removed)])
+            try Catalog.audit(db, at: now, action: "shred", user: user, detail: ["request": requestId, "bundles": String(bundles.count)])
         }
         try catalog.checkpoint()
-        return (userKey == nil ? 0 : 1, removed)
+        return (userKey == nil ? 0 : 1, bundles.count)
     }
 }

@@ -62,29 +62,18 @@ extension Vault {
         let live = try catalog.liveBundles(user: u)
         if live.isEmpty { throw try unrecoverableOrUnknown(u) }
         let holdKey = try keystore.keyCreatingIfNeeded(role: .hold, subject: caseId, master: archiveKey, vaultId: vaultId, now: now)
-        var updates: [(String, Data)] = []
+        var updates: [ResealIntent.Update] = []
         for b in live where b.outerRole == KeyRole.day.rawValue {
             let dayPrivate = try privateKey(role: .day, id: b.outerKeyId, restoreKey: restoreKey, user: u)
             let resealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: try b.binding(vaultId: vaultId),
                                                         from: (.day, dayPrivate), to: (.hold, holdKey.publicKey))
-            updates.append((b.id, Data(resealed)))
+            updates.append(.init(bundleId: b.id, location: b.location, role: KeyRole.hold.rawValue, keyId: Hex.encode(holdKey.keyId),
+                                 sealed: Hex.encode(resealed), expiryDay: b.expiryDay))
         }
-        try catalog.write { db in
-            // A case released earlier may be placed again: the row is reopened (the audit log keeps the history).
-            try db.execute(sql: """
-                INSERT INTO holds (case_id, user_id, reason, placed_at, released_at) VALUES (?, ?, ?, ?, NULL)
-                ON CONFLICT (case_id, user_id) DO UPDATE SET reason = excluded.reason, placed_at = excluded.placed_at, released_at = NULL
-                """, arguments: [caseId, u, reason, now])
-            for (id, sealed) in updates {
-                try db.execute(sql: "UPDATE bundles SET outer_role = 'hold', outer_key_id = ?, sealed_dek = ? WHERE id = ?",
-                               arguments: [Data(holdKey.keyId), sealed, id])
-            }
-            try Catalog.audit(db, at: now, action: "hold-place", user: u, detail: ["case": caseId, "bundles": String(updates.count)])
-        }
-        // Sidecars follow the committed catalog (the catalog is the source of truth; `check` compares them).
-        for (id, sealed) in updates {
-            try writeSidecar(bundleLocation: live.first { $0.id == id }!.location, role: .hold, outerKeyId: holdKey.keyId, sealed: Array(sealed))
-        }
+        // Intent first; then sidecars, keyring mirror and one catalog transaction (`applyReseal`). A crash after the
+        // intent is finished by the next job; before it, nothing but the case's new hold key changed (`converge`
+        // destroys a hold key of a case that holds nobody).
+        try recordAndApplyReseal(ResealIntent(action: "hold-place", user: u, caseId: caseId, reason: reason, at: now, updates: updates))
         try catalog.checkpoint()
         report.resealedBundles = updates.count
         report.remainingHolds = try catalog.activeHolds(user: u).map(\.caseId)
@@ -108,57 +97,36 @@ extension Vault {
         }
         let holdPrivate = try keystore.privateKey(holdStored, restoreKey: restoreKey, vaultId: vaultId)
         let live = try catalog.liveBundles(user: u).filter { $0.outerRole == KeyRole.hold.rawValue && $0.outerKeyId.map(Array.init) == holdStored.keyId }
-        var updates: [(id: String, role: KeyRole, keyId: [UInt8], sealed: Data, expiry: Int64)] = []
+        var updates: [ResealIntent.Update] = []
         for b in live {
             let binding = try b.binding(vaultId: vaultId)
             if let next = others.first {
                 let nextKey = try keystore.keyCreatingIfNeeded(role: .hold, subject: next.caseId, master: archiveKey, vaultId: vaultId, now: now)
                 let sealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: binding, from: (.hold, holdPrivate), to: (.hold, nextKey.publicKey))
-                updates.append((b.id, .hold, nextKey.keyId, Data(sealed), b.expiryDay))
+                updates.append(.init(bundleId: b.id, location: b.location, role: KeyRole.hold.rawValue, keyId: Hex.encode(nextKey.keyId),
+                                     sealed: Hex.encode(sealed), expiryDay: b.expiryDay))
             } else {
                 let day = policy.expiryAfterRelease(originalExpiry: CivilDay(daysSinceEpoch: b.originalExpiryDay), releaseDay: today)
                 let dayKey = try keystore.keyCreatingIfNeeded(role: .day, subject: day.iso, master: archiveKey, vaultId: vaultId, now: now)
                 let sealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: binding, from: (.hold, holdPrivate), to: (.day, dayKey.publicKey))
-                updates.append((b.id, .day, dayKey.keyId, Data(sealed), day.daysSinceEpoch))
+                updates.append(.init(bundleId: b.id, location: b.location, role: KeyRole.day.rawValue, keyId: Hex.encode(dayKey.keyId),
+                                     sealed: Hex.encode(sealed), expiryDay: day.daysSinceEpoch))
                 report.newExpiryDay = day.iso
             }
         }
-        try catalog.write { db in
-            try db.execute(sql: "UPDATE holds SET released_at = ? WHERE case_id = ? AND user_id = ?", arguments: [now, caseId, u])
-            for up in updates {
-                try db.execute(sql: "UPDATE bundles SET outer_role = ?, outer_key_id = ?, sealed_dek = ?, expiry_day = ? WHERE id = ?",
-                               arguments: [up.role.rawValue, Data(up.keyId), up.sealed, up.expiry, up.id])
-            }
-            try Catalog.audit(db, at: now, action: "hold-release", user: u, detail: [
-                "case": caseId, "bundles": String(updates.count), "expiryDay": report.newExpiryDay ?? "",
-            ])
-        }
-        for up in updates {
-            try writeSidecar(bundleLocation: live.first { $0.id == up.id }!.location, role: up.role, outerKeyId: up.keyId, sealed: Array(up.sealed))
+        // Intent first, then sidecars, keyring mirror, catalog; then the case key's destruction (its own intent,
+        // recorded with the catalog change) and any deletion request the hold blocked. Every step after the intent
+        // is keyless and is finished by the next job if this one is interrupted.
+        let intent = ResealIntent(action: "hold-release", user: u, caseId: caseId, reason: nil, at: now, updates: updates,
+                                  newExpiryDay: report.newExpiryDay)
+        if let followUp = try recordAndApplyReseal(intent) {
+            try finishHoldKey(id: followUp, HoldKeyIntent(caseId: caseId, at: now))
         }
         report.resealedBundles = updates.count
-        // Destroy the case key once nothing is held under it.
-        let caseStillActive = try catalog.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM holds WHERE case_id = ? AND released_at IS NULL)", arguments: [caseId]) ?? false
-        }
-        if !caseStillActive {
-            try recordErasures([holdStored], now: now, reason: "hold \(caseId) released")
-            try keystore.destroy(keyIds: [holdStored.keyId])
-            try catalog.write { db in
-                try Catalog.audit(db, at: now, action: "destroy-key", user: nil, detail: ["role": "hold", "case": caseId, "reason": "hold released"])
-            }
-        }
         try catalog.checkpoint()
         report.remainingHolds = others.map(\.caseId)
         if others.isEmpty {
-            let blocked = try catalog.read { db in
-                try DeletionRequestRecord.fetchAll(db, sql: "SELECT * FROM deletion_requests WHERE user_id = ? AND state IN ('blocked', 'pending') ORDER BY received_at",
-                                                   arguments: [u])
-            }
-            if let first = blocked.first {
-                _ = try shredUser(u, requestId: first.requestId, now: now)
-                report.executedDeletions = blocked.map(\.requestId)
-            }
+            report.executedDeletions = try convergeDeletions(now: now)
         }
         return report
     }

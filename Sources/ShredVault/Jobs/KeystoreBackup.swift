@@ -35,13 +35,12 @@ extension Vault {
         _ = try sweep(now: now)
         let epochStart = policy.epochStart(today)
         let epochKey = try keyring.keyCreatingIfNeeded(role: .epoch, subject: epochStart.iso, master: archiveKey, vaultId: vaultId, now: now)
-        let temporary = Posix.directoryName(keystore.path) + "/.snapshot-" + Hex.encode(try SecureRandom.bytes(count: 6)) + ".db"
-        defer { _ = unlink(temporary) }
-        try keystore.snapshot(to: temporary)
-        let keys = try Keystore(path: temporary).count().values.reduce(0, +)
+        // The snapshot is built in memory (sqlite3_serialize) and sealed as it is written: no plaintext copy of the
+        // keystore is ever a file a crash could leave behind.
+        let (image, keys) = try keystore.serialized()
         let (header, k) = try KeystoreSnapshotHeader.make(vaultId: vaultId, takenAt: now, epochStart: epochStart, epochKey: epochKey,
                                                           backupDays: policy.backupDays)
-        let bytes = try SealedFile.write(input: temporary, header: header.encoded(), key: k, to: output)
+        let bytes = try SealedFile.write(contents: image, header: header.encoded(), key: k, to: output)
         let absolute = output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output
         try catalog.write { db in
             try db.execute(sql: "INSERT INTO backups (kind, path, taken_at, epoch_start, epoch_key_id) VALUES ('keystore', ?, ?, ?, ?)",
@@ -52,10 +51,10 @@ extension Vault {
                                     unreadableFrom: policy.epochKeyDestructionDay(epochStart: epochStart).iso, bytes: bytes, keys: keys)
     }
 
-    /// Decrypts a keystore snapshot into a new keystore file at `output`, then replays the erasure ledger
-    /// (catalog ∪ keyring) and the policy (ended days, deleted users) on it, so it holds no destroyed key.
-    func decryptSnapshot(_ path: String, restoreKey: P256PrivateKey, now: Int64, to output: String) throws -> KeystoreRestoreReport {
-        guard Posix.exists(path) else { throw VaultError.notFound(path: path, what: "keystore snapshot") }
+    /// Decrypts a keystore snapshot into an in-memory keystore, then replays the erasure ledger (catalog ∪
+    /// keyring) and the policy (ended days, deleted users) on it, so it holds no destroyed key. Nothing is written.
+    func decryptSnapshot(_ path: String, restoreKey: P256PrivateKey, now: Int64) throws -> (Keystore, KeystoreRestoreReport) {
+        guard let st = try Posix.status(path), st.kind == .regular else { throw VaultError.notFound(path: path, what: "keystore snapshot") }
         let file = try FileDescriptor(open: path, flags: O_RDONLY)
         let headerBytes = try file.read(upTo: KeystoreSnapshotHeader.length)
         let header = try KeystoreSnapshotHeader.decode(headerBytes, path: path)
@@ -72,24 +71,23 @@ extension Vault {
         }
         let epochPrivate = try keyring.privateKey(epochKey, restoreKey: restoreKey, vaultId: vaultId)
         let k = try header.openKey(with: epochPrivate, path: path)
-        try SealedFile.decrypt(input: file, header: headerBytes, key: k, to: output)
+        let image = try SealedFile.decrypt(input: file, header: headerBytes, key: k, limit: Int(st.size))
         var report = KeystoreRestoreReport(path: path, takenAt: Timestamp.format(header.takenAt), restoredKeys: 0, purgedByLedger: 0, purgedByPolicy: 0)
+        let restored: Keystore
         do {
-            let restored = try Keystore(path: output)
+            restored = try Keystore(image: image, describedAs: path)
             report.purgedByLedger = try restored.deleteKeys(ids: ledger)
             let today = CivilDay(unixSeconds: now)
             var stale = Set(try restored.keys(role: .day, subjectBefore: today.iso).map { Data($0.keyId) })
             let tombstoned = try catalog.read { db in try String.fetchSet(db, sql: "SELECT user_id FROM tombstones") }
             stale.formUnion(try restored.keys(role: .user).filter { tombstoned.contains($0.subject) }.map { Data($0.keyId) })
             report.purgedByPolicy = try restored.deleteKeys(ids: stale)
-            try restored.vacuum()
             report.restoredKeys = try restored.count().values.reduce(0, +)
         } catch let e as VaultError {
-            _ = unlink(output)
             if case .database = e { throw VaultError.corruptBundle(path: path, reason: "the decrypted snapshot is not a keystore") }
             throw e
         }
-        return report
+        return (restored, report)
     }
 
     /// Restores the keystore from a snapshot (needs the restore key): the snapshot's keys, after replaying the erasure
@@ -97,17 +95,25 @@ extension Vault {
     /// Refuses snapshots of another vault, tampered or truncated ones, and those past the backup window.
     /// The vault object must not be used afterwards (its keystore handle is closed); open it again.
     public func restoreKeystore(from path: String, restoreKey: P256PrivateKey, now: Int64) throws -> KeystoreRestoreReport {
+        _ = try sweep(now: now)
         let directory = Posix.directoryName(keystore.path)
-        let temporary = directory + "/.restore-" + Hex.encode(try SecureRandom.bytes(count: 6)) + ".db"
-        defer { _ = unlink(temporary) }
-        var report = try decryptSnapshot(path, restoreKey: restoreKey, now: now, to: temporary)
+        let (restored, decrypted) = try decryptSnapshot(path, restoreKey: restoreKey, now: now)
+        defer { restored.wipeImage() }
+        var report = decrypted
         // Merge, never lose: keys the current keystore holds that the snapshot predates stay (a snapshot only
         // adds back keys that were lost, minus everything the ledger says was destroyed).
         if let current = try? keystore.allKeyIds(), !current.isEmpty {
-            let merged = try Keystore(path: temporary)
-            report.keptFromCurrent = try merged.importMissing(from: keystore)
-            report.restoredKeys = try merged.count().values.reduce(0, +)
+            report.keptFromCurrent = try restored.importMissing(from: keystore)
+            report.restoredKeys = try restored.count().values.reduce(0, +)
         }
+        // Only now does a file appear: the replayed, merged keystore, written compactly beside the live one and
+        // renamed over it. A crash before the rename leaves a `.restore-*` file the next job removes.
+        let temporary = directory + "/.restore-" + Hex.encode(try SecureRandom.bytes(count: 6)) + ".db"
+        defer { _ = unlink(temporary) }
+        try restored.writeImage(to: temporary)
+        let written = try FileDescriptor(open: temporary, flags: O_RDONLY)
+        try written.sync()
+        try written.close()
         try catalog.write { db in
             try Catalog.audit(db, at: now, action: "keystore-restore", user: nil, detail: [
                 "path": path, "takenAt": report.takenAt, "purgedByLedger": String(report.purgedByLedger),

@@ -24,6 +24,7 @@ extension Vault {
         let target = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
         if Posix.exists(target) { throw VaultError.targetExists(path: target) }
         let sweep = try sweep(now: now)
+        _ = try Self.removeInterruptedRestores(in: Posix.directoryName(target))
         var report = try restoreOne(user: user, caseId: caseId, to: target, restoreKey: restoreKey)
         report.sweep = sweep
         try catalog.write { db in

@@ -28,6 +28,7 @@ extension Vault {
         guard !users.isEmpty else { throw VaultError.invalidArgument("no users to restore (case \(caseId) holds none)") }
         _ = try sweep(now: now)
         let parent = Posix.directoryName(target)
+        _ = try Self.removeInterruptedRestores(in: parent)
         let staging = parent + "/." + Posix.baseName(target) + ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
         try Posix.makeDirectory(staging, mode: 0o700)
         final class Shared: @unchecked Sendable {

@@ -12,16 +12,22 @@ public struct SweepReport: Sendable, Codable {
     public var expiredBundles: Int = 0
     public var freedBytes: Int64 = 0
     public var dryRun: Bool = false
+    /// What the sweep finished first for interrupted jobs (absent when there was nothing to finish).
+    public var converged: ConvergeReport?
 }
 
 extension Vault {
     /// G1: destroys the day private keys of every day that has ended, then removes the bundles that expired with
     /// them. Idempotent; every mutating job runs it first so a missed cron night does not stretch the window.
-    /// Order: erasure ledger, key destruction (keystore VACUUM), bundle files, catalog rows — a crash at any
-    /// point leaves work the next run finishes.
+    /// Order: what interrupted jobs left (`converge`), erasure ledger with its audit records, key destruction,
+    /// bundle files, catalog rows — a crash at any point leaves work the next run finishes.
     public func sweep(now: Int64, dryRun: Bool = false) throws -> SweepReport {
         let today = CivilDay(unixSeconds: now)
         var report = SweepReport(today: today.iso, dryRun: dryRun)
+        if !dryRun {
+            let converged = try converge(now: now)
+            if !converged.isEmpty { report.converged = converged }
+        }
         let endedKeys = try keystore.keys(role: .day, subjectBefore: today.iso)
         let due = try catalog.read { db in
             try BundleRecord.fetchAll(db, sql: """
@@ -41,12 +47,6 @@ extension Vault {
         if !endedEpochs.isEmpty {
             try recordErasures(endedEpochs, now: now, reason: "backup window of \(policy.backupDays) days ended")
             try keyring.destroy(keyIds: endedEpochs.map(\.keyId))
-            try catalog.write { db in
-                for k in endedEpochs {
-                    try Catalog.audit(db, at: now, action: "destroy-key", user: nil,
-                                      detail: ["role": "epoch", "epoch": k.subject, "reason": "backup window ended"])
-                }
-            }
         }
         if endedKeys.isEmpty && due.isEmpty {
             try catalog.write { db in try Catalog.setMeta(db, "lastSweepAt", String(now)) }
@@ -57,9 +57,6 @@ extension Vault {
         try keystore.destroy(keyIds: endedKeys.map(\.keyId))
         try removeBundleFiles(due.map(\.location))
         try catalog.write { db in
-            for k in endedKeys {
-                try Catalog.audit(db, at: now, action: "destroy-key", user: nil, detail: ["role": "day", "day": k.subject, "reason": "day ended"])
-            }
             // One statement for the whole set (the same predicate that selected `due`, bounded by its ids).
             try db.execute(sql: """
                 UPDATE bundles SET state = 'expired', sealed_dek = NULL, outer_role = NULL, ended_at = ?, end_reason = 'expired'

@@ -40,6 +40,10 @@ public struct RecoverReport: Sendable, Codable {
 public struct ReindexReport: Sendable, Codable {
     public var indexedBundles = 0
     public var recoveredHolds = 0
+    /// Deleted users whose tombstones came back from the keyring's erasure ledger.
+    public var recoveredTombstones = 0
+    /// Deletion requests that came back from the keyring's mirror (blocked ones run when their holds end).
+    public var recoveredDeletionRequests = 0
     public var skipped: [String] = []
 }
 
@@ -57,8 +61,17 @@ extension Vault {
                 throw VaultError.bundleMismatch(path: dir, reason: "it holds a backup of vault \(old.vaultId), not of this vault")
             }
         }
+        // What an interrupted backup into this directory left (partial copies, a catalog copy, a partial snapshot).
+        _ = try Self.removeTemporaryFiles(inBackup: dir)
         let stamp = Timestamp.format(now).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
-        var report = VaultBackupReport(directory: dir, takenAt: Timestamp.format(now), keystoreSnapshot: "keystore-\(stamp).svks", unreadableFrom: "")
+        // A rerun in the same second (an interrupted backup, a retry) gets its own snapshot name.
+        var snapshotName = "keystore-\(stamp).svks"
+        var n = 2
+        while Posix.exists(dir + "/" + snapshotName) {
+            snapshotName = "keystore-\(stamp)-\(n).svks"
+            n += 1
+        }
+        var report = VaultBackupReport(directory: dir, takenAt: Timestamp.format(now), keystoreSnapshot: snapshotName, unreadableFrom: "")
         let live = try catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live' ORDER BY expiry_day, id") }
         report.liveBundles = live.count
         for (i, b) in live.enumerated() {
@@ -85,7 +98,7 @@ extension Vault {
         progress?(live.count, live.count, "")
         let ks = try backupKeystore(to: dir + "/" + report.keystoreSnapshot, now: now)
         report.unreadableFrom = ks.unreadableFrom
-        let catalogTemp = dir + "/.catalog-" + Hex.encode(try SecureRandom.bytes(count: 6)) + ".db"
+        let catalogTemp = dir + "/.catalog.db.partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
         defer { _ = unlink(catalogTemp) }
         try catalog.snapshot(to: catalogTemp)
         let catalogFile = try FileDescriptor(open: catalogTemp, flags: O_RDONLY)
@@ -107,6 +120,29 @@ extension Vault {
         return report
     }
 
+    /// Removes temporary files an interrupted backup left in a backup directory (top level and bundle tree).
+    static func removeTemporaryFiles(inBackup dir: String) throws -> [String] {
+        var found: [String] = []
+        func walk(_ path: String, depth: Int) throws {
+            for name in try Posix.listDirectory(path) {
+                let child = path + "/" + name
+                if isTemporaryName(name) { found.append(child); continue }
+                if depth < 4, let st = try Posix.status(child), st.kind == .directory, depth == 0 ? name == "bundles" : true {
+                    try walk(child, depth: depth + 1)
+                }
+            }
+        }
+        guard Posix.exists(dir) else { return [] }
+        try walk(dir, depth: 0)
+        for path in found { try Posix.removeTree(path) }
+        for d in Set(found.map(Posix.directoryName)).sorted() { try Posix.syncDirectory(d) }
+        return found
+    }
+
+    /// Written first into a vault being recovered and removed last: `recover` starts such a directory over, and no
+    /// other job opens it.
+    static let recoveryMarkerName = ".recover-incomplete"
+
     /// Rebuilds a working vault at `root` from a backup directory, the restore key and the keyring (which is not in
     /// the backup and holds the erasure-ledger mirror, so keys destroyed after the backup stay destroyed), then checks it.
     public static func recover(from directory: String, to root: String, restoreKeyPath: String, keyringPath: String?,
@@ -122,12 +158,19 @@ extension Vault {
         guard let keyring = config.keyringPath, Posix.exists(keyring) else {
             throw VaultError.notFound(path: config.keyringPath ?? "(none)", what: "keyring (pass --keyring)")
         }
-        if Posix.exists(root), !(try Posix.listDirectory(root)).isEmpty { throw VaultError.targetExists(path: root) }
+        let marker = root + "/" + recoveryMarkerName
         let archiveKey = try MasterKey.decodeArchiveKey(try Posix.readTextFile(dir + "/master.pub"), path: dir + "/master.pub")
         let restoreKey = try MasterKey.readRestoreKey(restoreKeyPath)
         guard restoreKey.publicKey == archiveKey else { throw VaultError.wrongRestoreKey }
+        if Posix.exists(root), !(try Posix.listDirectory(root)).isEmpty {
+            // Only an interrupted recover (its marker is the first thing written) may be started over.
+            guard Posix.exists(marker) else { throw VaultError.targetExists(path: root) }
+            for name in try Posix.listDirectory(root) where name != recoveryMarkerName { try Posix.removeTree(root + "/" + name) }
+        }
         var report = RecoverReport(vault: root, from: dir)
 
+        try Posix.makeDirectories(root, mode: 0o700)
+        try Posix.writeFileAtomically(marker, Array("recovering from \(dir)\n".utf8), mode: 0o600)
         try Posix.makeDirectories(root + "/bundles", mode: 0o700)
         try Posix.writeFileAtomically(root + "/master.pub", Array(MasterKey.encodeArchiveKey(archiveKey).utf8), mode: 0o644)
         try copyFileStatic(dir + "/catalog.db", to: root + "/catalog.db")
@@ -135,7 +178,7 @@ extension Vault {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try Posix.writeFileAtomically(configPath(root), Array(try encoder.encode(config)) + [0x0a], mode: 0o644)
         do {
-            let vault = try Vault(root: root, createMissingKeystore: true)
+            let vault = try Vault(root: root, createMissingKeystore: true, recovering: true)
             let live = try vault.catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live'") }
             for b in live {
                 let source = dir + "/" + b.location
@@ -147,14 +190,19 @@ extension Vault {
                 report.restoredBundles += 1
             }
             report.keystore = try vault.restoreKeystore(from: dir + "/" + manifest.keystoreSnapshot, restoreKey: restoreKey, now: now)
+            try vault.close()
         }
-        let vault = try Vault(root: root)
+        let vault = try Vault(root: root, recovering: true)
         report.shreddedByLedger = try vault.reconcileWithLedger(now: now)
         _ = try vault.sweep(now: now)
         try vault.catalog.write { db in
             try Catalog.audit(db, at: now, action: "recover", user: nil, detail: ["from": dir, "bundles": String(report.restoredBundles)])
         }
+        // Complete: from here on the directory is a vault like any other.
+        try Posix.unlinkFile(marker)
+        try Posix.syncDirectory(root)
         report.check = try vault.check(now: now, readData: false, restoreKey: nil)
+        try vault.close()
         return report
     }
 
@@ -208,8 +256,12 @@ extension Vault {
             let base = Posix.baseName(name)
             return base.hasSuffix(".svb") && !base.hasPrefix(".")
         }
+        // What the keyring knows (it is never lost with the catalog): the erasure ledger, every hold and every
+        // deletion request. A sidecar sealed to a key the ledger names is stale and never trusted.
+        let ledger = try keyring.erasureRecords()
+        let erased = Set(ledger.map { $0["key_id"] as Data })
         var records: [BundleRecord] = []
-        var holds: [HoldRecord] = []
+        var holds = try keyring.mirroredHolds()
         for location in files.sorted() {
             do {
                 let (header, _) = try BundleReader.readHeader(path: absolute(location))
@@ -220,7 +272,12 @@ extension Vault {
                 let sidecarPath = absolute(DEKSidecar.location(forBundle: location))
                 guard Posix.exists(sidecarPath) else { report.skipped.append("\(location): no DEK sidecar"); continue }
                 let sidecar = try DEKSidecar.decode(try readAll(sidecarPath), path: sidecarPath)
-                guard try keystore.key(id: header.userKeyId) != nil else { report.skipped.append("\(location): user key destroyed"); continue }
+                guard !erased.contains(Data(header.userKeyId)), try keystore.key(id: header.userKeyId) != nil else {
+                    report.skipped.append("\(location): user key destroyed"); continue
+                }
+                guard !erased.contains(Data(sidecar.outerKeyId)) else {
+                    report.skipped.append("\(location): \(sidecar.outerRole.rawValue) key destroyed (erasure ledger)"); continue
+                }
                 guard let outer = try keystore.key(id: sidecar.outerKeyId) else { report.skipped.append("\(location): \(sidecar.outerRole.rawValue) key destroyed"); continue }
                 let st = try Posix.status(absolute(location))!
                 let expiry = sidecar.outerRole == .day ? (CivilDay(iso: outer.subject) ?? header.expiryDay) : header.expiryDay
@@ -230,20 +287,47 @@ extension Vault {
                     sha256: Data(try fileSHA256(absolute(location))), location: location, userKeyId: Data(header.userKeyId),
                     outerRole: sidecar.outerRole.rawValue, outerKeyId: Data(sidecar.outerKeyId), sealedDek: Data(sidecar.sealedDEK),
                     files: -1, plaintextBytes: -1, sourceState: .removed, endedAt: nil, endReason: nil))
-                if sidecar.outerRole == .hold, !holds.contains(where: { $0.caseId == outer.subject && $0.userId == header.userId.rawValue }) {
-                    holds.append(HoldRecord(caseId: outer.subject, userId: header.userId.rawValue, reason: "recovered by reindex", placedAt: now, releasedAt: nil))
+                if sidecar.outerRole == .hold {
+                    // Sealed to the case: the hold is active whatever an older record says (holds win).
+                    if let i = holds.firstIndex(where: { $0.caseId == outer.subject && $0.userId == header.userId.rawValue }) {
+                        holds[i].releasedAt = nil
+                    } else {
+                        holds.append(HoldRecord(caseId: outer.subject, userId: header.userId.rawValue, reason: "recovered by reindex", placedAt: now, releasedAt: nil))
+                    }
                 }
             } catch let e as VaultError {
                 report.skipped.append("\(location): \(e)")
             }
         }
+        let requests = try keyring.mirroredDeletionRequests()
         try catalog.write { db in
             for r in records { try r.insert(db) }
             for h in holds { try h.insert(db) }
+            for e in ledger {
+                try db.execute(sql: "INSERT INTO erasures (key_id, role, subject, recorded_at, reason) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                               arguments: [e["key_id"] as Data, e["role"] as String, e["subject"] as String, e["recorded_at"] as Int64, e["reason"] as String])
+            }
+            for r in requests { try r.insert(db, onConflict: .ignore) }
+            report.recoveredDeletionRequests = requests.count
+            // Deleted users: every user key the ledger destroyed for a deletion request.
+            for e in ledger where (e["role"] as String) == KeyRole.user.rawValue {
+                let user: String = e["subject"], reason: String = e["reason"], at: Int64 = e["recorded_at"]
+                let request = reason.hasPrefix("deletion request ") ? String(reason.dropFirst("deletion request ".count))
+                                                                    : "ledger-" + Hex.encode(Array(e["key_id"] as Data))
+                try db.execute(sql: """
+                    INSERT INTO deletion_requests (request_id, user_id, received_at, deadline_day, recorded_at, state, completed_at)
+                    VALUES (?, ?, ?, ?, ?, 'done', ?) ON CONFLICT (request_id) DO UPDATE SET state = 'done', completed_at = excluded.completed_at
+                    """, arguments: [request, user, at, CivilDay(unixSeconds: at).daysSinceEpoch, at, at])
+                try db.execute(sql: "INSERT INTO tombstones (user_id, deleted_at, request_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                               arguments: [user, at, request])
+                report.recoveredTombstones += db.changesCount
+            }
+            try db.execute(sql: "UPDATE deletion_requests SET state = 'done', completed_at = coalesce(completed_at, ?) WHERE user_id IN (SELECT user_id FROM tombstones)",
+                           arguments: [now])
             try Catalog.audit(db, at: now, action: "reindex", user: nil, detail: ["bundles": String(records.count), "skipped": String(report.skipped.count)])
         }
         report.indexedBundles = records.count
-        report.recoveredHolds = holds.count
+        report.recoveredHolds = holds.filter { $0.releasedAt == nil }.count
         return report
     }
 

@@ -1,5 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import Foundation
 import GRDB
+import GRDBSQLite
 import VaultCrypto
 
 /// A key pair as stored in the keystore: public half in clear, private half sealed to the master public key.
@@ -52,6 +56,11 @@ public final class Keystore: @unchecked Sendable {
             }
             if kind == .keyring {
                 migrator.registerMigration("keyring-v1") { db in try db.execute(sql: CatalogSchema.erasuresTable) }
+                // The hold mirror: every hold placed and released, so `reindex` rebuilds holds a lost catalog knew.
+                migrator.registerMigration("keyring-v2-holds") { db in
+                    try db.execute(sql: CatalogSchema.holdsMirrorTable)
+                    try db.execute(sql: CatalogSchema.requestsMirrorTable)
+                }
             }
             try migrator.migrate(queue)
             try Posix.setPermissions(path, 0o600)
@@ -202,6 +211,73 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
+    /// Keyring only: mirrors a placed hold (reopening a released one), before the catalog records it.
+    public func mirrorHold(caseId: String, user: String, reason: String, placedAt: Int64) throws {
+        guard kind == .keyring else { return }
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO holds (case_id, user_id, reason, placed_at, released_at) VALUES (?, ?, ?, ?, NULL)
+                ON CONFLICT (case_id, user_id) DO UPDATE SET reason = excluded.reason, placed_at = excluded.placed_at, released_at = NULL
+                """, arguments: [caseId, user, reason, placedAt])
+        }
+    }
+
+    /// Keyring only: mirrors a released hold, before the catalog records it.
+    public func mirrorHoldRelease(caseId: String, user: String, at: Int64) throws {
+        guard kind == .keyring else { return }
+        try write { db in
+            try db.execute(sql: "UPDATE holds SET released_at = ? WHERE case_id = ? AND user_id = ? AND released_at IS NULL",
+                           arguments: [at, caseId, user])
+        }
+    }
+
+    /// Keyring only: adds hold records it lacks (catalog holds of a vault made before the mirror).
+    func mirrorMissingHolds(_ holds: [HoldRecord]) throws {
+        guard kind == .keyring, !holds.isEmpty else { return }
+        try write { db in
+            for h in holds {
+                try db.execute(sql: """
+                    INSERT INTO holds (case_id, user_id, reason, placed_at, released_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (case_id, user_id) DO NOTHING
+                    """, arguments: [h.caseId, h.userId, h.reason, h.placedAt, h.releasedAt])
+            }
+        }
+    }
+
+    /// Keyring only: mirrors a deletion request, before the catalog records it.
+    func mirrorDeletionRequest(_ r: DeletionRequestRecord) throws {
+        guard kind == .keyring else { return }
+        try write { db in
+            try db.execute(sql: """
+                INSERT INTO deletion_requests (request_id, user_id, received_at, deadline_day, recorded_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING
+                """, arguments: [r.requestId, r.userId, r.receivedAt, r.deadlineDay, r.recordedAt])
+        }
+    }
+
+    /// Keyring only: the mirrored deletion requests (state unknown: the catalog or the ledger tells).
+    func mirroredDeletionRequests() throws -> [DeletionRequestRecord] {
+        guard kind == .keyring else { return [] }
+        return try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM deletion_requests ORDER BY received_at, request_id").map {
+                DeletionRequestRecord(requestId: $0["request_id"], userId: $0["user_id"], receivedAt: $0["received_at"],
+                                      deadlineDay: $0["deadline_day"], recordedAt: $0["recorded_at"], state: .pending, blockedBy: nil, completedAt: nil)
+            }
+        }
+    }
+
+    /// Keyring only: the mirrored holds, active and released.
+    public func mirroredHolds() throws -> [HoldRecord] {
+        guard kind == .keyring else { return [] }
+        return try read { db in try HoldRecord.fetchAll(db, sql: "SELECT * FROM holds ORDER BY placed_at, case_id, user_id") }
+    }
+
+    /// Keyring only: every ledger record (key id, role, subject, recorded at, reason).
+    func erasureRecords() throws -> [Row] {
+        guard kind == .keyring else { return [] }
+        return try read { db in try Row.fetchAll(db, sql: "SELECT * FROM erasures ORDER BY recorded_at, key_id") }
+    }
+
     /// Keyring only: every key id recorded as destroyed.
     public func erasedKeyIds() throws -> Set<Data> {
         guard kind == .keyring else { return [] }
@@ -237,15 +313,71 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
-    /// A consistent copy of the database file (`VACUUM INTO`), for snapshots.
-    func snapshot(to file: String) throws {
+    /// An in-memory keystore holding the SQLite image `image` (a decrypted snapshot): ledger replay and merging
+    /// happen here, so a destroyed key never reaches a file. `path` names the snapshot in errors.
+    init(image: SecretBytes, describedAs path: String) throws {
+        self.path = path
+        self.kind = .keystore
+        do {
+            queue = try DatabaseQueue()
+            try queue.writeWithoutTransaction { db in
+                let size = Int64(image.count)
+                guard size > 0, let buffer = sqlite3_malloc64(UInt64(size)) else {
+                    throw VaultError.database(path: path, message: "cannot allocate \(size) bytes for the snapshot")
+                }
+                image.withUnsafeBytes { buffer.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                let rc = sqlite3_deserialize(db.sqliteConnection, "main", buffer.assumingMemoryBound(to: UInt8.self), size, size,
+                                             UInt32(SQLITE_DESERIALIZE_FREEONCLOSE | SQLITE_DESERIALIZE_RESIZEABLE))
+                guard rc == SQLITE_OK else { throw VaultError.database(path: path, message: "not a SQLite image (\(rc))") }
+                try db.execute(sql: "PRAGMA secure_delete = ON")
+                _ = try Int.fetchOne(db, sql: "SELECT count(*) FROM keys")
+            }
+        } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    /// A consistent image of the database in memory (`sqlite3_serialize` inside a read transaction) and its key
+    /// count, for sealed snapshots: no plaintext copy is ever written to a file.
+    func serialized() throws -> (image: SecretBytes, keys: Int) {
+        try read { db in
+            let keys = try Int.fetchOne(db, sql: "SELECT count(*) FROM keys") ?? 0
+            var size: Int64 = 0
+            guard let raw = sqlite3_serialize(db.sqliteConnection, "main", &size, 0) else {
+                throw VaultError.database(path: path, message: "cannot serialize the keystore (out of memory?)")
+            }
+            defer {
+                explicit_bzero(raw, Int(size))
+                sqlite3_free(raw)
+            }
+            let image = SecretBytes(count: Int(size))
+            image.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: raw, byteCount: Int(size)) }
+            return (image, keys)
+        }
+    }
+
+    /// Writes the in-memory database to a new file (`VACUUM INTO`) and wipes the memory image.
+    func writeImage(to file: String) throws {
         try databaseCall(path) { try queue.vacuum(into: file) }
     }
 
-    /// Closes the database (before its file is replaced).
-    func close() throws {
-        try databaseCall(path) { try queue.close() }
+    /// Zeroes the in-memory image (an `init(image:)` keystore) before it is released.
+    func wipeImage() {
+        try? queue.writeWithoutTransaction { db in
+            var size: Int64 = 0
+            if let raw = sqlite3_serialize(db.sqliteConnection, "main", &size, UInt32(SQLITE_SERIALIZE_NOCOPY)) {
+                explicit_bzero(raw, Int(size))
+            }
+        }
     }
+
+    /// Closes the database (before its file is replaced, and at the end of a job). Idempotent.
+    public func close() throws {
+        if closed { return }
+        try databaseCall(path) { try queue.close() }
+        closed = true
+    }
+    private var closed = false
 
     func vacuum() throws {
         try databaseCall(path) { try queue.vacuum() }

@@ -31,6 +31,7 @@ public final class Vault: @unchecked Sendable {
     /// Backup-epoch keys and the erasure-ledger mirror, beside the restore key (vault-format.md §5).
     public let keyring: Keystore
     private let lock: FileLock
+    private let readOnly: Bool
 
     public var vaultId: [UInt8] { config.vaultIdBytes }
     public var policy: RetentionPolicy { config.policy }
@@ -43,10 +44,15 @@ public final class Vault: @unchecked Sendable {
     ///   - createMissingCatalog: `reindex` rebuilds a lost catalog; every other job requires it.
     ///   - createMissingKeystore: `keystore restore` and `recover` replace a lost keystore; every other job requires it.
     ///   - readOnly: the job changes nothing (status, list, check, audit verify): it takes a shared lock.
+    ///   - recovering: `recover` opens the vault it is rebuilding; every other job refuses one.
     public init(root: String, lockWait: Double = 0, readOnly: Bool = false, createMissingCatalog: Bool = false,
-                createMissingKeystore: Bool = false) throws {
+                createMissingKeystore: Bool = false, recovering: Bool = false) throws {
         let root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         self.root = root
+        self.readOnly = readOnly
+        if !recovering, Posix.exists(root + "/" + Self.recoveryMarkerName) {
+            throw VaultError.invalidArgument("\(root) is a vault whose `shredvault recover` was interrupted; run the same recover command again to finish it")
+        }
         guard Posix.exists(Self.configPath(root)) else { throw VaultError.vaultNotFound(path: root) }
         lock = try FileLock(path: root + "/lock", wait: lockWait, shared: readOnly)
         let text = try Posix.readTextFile(Self.configPath(root))
@@ -68,6 +74,14 @@ public final class Vault: @unchecked Sendable {
         }
         guard Posix.exists(kr) else { throw VaultError.notFound(path: kr, what: "keyring") }
         keyring = try Keystore(path: kr, kind: .keyring)
+    }
+
+    /// Ends the job: closes the catalog (after a checkpoint, unless the job was read-only), the keystore and the
+    /// keyring, reporting any failure. The vault must not be used afterwards.
+    public func close() throws {
+        try catalog.close(checkpoint: !readOnly)
+        try keystore.close()
+        try keyring.close()
     }
 
     public struct InitResult: Sendable {
@@ -173,11 +187,25 @@ public final class Vault: @unchecked Sendable {
 
     public func absolute(_ location: String) -> String { root + "/" + location }
 
-    /// Writes the erasure ledger (catalog and keyring mirror) for keys about to be destroyed. Must precede
-    /// every destruction, so a restored keystore copy can be purged of them (ledger replay).
+    /// Writes the erasure ledger (catalog and keyring mirror) for keys about to be destroyed, with the audit
+    /// record of each destruction in the same catalog transaction. Must precede every destruction, so a restored
+    /// keystore copy can be purged of them (ledger replay). A key already in the ledger (a retried destruction)
+    /// gets no second audit record.
     func recordErasures(_ keys: [StoredKey], now: Int64, reason: String) throws {
         guard !keys.isEmpty else { return }
-        try catalog.write { db in try Catalog.recordErasures(db, keys, at: now, reason: reason) }
+        try catalog.write { db in
+            for k in keys where try Catalog.recordErasure(db, k, at: now, reason: reason) {
+                var detail = ["role": k.role.rawValue, "reason": reason]
+                var user: String?
+                switch k.role {
+                case .day: detail["day"] = k.subject
+                case .user: user = k.subject
+                case .hold: detail["case"] = k.subject
+                case .epoch: detail["epoch"] = k.subject
+                }
+                try Catalog.audit(db, at: now, action: "destroy-key", user: user, detail: detail)
+            }
+        }
         try keyring.recordErasures(keys, at: now, reason: reason)
     }
 }

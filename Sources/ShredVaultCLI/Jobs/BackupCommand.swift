@@ -94,6 +94,7 @@ struct ReindexCommand: ParsableCommand {
         try reportingErrors {
             try global.checkSettings()
             let vault = try Vault(root: global.vaultPath, lockWait: global.lockWait, createMissingCatalog: true)
+            OpenVaults.shared.add(vault)
             let report = try vault.reindex(now: global.now)
             if global.json { return try Output.json(report) }
             print("indexed \(Output.plural(report.indexedBundles, "bundle")), recovered \(Output.plural(report.recoveredHolds, "hold")), "
