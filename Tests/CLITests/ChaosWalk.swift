@@ -196,7 +196,7 @@ final class ChaosWalk {
             rows.append(row)
             print("chaos: \(c.name): \(row.points) points, \(row.violatingPoints) violating, clean-run violations \(row.cleanViolations), "
                   + "\(String(format: "%.1f", row.seconds)) s")
-            fflush(stdout)
+            fflush(nil)
         }
     }
 
