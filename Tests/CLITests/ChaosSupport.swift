@@ -22,6 +22,8 @@ import Glibc
 //   CHAOS_MAX_POINTS=N    full walk: at most N points per kind and command (evenly spread), for partial walks
 //   CHAOS_TABLE_OUT=FILE  also write the table there; CHAOS_VIOLATIONS_OUT=FILE: one violation per line (TSV)
 //   CHAOS_KEEP=1          keep the work directory of the first violating point (printed)
+//   CHAOS_DOUBLE=1        the first rerun gets the same fault again (a job that crashes twice), then a clean rerun
+//   CHAOS_BIN=PATH        the shredvault binary to walk (default: the built one; tools/chaos walks a frozen copy)
 
 enum ChaosConfig {
     static let env = ProcessInfo.processInfo.environment
@@ -37,6 +39,8 @@ enum ChaosConfig {
     static var tableOut: String? { env["CHAOS_TABLE_OUT"].flatMap { $0.isEmpty ? nil : $0 } }
     static var violationsOut: String? { env["CHAOS_VIOLATIONS_OUT"].flatMap { $0.isEmpty ? nil : $0 } }
     static var keep: Bool { env["CHAOS_KEEP"] == "1" }
+    static var double: Bool { env["CHAOS_DOUBLE"] == "1" }
+    static var binary: String { env["CHAOS_BIN"].flatMap { $0.isEmpty ? nil : $0 } ?? CLI.binary }
 
     private static func list(_ name: String) -> [String]? {
         guard let v = env[name], !v.isEmpty else { return nil }
@@ -93,7 +97,7 @@ struct ChaosRun {
 }
 
 /// Runs the built `shredvault` with a clean environment (no SHREDVAULT_*, LD_PRELOAD or CHAOS_* inherited) plus `environment`.
-func chaosExec(_ arguments: [String], environment: [String: String] = [:], executable: String = CLI.binary) throws -> ChaosRun {
+func chaosExec(_ arguments: [String], environment: [String: String] = [:], executable: String = ChaosConfig.binary) throws -> ChaosRun {
     let p = Process()
     p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments

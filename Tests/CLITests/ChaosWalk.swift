@@ -60,6 +60,9 @@ struct ChaosCommand {
     var cleanOK: Set<Int32> = [0]
     /// Exit codes accepted from the normal rerun after a fault (e.g. 73 "already exists" when the first run finished).
     var rerunOK: Set<Int32> = [0]
+    /// Exit codes also accepted from the rerun when the fault run itself exited 0 (the job was done: e.g. recover's
+    /// 73, "the vault already exists").
+    var doneOK: Set<Int32> = []
     var next: [ChaosJob] = []
     var expect: ChaosExpect
 }
@@ -234,8 +237,15 @@ final class ChaosWalk {
                     swallowed.append("\(c.name) \(p.kind)#\(p.k) \(p.mode): exit 0 after \(hitText)")
                 }
             }
+            if ChaosConfig.double && !hitText.isEmpty {
+                // The first rerun crashes (or fails) at the same point again.
+                let again = try run(c.job, day: day, environment: env)
+                if again.signaled && again.status != SIGKILL { violation("I0-crash", "the faulted rerun crashed: \(again.summary)") }
+            }
             let rerun = try run(c.job, day: day)
-            if rerun.signaled || !c.rerunOK.contains(rerun.status) && !c.cleanOK.contains(rerun.status) {
+            let done = !r.signaled && c.cleanOK.contains(r.status)
+            if rerun.signaled || !c.rerunOK.contains(rerun.status) && !c.cleanOK.contains(rerun.status)
+                && !(done && c.doneOK.contains(rerun.status)) {
                 violation("I0-rerun", "rerun \(c.job.args.prefix(2).joined(separator: " ")): \(rerun.summary)")
             }
         } else {
