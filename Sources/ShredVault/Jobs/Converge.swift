@@ -61,7 +61,15 @@ extension Vault {
         var report = ConvergeReport()
         report.removedLeftovers = try removeLeftovers()
         try mirrorHoldsToKeyring()
-        for (id, kind, payload) in try pendingIntents() {
+        // Oldest first, until none is left: finishing one may record its follow-up (a release's key destruction).
+        // Each step deletes its intent in the transaction that completes it (or throws), so this ends; the bound
+        // only guards against a defect looping for ever.
+        var steps = 0
+        while let (id, kind, payload) = try pendingIntents().first {
+            steps += 1
+            guard steps <= 100_000 else {
+                throw VaultError.database(path: catalog.path, message: "unfinished job \(id) (\(kind)) did not complete when rolled forward")
+            }
             try resumeIntent(id: id, kind: kind, payload: payload, now: now)
             report.resumedIntents.append(kind)
         }
@@ -108,6 +116,7 @@ extension Vault {
     func recordAndApplyReseal(_ intent: ResealIntent) throws -> Int64? {
         let payload = try Self.encodeIntent(intent)
         let id = try catalog.write { db in try Self.insertIntent(db, kind: .reseal, at: intent.at, payload: payload) }
+        try reached("\(intent.action):intent")
         return try applyReseal(id: id, intent)
     }
 
@@ -128,6 +137,7 @@ extension Vault {
             directories.insert(Posix.directoryName(absolute(up.location)))
         }
         for d in directories.sorted() { try Posix.syncDirectory(d) }
+        try reached("\(intent.action):sidecars")
         let releasing = intent.action == "hold-release"
         if releasing {
             try keyring.mirrorHoldRelease(caseId: intent.caseId, user: intent.user, at: intent.at)

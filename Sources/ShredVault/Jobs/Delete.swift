@@ -91,6 +91,7 @@ extension Vault {
             try recordErasures([userKey], now: now, reason: "deletion request \(requestId)")
             try keystore.destroy(keyIds: [userKey.keyId])
         }
+        try reached("shred:key")
         let bundles = try catalog.bundles(user: user).filter { $0.state == .live || $0.state == .writing }
         try removeBundleFiles(bundles.map(\.location))
         try catalog.write { db in

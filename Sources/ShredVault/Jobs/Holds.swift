@@ -120,11 +120,13 @@ extension Vault {
         let intent = ResealIntent(action: "hold-release", user: u, caseId: caseId, reason: nil, at: now, updates: updates,
                                   newExpiryDay: report.newExpiryDay)
         if let followUp = try recordAndApplyReseal(intent) {
+            try reached("hold-release:catalog")
             try finishHoldKey(id: followUp, HoldKeyIntent(caseId: caseId, at: now))
         }
         report.resealedBundles = updates.count
         try catalog.checkpoint()
         report.remainingHolds = others.map(\.caseId)
+        try reached("hold-release:key")
         if others.isEmpty {
             report.executedDeletions = try convergeDeletions(now: now)
         }

@@ -45,6 +45,7 @@ public struct ReindexReport: Sendable, Codable {
     /// Deletion requests that came back from the keyring's mirror (blocked ones run when their holds end).
     public var recoveredDeletionRequests = 0
     public var skipped: [String] = []
+    public var sweep: SweepReport?
 }
 
 extension Vault {
@@ -328,6 +329,9 @@ extension Vault {
         }
         report.indexedBundles = records.count
         report.recoveredHolds = holds.filter { $0.releasedAt == nil }.count
+        // Now that the catalog knows holds and requests again: finish what they imply (a request whose holds ended,
+        // a hold key of a case that holds nobody) and expire what is overdue.
+        report.sweep = try sweep(now: now)
         return report
     }
 

@@ -32,6 +32,15 @@ public final class Vault: @unchecked Sendable {
     public let keyring: Keystore
     private let lock: FileLock
     private let readOnly: Bool
+    /// Tests only: a named step at which the job stops as if the process had died there (`reached(_:)`).
+    var simulatedCrashPoint: String?
+
+    struct SimulatedCrash: Error {}
+
+    /// Marks a step boundary of a multi-step job; throws `SimulatedCrash` when a test asked to stop there.
+    func reached(_ point: String) throws {
+        if simulatedCrashPoint == point { throw SimulatedCrash() }
+    }
 
     public var vaultId: [UInt8] { config.vaultIdBytes }
     public var policy: RetentionPolicy { config.policy }
