@@ -97,6 +97,8 @@ struct ChaosRow {
     var swallowed = 0
     var cleanViolations = 0
     var seconds = 0.0
+    /// How the faulted runs ended, "eio:74" -> count ("kill:SIGKILL" for the kills).
+    var outcomes: [String: Int] = [:]
 }
 
 final class ChaosWalk {
@@ -106,6 +108,7 @@ final class ChaosWalk {
     var rows: [ChaosRow] = []
     var missedPoints: [String] = []
     var kept: String?
+    var outcomes: [String: [String: Int]] = [:]   // command -> outcome -> count
 
     init(_ fx: ChaosVault) { self.fx = fx }
 
@@ -194,6 +197,7 @@ final class ChaosWalk {
                 }
                 if violations.count > before { row.violatingPoints += 1; row.violations += violations.count - before }
             }
+            row.outcomes = outcomes[c.name] ?? [:]
             row.swallowed = swallowed.filter { $0.hasPrefix(c.name + " ") }.count
             row.seconds = Date().timeIntervalSince(started)
             rows.append(row)
@@ -226,6 +230,9 @@ final class ChaosWalk {
             if ChaosConfig.sticky { env["CHAOS_STICKY"] = "1" }
             let r = try run(c.job, day: day, environment: env)
             hitText = (try? String(contentsOfFile: hit, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            if !hitText.isEmpty {
+                outcomes[c.name, default: [:]][p.mode + ":" + (r.signaled ? (r.status == SIGKILL ? "SIGKILL" : "signal \(r.status)") : String(r.status)), default: 0] += 1
+            }
             if hitText.isEmpty {
                 landed = -1   // fewer calls this time (threads); the run was a clean run
                 if r.signaled || !c.cleanOK.contains(r.status) { violation("I0-clean", "run without the fault landing: \(r.summary)") }
@@ -441,9 +448,26 @@ final class ChaosWalk {
                 if let h = vs.first(where: { !$0.hit.isEmpty })?.hit { out += "      first fault: \(h)\n" }
             }
         }
+        out += "\nhow the faulted runs ended (mode:exit code x count; 74 = I/O error, 1 = internal error):\n"
+        for r in rows where !r.outcomes.isEmpty {
+            out += "  \(pad(r.command, 24)) " + r.outcomes.keys.sorted().map { "\($0) x\(r.outcomes[$0]!)" }.joined(separator: ", ") + "\n"
+        }
         if !swallowed.isEmpty {
-            out += "\nexit 0 after an injected error (\(swallowed.count)):\n"
-            for s in swallowed.prefix(40) { out += "  \(s)\n" }
+            // Grouped by command, call and file (hex and numbers in names folded), so SQLite's best-effort unlink of
+            // a checkpointed -wal/-shm at close shows as one line per command.
+            out += "\nexit 0 after an injected error (\(swallowed.count) points; informational, not counted as violations):\n"
+            var groups: [String: [String]] = [:]
+            for line in swallowed {
+                let parts = line.split(separator: " ").map(String.init)   // command kind#k mode: exit 0 after MODE KIND SYMBOL N TARGET...
+                let target = parts.count > 10 ? (parts[10] as NSString).lastPathComponent : "?"
+                let folded = target.replacingOccurrences(of: "[0-9a-f]{6,}", with: "*", options: .regularExpression)
+                    .replacingOccurrences(of: "[0-9]+", with: "N", options: .regularExpression)
+                let kind = parts.count > 1 ? String(parts[1].split(separator: "#").first ?? "") : "?"
+                groups["\(parts.first ?? "?") \(kind) on \(folded)", default: []].append(parts.count > 2 ? parts[1] + "/" + parts[2].dropLast() : "?")
+            }
+            for key in groups.keys.sorted() {
+                out += "  \(key) x\(groups[key]!.count): \(groups[key]!.prefix(6).joined(separator: " "))\n"
+            }
         }
         if !missedPoints.isEmpty { out += "\nfaults that did not land (the run made fewer calls): \(missedPoints.prefix(20).joined(separator: "; "))\n" }
         return out
