@@ -18,11 +18,15 @@ let package = Package(
         .systemLibrary(name: "CArchive", pkgConfig: "libarchive", providers: [.apt(["libarchive-dev"])]),
         .systemLibrary(name: "CZstd", pkgConfig: "libzstd", providers: [.apt(["libzstd-dev"])]),
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // The PKCS#11 header only (Debian: libp11-kit-dev); token modules are dlopen'ed at run time, never linked.
+        .systemLibrary(name: "CPKCS11", pkgConfig: "p11-kit-1", providers: [.apt(["libp11-kit-dev"])]),
 
         // The only importer of COpenSSL.
         .target(name: "VaultCrypto", dependencies: ["COpenSSL"]),
         // The only importer of CArchive, CZstd and CZlib.
         .target(name: "VaultArchive", dependencies: ["CArchive", "CZstd", "CZlib"]),
+        // The destruction root in a PKCS#11 token (SoftHSM2 in tests): the only importer of CPKCS11.
+        .target(name: "VaultHSM", dependencies: ["CPKCS11", "VaultCrypto"]),
         // Linux calls Swift's Glibc module lacks (renameat2).
         .target(name: "CPosix"),
         // The vault: no crypto or archive C imports; POSIX calls only in Storage/Syscalls.swift.
@@ -30,6 +34,8 @@ let package = Package(
             "VaultCrypto", "VaultArchive", "CPosix", .product(name: "GRDB", package: "GRDB.swift"),
             // sqlite3_serialize/deserialize: keystore snapshots are built and restored in memory, never as plaintext files.
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            // The destruction root in a PKCS#11 token (vault-format.md §3.8).
+            "VaultHSM",
         ]),
         // The `shredvault` command-line tool.
         .executableTarget(
@@ -42,6 +48,7 @@ let package = Package(
         .testTarget(name: "VaultArchiveTests", dependencies: ["VaultArchive"]),
         .testTarget(name: "ShredVaultTests", dependencies: ["ShredVault"]),
         .testTarget(name: "CLITests", dependencies: ["ShredVaultCLI"]),
+        .testTarget(name: "VaultHSMTests", dependencies: ["VaultHSM", "VaultCrypto"]),
     ],
     swiftLanguageModes: [.v6]
 )

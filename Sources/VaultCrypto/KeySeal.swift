@@ -47,14 +47,28 @@ public enum KeySeal {
     ///   ephemeral point is invalid, `authenticationFailed` for a wrong key, `info` or `aad`, or
     ///   any modification.
     public static func open(_ sealed: [UInt8], with recipient: P256PrivateKey, info: [UInt8], aad: [UInt8]) throws -> SecretBytes {
+        try open(sealed, recipient: recipient.publicKey, info: info, aad: aad) { try recipient.sharedSecret(with: $0) }
+    }
+
+    /// Opens a sealed secret whose recipient private key is held elsewhere (a PKCS#11 token): `keyAgreement`
+    /// gets the validated ephemeral public key and returns ECDH(recipient private, ephemeral), the 32-byte
+    /// x-coordinate. Same checks and errors as `open(_:with:info:aad:)`.
+    public static func open(
+        _ sealed: [UInt8], recipient: P256PublicKey, info: [UInt8], aad: [UInt8],
+        keyAgreement: (P256PublicKey) throws -> SecretBytes
+    ) throws -> SecretBytes {
         guard sealed.count >= overhead else {
             throw CryptoError.invalidLength("a sealed key is at least \(overhead) bytes, got \(sealed.count)")
         }
         let ephemeralPublic = Array(sealed[..<P256PublicKey.x963Size])
         let ephemeral = try P256PublicKey(x963Representation: ephemeralPublic)
+        let sharedSecret = try keyAgreement(ephemeral)
+        guard sharedSecret.count == P256PrivateKey.scalarSize else {
+            throw CryptoError.invalidLength("an ECDH shared secret is 32 bytes, got \(sharedSecret.count)")
+        }
         let aead = try AESGCM256(key: sealingKey(
-            sharedSecret: recipient.sharedSecret(with: ephemeral),
-            ephemeralPublic: ephemeralPublic, recipientPublic: recipient.publicKey.x963Representation, info: info))
+            sharedSecret: sharedSecret,
+            ephemeralPublic: ephemeralPublic, recipientPublic: recipient.x963Representation, info: info))
         let secret = SecretBytes(count: sealed.count - overhead)
         try sealed.withUnsafeBytes { input in
             try aad.withUnsafeBytes { aad in

@@ -247,11 +247,18 @@ final class ConvergeTests: XCTestCase {
             guard case VaultError.invalidArgument(let message) = error else { return XCTFail("\(error)") }
             XCTAssertTrue(message.contains("recover"), message)
         }
-        let report = try Vault.recover(from: backup, to: target, restoreKeyPath: restoreKeyPath, keyringPath: nil, now: at(1))
+        // A drill beside the live vault: copies of the keyring and the destruction root (vault-format.md §3.7).
+        let config = try open().config
+        let keyringCopy = dir + "/drill-keyring.db", rootCopy = dir + "/drill-root"
+        try FileManager.default.copyItem(atPath: config.keyringPath!, toPath: keyringCopy)
+        try FileManager.default.copyItem(atPath: config.root!.path!, toPath: rootCopy)
+        let report = try Vault.recover(from: backup, to: target, restoreKeyPath: restoreKeyPath, keyringPath: keyringCopy,
+                                       rootPath: rootCopy, now: at(1))
         XCTAssertEqual(report.check?.violations ?? [], [])
         XCTAssertFalse(Posix.exists(target + "/" + Vault.recoveryMarkerName))
         // A complete vault is never started over.
-        XCTAssertThrowsError(try Vault.recover(from: backup, to: target, restoreKeyPath: restoreKeyPath, keyringPath: nil, now: at(1))) { error in
+        XCTAssertThrowsError(try Vault.recover(from: backup, to: target, restoreKeyPath: restoreKeyPath, keyringPath: keyringCopy,
+                                               rootPath: rootCopy, now: at(1))) { error in
             XCTAssertEqual(error as? VaultError, .targetExists(path: target))
         }
         // A second backup in the same second gets its own snapshot.

@@ -135,3 +135,57 @@ func readBytes(_ path: String) throws -> [UInt8] {
 func containsBytes(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
     Data(haystack).range(of: Data(needle)) != nil
 }
+
+/// A SoftHSM2 token of its own for one test: `<directory>/softhsm2.conf` pointing at `<directory>/tokens`,
+/// `SOFTHSM2_CONF` set for this process (read when the module initializes), a token made with softhsm2-util and
+/// its user PIN in a 0600 file. SoftHSM2 is required (CI installs it); without it the test fails saying so.
+final class SoftHSMToken {
+    static let defaultModule = "/usr/lib/softhsm/libsofthsm2.so"
+    let module = ProcessInfo.processInfo.environment["SHREDVAULT_TEST_PKCS11_MODULE"] ?? SoftHSMToken.defaultModule
+    let label = "shredvault-vault-test"
+    let pinFile: String
+    let configuration: String
+
+    init(directory: String) throws {
+        guard FileManager.default.fileExists(atPath: module), FileManager.default.isExecutableFile(atPath: "/usr/bin/softhsm2-util") else {
+            throw VaultError.notFound(path: module, what: "SoftHSM2 (apt-get install softhsm2)")
+        }
+        try FileManager.default.createDirectory(atPath: directory + "/tokens", withIntermediateDirectories: true)
+        configuration = directory + "/softhsm2.conf"
+        try writeFile(configuration, Array("directories.tokendir = \(directory)/tokens\nobjectstore.backend = file\nlog.level = ERROR\n".utf8))
+        setenv("SOFTHSM2_CONF", configuration, 1)
+        let pin = "vault-test-pin-\(UInt32.random(in: 1000...9999))"
+        try Self.run("/usr/bin/softhsm2-util", ["--init-token", "--free", "--label", label, "--pin", pin, "--so-pin", "so-" + pin])
+        pinFile = directory + "/pin"
+        try writeFile(pinFile, Array(pin.utf8), mode: 0o600)
+    }
+
+    /// Labels of the vault's root objects on the token, as another process (opensc's pkcs11-tool) lists them.
+    func rootObjectLabels() throws -> [String] {
+        let pin = try String(contentsOfFile: pinFile, encoding: .utf8)
+        let out = try Self.run("/usr/bin/pkcs11-tool", ["--module", module, "--token-label", label, "--login", "--pin", pin, "--list-objects", "--type", "secrkey"])
+        return out.split(separator: "\n").compactMap { line in
+            guard let r = line.range(of: "label:") else { return nil }
+            let value = line[r.upperBound...].trimmingCharacters(in: .whitespaces)
+            return value.hasPrefix("shredvault-root-") ? value : nil
+        }
+    }
+
+    @discardableResult
+    static func run(_ tool: String, _ arguments: [String]) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: tool)
+        process.arguments = arguments
+        let out = Pipe()
+        process.standardOutput = out
+        process.standardError = out
+        try process.run()
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw VaultError.invalidArgument("\(tool) exited \(process.terminationStatus): \(text)")
+        }
+        return text
+    }
+}

@@ -158,6 +158,17 @@ extension Vault {
         for k in try keystore.keys(role: .hold) where !activeCases.contains(k.subject) {
             violation("unused-hold-key", "hold key \(k.subject)", "the case holds nobody but its key still exists; `shredvault sweep` destroys it")
         }
+        // G7: one root generation, and both key databases sealed under it (else stale copies still open).
+        let keystoreGeneration = try keystore.ratchetGeneration(), keyringGeneration = try keyring.ratchetGeneration()
+        if keystoreGeneration == nil || keyringGeneration == nil || destructionRoot == nil {
+            violation("not-ratcheted", "keystore", "the keystore or keyring predates the destruction root; any job that changes the vault (e.g. `shredvault sweep`) upgrades it")
+        } else if let root = destructionRoot {
+            let generations = try root.generations()
+            if keystoreGeneration != keyringGeneration || generations != [keystoreGeneration!] {
+                violation("root-generation", root.location,
+                          "an interrupted destruction left root generations \(generations) (keystore \(keystoreGeneration!), keyring \(keyringGeneration!)): old copies still open until `shredvault sweep` finishes it")
+            }
+        }
         let (records, problem) = try catalog.verifyAudit()
         report.auditRecords = records
         if let problem { violation("audit-chain", "audit log", problem) }

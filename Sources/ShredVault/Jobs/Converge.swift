@@ -59,6 +59,7 @@ extension Vault {
     @discardableResult
     public func converge(now: Int64) throws -> ConvergeReport {
         var report = ConvergeReport()
+        try convergeRoot()
         report.removedLeftovers = try removeLeftovers()
         try mirrorHoldsToKeyring()
         // Oldest first, until none is left: finishing one may record its follow-up (a release's key destruction).
@@ -177,7 +178,7 @@ extension Vault {
         }
         if !active, let key = try keystore.key(role: .hold, subject: intent.caseId) {
             try recordErasures([key], now: intent.at, reason: "hold \(intent.caseId) released")
-            try keystore.destroy(keyIds: [key.keyId])
+            try destroyKeys([key.keyId], in: keystore)
         }
         try catalog.write { db in try db.execute(sql: "DELETE FROM intents WHERE id = ?", arguments: [id]) }
     }
@@ -225,7 +226,7 @@ extension Vault {
         let unused = try keystore.keys(role: .hold).filter { !active.contains($0.subject) }
         guard !unused.isEmpty else { return [] }
         try recordErasures(unused, now: now, reason: "hold key of a case that holds nobody")
-        try keystore.destroy(keyIds: unused.map(\.keyId))
+        try destroyKeys(unused.map(\.keyId), in: keystore)
         return unused.map(\.subject)
     }
 
@@ -278,6 +279,20 @@ extension Vault {
             guard let entry = try Posix.status(path), entry.kind == .directory, entry.mode & 0o777 == 0o700 else { continue }
             try Posix.removeTree(path)
             removed.append(path)
+        }
+        if !removed.isEmpty { try Posix.syncDirectory(parent) }
+        return removed
+    }
+
+    /// Removes `.NAME.partial-<12 hex>` files beside `output` that an interrupted write of the same file left.
+    static func removeInterruptedWrites(of output: String) throws -> [String] {
+        let parent = Posix.directoryName(output), prefix = "." + Posix.baseName(output) + ".partial-"
+        guard let st = try Posix.status(parent), st.kind == .directory else { return [] }
+        var removed: [String] = []
+        for name in try Posix.listDirectory(parent) where name.hasPrefix(prefix) && isTemporaryName(name) {
+            guard let entry = try Posix.status(parent + "/" + name), entry.kind == .regular else { continue }
+            try Posix.unlinkFile(parent + "/" + name)
+            removed.append(parent + "/" + name)
         }
         if !removed.isEmpty { try Posix.syncDirectory(parent) }
         return removed

@@ -12,6 +12,8 @@ public struct DeleteReport: Sendable, Codable {
     public var destroyedKeys = 0
     public var removedBundles = 0
     public var sweep: SweepReport?
+    /// Destruction-root operations of the whole job (§3.7).
+    public var rootOperations: Int?
 }
 
 extension Vault {
@@ -79,6 +81,7 @@ extension Vault {
         let (keys, bundles) = try shredUser(u, requestId: requestId, now: now)
         report.destroyedKeys = keys
         report.removedBundles = bundles
+        report.rootOperations = destructionRoot?.operations
         return report
     }
 
@@ -89,7 +92,7 @@ extension Vault {
         let userKey = try keystore.key(role: .user, subject: user)
         if let userKey {
             try recordErasures([userKey], now: now, reason: "deletion request \(requestId)")
-            try keystore.destroy(keyIds: [userKey.keyId])
+            try destroyKeys([userKey.keyId], in: keystore)
         }
         try reached("shred:key")
         let bundles = try catalog.bundles(user: user).filter { $0.state == .live || $0.state == .writing }

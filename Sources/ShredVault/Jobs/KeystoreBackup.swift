@@ -33,11 +33,13 @@ extension Vault {
     public func backupKeystore(to output: String, now: Int64) throws -> KeystoreBackupReport {
         let today = CivilDay(unixSeconds: now)
         _ = try sweep(now: now)
+        // A snapshot to this path that an interrupted run left half-written (sealed, but a leftover all the same).
+        _ = try Self.removeInterruptedWrites(of: output)
         let epochStart = policy.epochStart(today)
         let epochKey = try keyring.keyCreatingIfNeeded(role: .epoch, subject: epochStart.iso, master: archiveKey, vaultId: vaultId, now: now)
         // The snapshot is built in memory (sqlite3_serialize) and sealed as it is written: no plaintext copy of the
         // keystore is ever a file a crash could leave behind.
-        let (image, keys) = try keystore.serialized()
+        let (image, keys) = try keystore.snapshotImage(vaultId: vaultId)
         let (header, k) = try KeystoreSnapshotHeader.make(vaultId: vaultId, takenAt: now, epochStart: epochStart, epochKey: epochKey,
                                                           backupDays: policy.backupDays)
         let bytes = try SealedFile.write(contents: image, header: header.encoded(), key: k, to: output)
@@ -76,6 +78,9 @@ extension Vault {
         let restored: Keystore
         do {
             restored = try Keystore(image: image, describedAs: path)
+            // The snapshot carries its bucket table in plaintext inside the sealed payload (or is older than the
+            // ratchet): it opens with no root.
+            restored.ratchet = KeystoreRatchet(root: nil, vaultId: vaultId)
             report.purgedByLedger = try restored.deleteKeys(ids: ledger)
             let today = CivilDay(unixSeconds: now)
             var stale = Set(try restored.keys(role: .day, subjectBefore: today.iso).map { Data($0.keyId) })
@@ -106,6 +111,15 @@ extension Vault {
             report.keptFromCurrent = try restored.importMissing(from: keystore)
             report.restoredKeys = try restored.count().values.reduce(0, +)
         }
+        // The restored keystore gets a fresh bucket table sealed under a new root generation; the keyring moves to
+        // it and the old generation is destroyed after the rename, so the replaced keystore (and every copy of it)
+        // opens nothing afterwards.
+        guard let root = destructionRoot, let current = try keyring.ratchetGeneration() else {
+            throw VaultError.invalidArgument("the vault has no destruction root yet; run `shredvault sweep` first")
+        }
+        let next = max(current, try root.generations().max() ?? current) + 1
+        try root.create(generation: next)
+        try restored.rekeyImage(sealUnder: (root, next), vaultId: vaultId)
         // Only now does a file appear: the replayed, merged keystore, written compactly beside the live one and
         // renamed over it. A crash before the rename leaves a `.restore-*` file the next job removes.
         let temporary = directory + "/.restore-" + Hex.encode(try SecureRandom.bytes(count: 6)) + ".db"
@@ -122,6 +136,8 @@ extension Vault {
         try keystore.close()
         guard rename(temporary, keystore.path) == 0 else { throw VaultError.io(operation: "rename", path: keystore.path, errno: errno) }
         try Posix.syncDirectory(directory)
+        try keyring.rotate(to: next, destroying: [])
+        for g in try root.generations() where g != next { try root.destroy(generation: g) }
         return report
     }
 }

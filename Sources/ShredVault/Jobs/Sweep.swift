@@ -14,6 +14,8 @@ public struct SweepReport: Sendable, Codable {
     public var dryRun: Bool = false
     /// What the sweep finished first for interrupted jobs (absent when there was nothing to finish).
     public var converged: ConvergeReport?
+    /// Destruction-root operations of this job so far (create, seal, open, destroy; §3.7).
+    public var rootOperations: Int?
 }
 
 extension Vault {
@@ -46,15 +48,16 @@ extension Vault {
         if dryRun { return report }
         if !endedEpochs.isEmpty {
             try recordErasures(endedEpochs, now: now, reason: "backup window of \(policy.backupDays) days ended")
-            try keyring.destroy(keyIds: endedEpochs.map(\.keyId))
+            try destroyKeys(endedEpochs.map(\.keyId), in: keyring)
         }
         if endedKeys.isEmpty && due.isEmpty {
             try catalog.write { db in try Catalog.setMeta(db, "lastSweepAt", String(now)) }
+            report.rootOperations = destructionRoot?.operations
             return report
         }
 
         try recordErasures(endedKeys, now: now, reason: "day ended")
-        try keystore.destroy(keyIds: endedKeys.map(\.keyId))
+        try destroyKeys(endedKeys.map(\.keyId), in: keystore)
         try removeBundleFiles(due.map(\.location))
         try catalog.write { db in
             // One statement for the whole set (the same predicate that selected `due`, bounded by its ids).
@@ -68,6 +71,7 @@ extension Vault {
             }
             try Catalog.setMeta(db, "lastSweepAt", String(now))
         }
+        report.rootOperations = destructionRoot?.operations
         // No TRUNCATE checkpoint here: the expired rows' sealed DEKs are useless once the day key is gone (G1 rests on
         // the key, not on the catalog), and SQLite's automatic checkpoints fold the WAL back in as it grows.
         return report

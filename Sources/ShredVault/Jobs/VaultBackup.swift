@@ -147,7 +147,7 @@ extension Vault {
     /// Rebuilds a working vault at `root` from a backup directory, the restore key and the keyring (which is not in
     /// the backup and holds the erasure-ledger mirror, so keys destroyed after the backup stay destroyed), then checks it.
     public static func recover(from directory: String, to root: String, restoreKeyPath: String, keyringPath: String?,
-                               now: Int64) throws -> RecoverReport {
+                               rootPath: String? = nil, now: Int64) throws -> RecoverReport {
         let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         guard Posix.exists(dir + "/backup.json") else { throw VaultError.notFound(path: dir + "/backup.json", what: "backup manifest") }
         let manifest = try JSONDecoder().decode(BackupManifest.self, from: Data(try Posix.readTextFile(dir + "/backup.json").utf8))
@@ -156,6 +156,7 @@ extension Vault {
             throw VaultError.malformedInput(path: dir + "/backup.json", line: 1, reason: "not a ShredVault backup of the vault named in its config")
         }
         if let keyringPath { config.keyringPath = keyringPath }
+        if let rootPath { config.root = .file(rootPath.hasPrefix("/") ? rootPath : FileManager.default.currentDirectoryPath + "/" + rootPath) }
         guard let keyring = config.keyringPath, Posix.exists(keyring) else {
             throw VaultError.notFound(path: config.keyringPath ?? "(none)", what: "keyring (pass --keyring)")
         }

@@ -12,6 +12,8 @@ public struct StoredKey: Sendable, Equatable {
     public var role: KeyRole
     public var subject: String
     public var publicKey: P256PublicKey
+    /// As stored: the ratchet wrap (§3.7) of `KeySeal(master public, scalar)`, or that KeySeal itself in a database
+    /// the ratchet migration has not reached.
     public var sealedPrivate: [UInt8]
     public var createdAt: Int64
 }
@@ -28,6 +30,8 @@ public final class Keystore: @unchecked Sendable {
     public let path: String
     public let kind: Kind
     let queue: DatabaseQueue
+    /// The outer wrap of every stored private key (§3.7); set by the vault when it opens the database.
+    var ratchet: KeystoreRatchet?
 
     public init(path: String, kind: Kind = .keystore) throws {
         self.path = path
@@ -62,6 +66,9 @@ public final class Keystore: @unchecked Sendable {
                     try db.execute(sql: CatalogSchema.requestsMirrorTable)
                 }
             }
+            // The ratchet's columns and table (§3.7); the rows are wrapped by the vault's ratchet migration, which
+            // needs the destruction root.
+            migrator.registerMigration("ratchet-v1") { db in try db.execute(sql: Self.ratchetSchema) }
             try migrator.migrate(queue)
             try Posix.setPermissions(path, 0o600)
         } catch let e as DatabaseError {
@@ -133,14 +140,17 @@ public final class Keystore: @unchecked Sendable {
         let pair = try P256PrivateKey.generate()
         let id = try KeyHierarchy.keyId(pair.publicKey)
         let sealed = try KeyHierarchy.sealPrivateKey(pair, master: master, vaultId: vaultId, role: role, subject: subject, keyId: id)
-        let stored = StoredKey(keyId: id, role: role, subject: subject, publicKey: pair.publicKey, sealedPrivate: sealed, createdAt: now)
         try write { db in
+            let (stored, bucket) = try wrapForStorage(db, sealed: sealed, keyId: id)
             try db.execute(sql: """
-                INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at, bucket) VALUES (?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (role, subject) DO NOTHING
-                """, arguments: [Data(id), role.rawValue, subject, Data(pair.publicKey.x963Representation), Data(sealed), now])
+                """, arguments: [Data(id), role.rawValue, subject, Data(pair.publicKey.x963Representation), Data(stored), now, bucket])
         }
-        return try key(role: role, subject: subject) ?? stored
+        guard let stored = try key(role: role, subject: subject) else {
+            throw VaultError.database(path: path, message: "the \(role.rawValue) key of \(subject) was not stored")
+        }
+        return stored
     }
 
     /// Like `keyCreatingIfNeeded` for many subjects of one role, creating the missing ones in one transaction.
@@ -164,13 +174,15 @@ public final class Keystore: @unchecked Sendable {
         if !fresh.isEmpty {
             try write { db in
                 let insert = try db.cachedStatement(sql: """
-                    INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at, bucket) VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (role, subject) DO NOTHING
                     """)
                 let select = try db.cachedStatement(sql: Self.selectBySubject)
-                for k in fresh {
+                for var k in fresh {
+                    let (stored, bucket) = try wrapForStorage(db, sealed: k.sealedPrivate, keyId: k.keyId)
+                    k.sealedPrivate = stored
                     try insert.execute(arguments: [Data(k.keyId), role.rawValue, k.subject, Data(k.publicKey.x963Representation),
-                                                   Data(k.sealedPrivate), now])
+                                                   Data(stored), now, bucket])
                     // If a key for the subject appeared meanwhile, the stored row wins and ours is dropped.
                     out[k.subject] = db.changesCount == 1 ? k : try Row.fetchOne(select, arguments: [role.rawValue, k.subject]).map(Self.decode) ?? k
                 }
@@ -182,7 +194,7 @@ public final class Keystore: @unchecked Sendable {
     /// Opens a stored private key with the restore key.
     public func privateKey(_ stored: StoredKey, restoreKey: P256PrivateKey, vaultId: [UInt8]) throws -> P256PrivateKey {
         do {
-            return try KeyHierarchy.openPrivateKey(stored.sealedPrivate, restoreKey: restoreKey, vaultId: vaultId,
+            return try KeyHierarchy.openPrivateKey(try unwrapStored(stored), restoreKey: restoreKey, vaultId: vaultId,
                                                    role: stored.role, subject: stored.subject, keyId: stored.keyId)
         } catch {
             throw VaultError.wrongRestoreKey
@@ -296,17 +308,20 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
-    /// Copies every key of `other` that this keystore lacks (by key id); returns how many.
+    /// Copies every key of `other` that this keystore lacks (by key id), unwrapped from `other`'s ratchet and
+    /// wrapped under this one's; returns how many.
     func importMissing(from other: Keystore) throws -> Int {
-        let rows = try other.read { db in try Row.fetchAll(db, sql: "SELECT * FROM keys") }
+        let present = try allKeyIds()
+        let missing = try other.read { db in try Row.fetchAll(db, sql: "SELECT * FROM keys").map(Self.decode) }.filter { !present.contains(Data($0.keyId)) }
+        let sealed = try missing.map { try other.unwrapStored($0) }
         return try write { db in
             var n = 0
-            for r in rows {
+            for (k, s) in zip(missing, sealed) {
+                let (stored, bucket) = try wrapForStorage(db, sealed: s, keyId: k.keyId)
                 try db.execute(sql: """
-                    INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                    INSERT INTO keys (key_id, role, subject, public_key, sealed_private, created_at, bucket) VALUES (?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT DO NOTHING
-                    """, arguments: [r["key_id"] as Data, r["role"] as String, r["subject"] as String, r["public_key"] as Data,
-                                     r["sealed_private"] as Data, r["created_at"] as Int64])
+                    """, arguments: [Data(k.keyId), k.role.rawValue, k.subject, Data(k.publicKey.x963Representation), Data(stored), k.createdAt, bucket])
                 n += db.changesCount
             }
             return n
@@ -354,6 +369,18 @@ public final class Keystore: @unchecked Sendable {
             image.withUnsafeMutableBytes { $0.baseAddress!.copyMemory(from: raw, byteCount: Int(size)) }
             return (image, keys)
         }
+    }
+
+    /// The image a keystore snapshot carries: the live rows rewrapped under a fresh bucket table that travels in
+    /// plaintext inside the sealed payload (generation 0), so the snapshot opens with the epoch key alone for its
+    /// window and shares no bucket key with the live keystore. Returns the image and its key count.
+    func snapshotImage(vaultId: [UInt8]) throws -> (image: SecretBytes, keys: Int) {
+        let (raw, keys) = try serialized()
+        let copy = try Keystore(image: raw, describedAs: path)
+        copy.ratchet = KeystoreRatchet(root: ratchet?.root, vaultId: vaultId)
+        defer { copy.wipeImage() }
+        try copy.rekeyImage(sealUnder: nil, vaultId: vaultId)
+        return (try copy.serialized().image, keys)
     }
 
     /// Writes the in-memory database to a new file (`VACUUM INTO`) and wipes the memory image.

@@ -14,8 +14,27 @@ public struct VaultConfig: Codable, Sendable, Equatable {
     /// Absolute path of the keyring (backup-epoch keys and the erasure-ledger mirror), outside the vault.
     public var keyringPath: String?
     public var policy: RetentionPolicy
+    /// The destruction root (§3.7); absent in a vault made before the ratchet, whose first mutating job creates the
+    /// root file at the default place and records it here.
+    public var root: RootConfig?
 
     public var vaultIdBytes: [UInt8] { Hex.decode(vaultId) ?? BundleHeader.zeroId }
+}
+
+/// Where the destruction root is (vault-format.md §3.7): `file` (software mode, the default) or `pkcs11`.
+public struct RootConfig: Codable, Sendable, Equatable {
+    public var kind: String
+    /// `file`: absolute path of the root file, outside the vault directory.
+    public var path: String?
+    /// `pkcs11`: module path, token label, and optionally a 0600 file holding the PIN (else $SHREDVAULT_PKCS11_PIN).
+    public var module: String?
+    public var token: String?
+    public var pinFile: String?
+
+    public static func file(_ path: String) -> RootConfig { RootConfig(kind: "file", path: path) }
+    public static func pkcs11(module: String, token: String, pinFile: String?) -> RootConfig {
+        RootConfig(kind: "pkcs11", module: module, token: token, pinFile: pinFile)
+    }
 }
 
 /// An open vault: config, archive (master public) key, catalog, keystore, and the job lock.
@@ -24,12 +43,14 @@ public struct VaultConfig: Codable, Sendable, Equatable {
 /// `bundles/YYYY/MM/DD/<bundle-id>.svb` by expiry day, `lock`.
 public final class Vault: @unchecked Sendable {
     public let root: String
-    public let config: VaultConfig
+    public internal(set) var config: VaultConfig
     public let archiveKey: P256PublicKey
     public let catalog: Catalog
     public let keystore: Keystore
     /// Backup-epoch keys and the erasure-ledger mirror, beside the restore key (vault-format.md §5).
     public let keyring: Keystore
+    /// The destruction root (§3.7); nil only in a vault made before the ratchet, until `convergeRoot` creates it.
+    public internal(set) var destructionRoot: DestructionRoot?
     private let lock: FileLock
     private let readOnly: Bool
     /// Tests only: a named step at which the job stops as if the process had died there (`reached(_:)`).
@@ -83,6 +104,8 @@ public final class Vault: @unchecked Sendable {
         }
         guard Posix.exists(kr) else { throw VaultError.notFound(path: kr, what: "keyring") }
         keyring = try Keystore(path: kr, kind: .keyring)
+        destructionRoot = try Self.openRoot(config)
+        attachRatchets()
     }
 
     /// Ends the job: closes the catalog (after a checkpoint, unless the job was read-only), the keystore and the
@@ -99,12 +122,15 @@ public final class Vault: @unchecked Sendable {
         public var createdRestoreKey: Bool
         public var restoreKeyPath: String
         public var keyringPath: String
+        /// Where the destruction root is (a file path, or the token).
+        public var destructionRoot: String
     }
 
     /// Creates a vault. If the restore key file is absent, creates the master key pair (restore key to that file,
     /// mode 0600); otherwise derives the archive key from the existing restore key.
+    /// - Parameter rootConfig: where the destruction root lives (§3.7); default a root file beside the keyring.
     public static func create(root: String, restoreKeyPath: String, policy: RetentionPolicy, keystorePath: String? = nil,
-                              keyringPath: String? = nil, now: Int64) throws -> InitResult {
+                              keyringPath: String? = nil, rootConfig: RootConfig? = nil, now: Int64) throws -> InitResult {
         if let problem = policy.problem { throw VaultError.invalidArgument(problem) }
         if Posix.exists(configPath(root)) { throw VaultError.vaultExists(path: root) }
         let absoluteRoot = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
@@ -120,10 +146,11 @@ public final class Vault: @unchecked Sendable {
         let rootExisted = Posix.exists(root)
         let created = !Posix.exists(restoreKeyPath)
         var createdKeyring: String?
+        var createdRoot: String?
         do {
             return try createContents(root: root, restoreKeyPath: restoreKeyPath, createRestoreKey: created, absoluteRoot: absoluteRoot,
                                       absoluteKey: absoluteKey, policy: policy, keystorePath: keystorePath, keyringPath: keyringPath,
-                                      now: now, createdKeyring: &createdKeyring)
+                                      rootConfig: rootConfig, now: now, createdKeyring: &createdKeyring, createdRoot: &createdRoot)
         } catch {
             // Nothing half-made stays behind: the vault directory's contents, a keyring and a restore key made here.
             if rootExisted {
@@ -132,6 +159,7 @@ public final class Vault: @unchecked Sendable {
                 try? Posix.removeTree(root)
             }
             if let createdKeyring { _ = unlink(createdKeyring); _ = unlink(createdKeyring + "-journal") }
+            if let createdRoot { _ = unlink(createdRoot) }
             if created { _ = unlink(restoreKeyPath) }
             throw error
         }
@@ -139,7 +167,8 @@ public final class Vault: @unchecked Sendable {
 
     private static func createContents(root: String, restoreKeyPath: String, createRestoreKey created: Bool, absoluteRoot: String,
                                        absoluteKey: String, policy: RetentionPolicy, keystorePath: String?, keyringPath: String?,
-                                       now: Int64, createdKeyring: inout String?) throws -> InitResult {
+                                       rootConfig: RootConfig?, now: Int64, createdKeyring: inout String?,
+                                       createdRoot: inout String?) throws -> InitResult {
         try Posix.makeDirectories(root, mode: 0o700)
         let master = created ? try MasterKey.createRestoreKey(restoreKeyPath) : try MasterKey.readRestoreKey(restoreKeyPath)
         let vaultId = Hex.encode(try SecureRandom.bytes(count: 16))
@@ -155,6 +184,25 @@ public final class Vault: @unchecked Sendable {
             throw VaultError.notFound(path: keyringDirectory, what: "keyring directory")
         }
         createdKeyring = absoluteKeyring
+        // The destruction root (§3.7): software mode makes a root file, by default beside the keyring.
+        var rootSetting = rootConfig ?? .file(keyringDirectory + "/shredvault-root-" + vaultId.prefix(8))
+        if rootSetting.kind == "file" {
+            let path = rootSetting.path ?? ""
+            let absolutePath = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+            if absolutePath.hasPrefix(absoluteRoot + "/") {
+                throw VaultError.invalidArgument("the destruction root must live outside the vault directory (\(path) is inside \(root))")
+            }
+            if Posix.exists(absolutePath) { throw VaultError.targetExists(path: absolutePath) }
+            rootSetting.path = absolutePath
+            _ = try RootFile.create(path: absolutePath)
+            createdRoot = absolutePath
+        } else if rootSetting.kind == "pkcs11" {
+            func absolute(_ p: String?) -> String? { p.map { $0.hasPrefix("/") ? $0 : FileManager.default.currentDirectoryPath + "/" + $0 } }
+            rootSetting.module = absolute(rootSetting.module)
+            rootSetting.pinFile = absolute(rootSetting.pinFile)
+        } else {
+            throw VaultError.invalidArgument("unknown destruction root kind '\(rootSetting.kind)'")
+        }
         let ksRelative = keystorePath ?? "keys/keystore.db"
         let ksPath = ksRelative.hasPrefix("/") ? ksRelative : root + "/" + ksRelative
         try Posix.makeDirectories(Posix.directoryName(ksPath), mode: 0o700)
@@ -165,19 +213,21 @@ public final class Vault: @unchecked Sendable {
         _ = try Catalog(path: root + "/catalog.db", create: true)
         try Posix.writeFileAtomically(archiveKeyPath(root), Array(MasterKey.encodeArchiveKey(master.publicKey).utf8), mode: 0o644)
         let config = VaultConfig(format: VaultConfig.formatName, vaultId: vaultId, createdAt: now, keystorePath: ksRelative,
-                                 keyringPath: absoluteKeyring, policy: policy)
+                                 keyringPath: absoluteKeyring, policy: policy, root: rootSetting)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         // The config is written last: its presence marks a complete vault.
         try Posix.writeFileAtomically(configPath(root), Array(try encoder.encode(config)) + [0x0a], mode: 0o644)
         let vault = try Vault(root: root)
+        try vault.convergeRoot()
         try vault.catalog.write { db in
             try Catalog.audit(db, at: now, action: "init", user: nil, detail: [
                 "vaultId": vaultId, "archiveDays": String(policy.archiveDays), "inactiveDays": String(policy.inactiveDays),
                 "masterKeyId": Hex.encode(try KeyHierarchy.keyId(master.publicKey)),
             ])
         }
-        return InitResult(root: root, vaultId: vaultId, createdRestoreKey: created, restoreKeyPath: restoreKeyPath, keyringPath: absoluteKeyring)
+        return InitResult(root: root, vaultId: vaultId, createdRestoreKey: created, restoreKeyPath: restoreKeyPath, keyringPath: absoluteKeyring,
+                          destructionRoot: vault.destructionRoot?.location ?? "")
     }
 
     /// Reads the restore key and checks it is this vault's master key.

@@ -43,7 +43,11 @@ struct RecoverCommand: ParsableCommand {
         discussion: """
             --vault names the vault to create (it must not exist or be empty). The keyring (by default the path \
             recorded in the backup's config) supplies the backup-epoch key and the erasure ledger, so users \
-            shredded after the backup stay unrecoverable. Exit 2 if the final check finds violations.
+            shredded after the backup stay unrecoverable. The destruction root (by default the one the backup's \
+            config records, --root-file for a root file elsewhere) opens the keyring; the recovered vault takes \
+            both over, and its destructions retire root generations the original used. So recover a lost vault \
+            in place of the original; for a drill beside a live vault, pass copies (--keyring, --root-file). Exit \
+            2 if the final check finds violations.
 
             Example:
               shredvault recover --from /mnt/backup/shredvault --vault /srv/shredvault \\
@@ -58,11 +62,16 @@ struct RecoverCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Keyring file, if not at the path the backup's config records.", valueName: "FILE"))
     var keyring: String?
 
+    @Option(name: .customLong("root-file"),
+            help: ArgumentHelp("Destruction root file, if not where the backup's config records it (a copy, for a drill).", valueName: "FILE"))
+    var rootFile: String?
+
     func run() throws {
         try reportingErrors {
             try global.checkSettings()
             guard let keyPath = global.restoreKeyPath else { throw VaultError.restoreKeyRequired }
-            let report = try Vault.recover(from: from, to: global.vaultPath, restoreKeyPath: keyPath, keyringPath: keyring, now: global.now)
+            let report = try Vault.recover(from: from, to: global.vaultPath, restoreKeyPath: keyPath, keyringPath: keyring,
+                                           rootPath: rootFile, now: global.now)
             if global.json {
                 try Output.json(report)
             } else {

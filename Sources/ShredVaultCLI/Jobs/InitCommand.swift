@@ -43,6 +43,26 @@ struct InitCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Keyring database path (backup-epoch keys and the erasure-ledger mirror), outside the vault (default: beside the restore key file).", valueName: "PATH"))
     var keyring: String?
 
+    @Option(name: .customLong("root-file"),
+            help: ArgumentHelp("Destruction root file (software mode), outside the vault (default: beside the keyring). Every key destruction rewrites it; keep it out of backups and snapshots.", valueName: "PATH"))
+    var rootFile: String?
+
+    @Option(name: .customLong("pkcs11-module"),
+            help: ArgumentHelp("Keep the destruction root in a PKCS#11 token instead of a file: the token's module (shared library), e.g. /usr/lib/softhsm/libsofthsm2.so. Needs --pkcs11-token; the PIN comes from --pkcs11-pin-file or $SHREDVAULT_PKCS11_PIN, for this and every later job.", valueName: "PATH"))
+    var pkcs11Module: String?
+
+    @Option(name: .customLong("pkcs11-token"), help: ArgumentHelp("Label of the PKCS#11 token that holds the destruction root.", valueName: "LABEL"))
+    var pkcs11Token: String?
+
+    @Option(name: .customLong("pkcs11-pin-file"),
+            help: ArgumentHelp("File (mode 0600) holding the token's user PIN, recorded in the config for every job (default: $SHREDVAULT_PKCS11_PIN).", valueName: "FILE"))
+    var pkcs11PinFile: String?
+
+    var rootConfig: RootConfig? {
+        if let pkcs11Module, let pkcs11Token { return .pkcs11(module: pkcs11Module, token: pkcs11Token, pinFile: pkcs11PinFile) }
+        return rootFile.map { .file($0) }
+    }
+
     var policy: RetentionPolicy { RetentionPolicy(archiveDays: archiveDays, inactiveDays: inactiveDays, holidays: holidays) }
 
     func validate() throws {
@@ -50,6 +70,10 @@ struct InitCommand: ParsableCommand {
             .replacingOccurrences(of: "inactive-days", with: "--inactive-days").replacingOccurrences(of: "holiday '", with: "--holiday '")) }
         if let keystore, keystore.isEmpty { throw ValidationError("--keystore must name a path") }
         if let keyring, keyring.isEmpty { throw ValidationError("--keyring must name a path") }
+        if let rootFile, rootFile.isEmpty { throw ValidationError("--root-file must name a path") }
+        if (pkcs11Module == nil) != (pkcs11Token == nil) { throw ValidationError("--pkcs11-module and --pkcs11-token go together") }
+        if pkcs11Module != nil && rootFile != nil { throw ValidationError("choose --root-file or --pkcs11-module, not both") }
+        if pkcs11PinFile != nil && pkcs11Module == nil { throw ValidationError("--pkcs11-pin-file needs --pkcs11-module and --pkcs11-token") }
     }
 
     struct Result: Encodable {
@@ -58,6 +82,7 @@ struct InitCommand: ParsableCommand {
         var createdRestoreKey: Bool
         var restoreKeyPath: String
         var keyringPath: String
+        var destructionRoot: String
     }
 
     func run() throws {
@@ -68,7 +93,8 @@ struct InitCommand: ParsableCommand {
                 throw ExitCode(ExitCodes.keyError)
             }
             let created = try Vault.create(root: global.vaultPath, restoreKeyPath: restoreKeyPath, policy: policy,
-                                           keystorePath: keystore, keyringPath: keyring, now: global.now)
+                                           keystorePath: keystore, keyringPath: keyring, rootConfig: rootConfig,
+                                           now: global.now)
             if created.createdRestoreKey {
                 Output.note("""
                     created restore key \(created.restoreKeyPath): keep it outside the vault, back it up offline; \
@@ -77,7 +103,8 @@ struct InitCommand: ParsableCommand {
             }
             if global.json {
                 try Output.json(Result(vaultId: created.vaultId, root: created.root, createdRestoreKey: created.createdRestoreKey,
-                                       restoreKeyPath: created.restoreKeyPath, keyringPath: created.keyringPath))
+                                       restoreKeyPath: created.restoreKeyPath, keyringPath: created.keyringPath,
+                                       destructionRoot: created.destructionRoot))
             } else {
                 print("created vault \(created.vaultId) at \(created.root)")
                 print("policy: bundles live \(archiveDays) days counting the archive day; users inactive \(inactiveDays) days are archived; deletion requests due in 5 business days")
@@ -85,6 +112,7 @@ struct InitCommand: ParsableCommand {
                       ? "restore key: \(created.restoreKeyPath) (new; the vault holds only its public half, master.pub)"
                       : "restore key: \(created.restoreKeyPath) (existing; the vault holds its public half, master.pub)")
                 print("keyring: \(created.keyringPath)")
+                print("destruction root: \(created.destructionRoot) (every key destruction retires its old generation; keep it out of backups and snapshots)")
             }
         }
     }
