@@ -174,12 +174,11 @@ final class ChaosVault {
             $0.presentKeys = ["hold H1", "hold H2", "hold H3", "user ua", "user ud"]
             $0.absentKeys = ["day \(SimDay.iso(29))", "user ue"]
         }
-        // A backup is good if a vault recovers from it (recover runs check) while the live vault goes on.
-        let recoverFrom = { (dir: String) in
-            [ChaosJob(args: ["recover", "--from", dir], key: true, vault: w + "/recovered"), sweep]
-        }
-        add("backup-incremental", .live, ["backup", "--to", w + "/backup-inc"], next: recoverFrom(w + "/backup-inc"))
-        add("backup-first", .live, ["backup", "--to", w + "/backup-new"], next: recoverFrom(w + "/backup-new"))
+        // A backup is good if the vault, lost after it, recovers from it: checked after the live vault's checks.
+        add("backup-incremental", .live, ["backup", "--to", w + "/backup-inc"])
+        out[out.count - 1].recoverFrom = w + "/backup-inc"
+        add("backup-first", .live, ["backup", "--to", w + "/backup-new"])
+        out[out.count - 1].recoverFrom = w + "/backup-new"
         // A recover whose vault is complete refuses to run again ("already exists", 73): accepted from the rerun,
         // and the invariants (every user, hold, key and check) decide whether the vault really was complete.
         add("recover", .noVault, ["recover", "--from", w + "/backup"], key: true, rerun: [0, 73])

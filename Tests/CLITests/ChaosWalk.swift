@@ -65,6 +65,10 @@ struct ChaosCommand {
     var doneOK: Set<Int32> = []
     var next: [ChaosJob] = []
     var expect: ChaosExpect
+    /// A backup the command wrote: after the checks, the vault is lost (removed) and recovered from this directory,
+    /// and the same checks run on the recovered vault. (A second vault recovered beside the live one would share
+    /// its keyring and destruction root, which the live vault's keys cannot survive.)
+    var recoverFrom: String? = nil
 }
 
 struct ChaosPoint: Hashable {
@@ -264,6 +268,16 @@ final class ChaosWalk {
             if r.signaled || !job.ok.contains(r.status) { violation("I0-next", "next job \(job.args.prefix(3).joined(separator: " ")): \(r.summary)") }
         }
         try checkInvariants(c, violation: violation)
+        if let dir = c.recoverFrom {
+            chaosRemoveTree(fx.vault)
+            chaosRemoveTree(fx.work + "/chaos-check-restore")
+            let r = try fx.sv(["recover", "--from", dir], day: c.expect.day, key: true)
+            if r.signaled || r.status != 0 {
+                violation("I1-backup", "recover from the backup \((dir as NSString).lastPathComponent) after losing the vault: \(r.summary)")
+            } else {
+                try checkInvariants(c) { inv, msg in violation(inv, "after recover from the backup: " + msg) }
+            }
+        }
         let found = violations.count - before
         if found > 0, ChaosConfig.keep, kept == nil {
             kept = fx.root + "-kept-" + c.name
