@@ -4,7 +4,7 @@ import VaultHSM
 
 /// The destruction root in a PKCS#11 token (vault-format.md §3.8): every generation is a non-extractable AES-256 key
 /// object labelled `shredvault-root-<vault id>-<generation>`, destroyed with `C_DestroyObject`. The PIN comes from
-/// the config's `pinFile` (mode 0600) or `$SHREDVAULT_PKCS11_PIN`, never from the command line.
+/// `$SHREDVAULT_PKCS11_PIN` when set, else the config's `pinFile` (mode 0600); never from the command line.
 final class PKCS11Root: DestructionRoot {
     static let pinVariable = "SHREDVAULT_PKCS11_PIN"
     let store: PKCS11RootStore
@@ -21,7 +21,9 @@ final class PKCS11Root: DestructionRoot {
         }
         let location = "pkcs11:token=\(token);object=shredvault-root-\(config.vaultId) (module \(module))"
         do {
-            let pin = try PKCS11PIN.load(environmentVariable: pinVariable, file: config.root?.pinFile)
+            // $SHREDVAULT_PKCS11_PIN, when set, overrides the PIN file the config records.
+            let fromEnvironment = !(ProcessInfo.processInfo.environment[pinVariable] ?? "").isEmpty
+            let pin = try PKCS11PIN.load(environmentVariable: pinVariable, file: fromEnvironment ? nil : config.root?.pinFile)
             let store = try PKCS11RootStore(module: module, tokenLabel: token, pin: pin, namespace: "shredvault-root-" + config.vaultId)
             return PKCS11Root(store: store, location: location)
         } catch let e as PKCS11Error {
