@@ -12,7 +12,7 @@ import Glibc
 //
 // Environment (all optional):
 //   CHAOS_FULL=1          walk every point of every selected kind and mode (default: a seeded sample, CHAOS_SAMPLE)
-//   CHAOS_SAMPLE=N        points in the sample over all commands (default 72)
+//   CHAOS_SAMPLE=N        points in the sample over all commands (default 51: 3 per command)
 //   CHAOS_SEED=N          seed of the sample (default 1)
 //   CHAOS_COMMANDS=a,b    only these commands (names as in the table)
 //   CHAOS_KINDS=k1,k2     call kinds walked (default fsync,fdatasync,write,pwrite,rename,unlink; the shim also
@@ -28,7 +28,7 @@ import Glibc
 enum ChaosConfig {
     static let env = ProcessInfo.processInfo.environment
     static var full: Bool { env["CHAOS_FULL"] == "1" }
-    static var sample: Int { Int(env["CHAOS_SAMPLE"] ?? "") ?? 72 }
+    static var sample: Int { Int(env["CHAOS_SAMPLE"] ?? "") ?? 51 }
     static var seed: UInt64 { UInt64(env["CHAOS_SEED"] ?? "") ?? 1 }
     static var commands: Set<String>? { list("CHAOS_COMMANDS").map(Set.init) }
     static let allKinds = ["fsync", "fdatasync", "write", "pwrite", "rename", "unlink", "ftruncate", "mkdir", "create", "rmdir"]
