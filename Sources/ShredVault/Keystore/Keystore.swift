@@ -66,6 +66,12 @@ public final class Keystore: @unchecked Sendable {
                     try db.execute(sql: CatalogSchema.requestsMirrorTable)
                 }
             }
+            if kind == .keyring {
+                // Which vault directory the keyring (and so the destruction root beside it) belongs to (§5.1).
+                migrator.registerMigration("keyring-v3-owner") { db in
+                    try db.execute(sql: "CREATE TABLE owner (id INTEGER PRIMARY KEY CHECK (id = 1), vault_path TEXT NOT NULL) STRICT")
+                }
+            }
             // The ratchet's columns and table (§3.7); the rows are wrapped by the vault's ratchet migration, which
             // needs the destruction root.
             migrator.registerMigration("ratchet-v1") { db in try db.execute(sql: Self.ratchetSchema) }
@@ -263,6 +269,20 @@ public final class Keystore: @unchecked Sendable {
                     ON CONFLICT (case_id, user_id) DO NOTHING
                     """, arguments: [h.caseId, h.userId, h.reason, h.placedAt, h.releasedAt])
             }
+        }
+    }
+
+    /// Keyring only: the absolute path of the vault directory that owns this keyring and its destruction root.
+    func owner() throws -> String? {
+        guard kind == .keyring else { return nil }
+        return try read { db in try String.fetchOne(db, sql: "SELECT vault_path FROM owner WHERE id = 1") }
+    }
+
+    func setOwner(_ path: String) throws {
+        guard kind == .keyring else { return }
+        try write { db in
+            try db.execute(sql: "INSERT INTO owner (id, vault_path) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET vault_path = excluded.vault_path",
+                           arguments: [path])
         }
     }
 
