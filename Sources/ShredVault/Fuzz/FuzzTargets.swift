@@ -56,7 +56,7 @@ public enum FuzzTargets {
                maxLength: 1024, body: sidecar),
         Target(name: "sealed-key", summary: "a sealed key: KeySeal.open as a keystore private key, an inner and an outer DEK layer and a snapshot key, with fixed keys",
                maxLength: 1024, body: sealedKey),
-        Target(name: "keystore-snapshot", summary: "first byte even: a whole snapshot file (vault id set to the fixture's); odd: the SQLite file sealed as a real snapshot to the fixture vault's epoch key; then Vault.decryptSnapshot (ledger replay, VACUUM)",
+        Target(name: "keystore-snapshot", summary: "first byte even: a whole snapshot file (vault id set to the fixture's); odd: the SQLite file sealed as a real snapshot to the fixture vault's epoch key; then Vault.decryptSnapshot in memory (ledger replay, policy purge, key count)",
                maxLength: 64 << 10, body: keystoreSnapshot),
         Target(name: "accounts-csv", summary: "SOURCE/accounts.csv: Posix.readTextFile and AccountsCSV.parse",
                maxLength: 16 << 10, body: accountsCSV),

@@ -139,7 +139,11 @@ public final class Keystore: @unchecked Sendable {
         try read { db in
             var out: [KeyRole: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT role, count(*) AS n FROM keys GROUP BY role") {
-                if let role = KeyRole(rawValue: row["role"]) { out[role] = row["n"] }
+                // Throwing accessors: a restored snapshot's rows are untrusted (a NULL role must not trap).
+                guard let name: String = try? row.decode(forColumn: "role"), let role = KeyRole(rawValue: name) else {
+                    throw VaultError.database(path: path, message: "a key has a missing or unknown role")
+                }
+                out[role] = try row.decode(forColumn: "n")
             }
             return out
         }
