@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "ShredVault", targets: ["ShredVault"]),
         .executable(name: "shredvault", targets: ["ShredVaultCLI"]),
+        .executable(name: "shredvault-fuzz", targets: ["ShredVaultFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -37,6 +38,10 @@ let package = Package(
             // The destruction root in a PKCS#11 token (vault-format.md §3.8).
             "VaultHSM",
         ]),
+        // Fuzz harness executable (tools/fuzz): replays inputs in normal builds; a libFuzzer binary when built with
+        // -sanitize=fuzzer,address -DSHREDVAULT_LIBFUZZER. CFuzzDriver only declares libFuzzer's LLVMFuzzerRunDriver.
+        .target(name: "CFuzzDriver"),
+        .executableTarget(name: "ShredVaultFuzz", dependencies: ["ShredVault", "CFuzzDriver"]),
         // The `shredvault` command-line tool.
         .executableTarget(
             name: "ShredVaultCLI",
@@ -49,6 +54,8 @@ let package = Package(
         .testTarget(name: "ShredVaultTests", dependencies: ["ShredVault"]),
         .testTarget(name: "CLITests", dependencies: ["ShredVaultCLI"]),
         .testTarget(name: "VaultHSMTests", dependencies: ["VaultHSM", "VaultCrypto"]),
+        // Replays the committed fuzz seeds (Tests/FuzzCorpus) through every FuzzTargets harness.
+        .testTarget(name: "FuzzReplayTests", dependencies: ["ShredVault"]),
     ],
     swiftLanguageModes: [.v6]
 )

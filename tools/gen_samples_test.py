@@ -33,7 +33,8 @@ def run(*args, env=None, check=True):
 def tree(root, skip=("README.md",), meta=True):
     """{relpath: (kind, mode, size, mtime, sha256)} for everything under root.
 
-    meta=False keeps only (kind, size, sha256): what git preserves.
+    meta=False keeps only (kind, size, sha256) and only directories with a file below them: what git
+    preserves.
     """
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
@@ -53,6 +54,12 @@ def tree(root, skip=("README.md",), meta=True):
                 (kind, size, digest)
     if meta:
         out["."] = ("d", oct(os.stat(root).st_mode & 0o7777), 0, int(os.stat(root).st_mtime), None)
+    else:
+        # git keeps no empty directory (a user whose export is an empty directory): drop directories
+        # without a file below them.
+        files = [rel for rel, v in out.items() if v[0] == "f"]
+        out = {rel: v for rel, v in out.items()
+               if v[0] == "f" or any(f.startswith(rel + os.sep) for f in files)}
     return out
 
 

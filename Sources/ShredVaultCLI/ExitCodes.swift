@@ -44,6 +44,11 @@ func reportingErrors(_ body: () throws -> Void) throws {
             // The command reported its outcome (e.g. a blocked deletion, exit 10); closing must still succeed.
             try OpenVaults.shared.closeAll()
             throw exit
+        } catch {
+            // The command failed: close what it opened (so its databases end as cleanly as they would on success),
+            // and report the command's error, not a secondary one.
+            try? OpenVaults.shared.closeAll()
+            throw error
         }
         try OpenVaults.shared.closeAll()
     } catch let error as VaultError {

@@ -72,10 +72,34 @@ final class BundleCLITests: XCTestCase {
         for i in stride(from: 0, to: good.count, by: 1) { var b = good; b[i] ^= 0xff; cases.append(("flip \(i)", b)) }
         for n in stride(from: 0, to: good.count, by: 7) { cases.append(("truncate \(n)", Array(good[0..<n]))) }
         cases.append(("append", good + [0x00]))
+        // The exact outcome of each case, by where it hits (vault-format.md §2.1, §2.5; README "Exit codes"): 69 for an
+        // unknown version or algorithm, 77 for a failed key commitment (any other header byte, the salt or the
+        // commitment), 65 for everything else (magic, length fields, flags, user id, truncation, chunks).
+        let h = Int(good[12]) << 8 | Int(good[13])
+        func expected(_ what: String) -> (Int32, String) {
+            let parts = what.split(separator: " ")
+            let n = Int(parts.last!) ?? -1
+            switch (parts[0], n) {
+            case ("flip", 0..<8): return (65, "not a ShredVault bundle")
+            case ("flip", 8..<10): return (69, "format version")
+            case ("flip", 10..<12): return (69, "algorithm")
+            case ("flip", 12..<16): return (65, "malformed header")
+            case ("flip", 16..<92): return (77, "key commitment mismatch")
+            case ("flip", 92..<h): return (65, "malformed header")
+            case ("flip", h..<(h + 56)): return (77, "key commitment mismatch")
+            case ("flip", _): return (65, "corrupt or truncated")
+            case ("truncate", 0..<8): return (65, "not a ShredVault bundle")
+            case ("truncate", 8..<h): return (65, "file ends inside the header")
+            case ("truncate", _), ("append", _): return (65, "corrupt or truncated")
+            default: return (-1, "?")
+            }
+        }
         for (what, bytes) in cases {
             try Data(bytes).write(to: URL(fileURLWithPath: dir + "/bad.svb"))
             let r = try CLI.run(["bundle", "open", dir + "/bad.svb", "--key-file", key, "--to", dir + "/out"])
-            XCTAssertTrue([65, 69, 77].contains(r.status), "\(what): exit \(r.status) \(r.stderr)")
+            let (code, needle) = expected(what)
+            XCTAssertEqual(r.status, code, "\(what): exit \(r.status) \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(needle), "\(what): stderr names '\(needle)': \(r.stderr)")
             XCTAssertTrue(r.stderr.hasPrefix("shredvault: error: "), "\(what): \(r.stderr)")
             XCTAssertEqual(r.stderr.filter { $0 == "\n" }.count, 1, "\(what): one line: \(r.stderr)")
             XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/out"), what)

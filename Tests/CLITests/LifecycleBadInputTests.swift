@@ -57,7 +57,31 @@ final class LifecycleBadInputTests: XCTestCase {
         }
     }
 
+    /// The "changes nothing" snapshot itself can fail: a change to one byte of the keyring, the keystore, the catalog's
+    /// WAL-backed database or the lock file is seen and named.
+    func testChangesNothingSeesEveryOwnedFile() throws {
+        let config = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.vault + "/config"))) as? [String: Any])
+        let keyring = try XCTUnwrap(config["keyringPath"] as? String)
+        for path in [keyring, s.keystore, s.catalog, s.vault + "/lock", s.vault + "/config"] {
+            let before = try VaultSnapshot(s)
+            let original = try Data(contentsOf: URL(fileURLWithPath: path))
+            var changed = original
+            // In a SQLite file, the header's user_version (offset 60-63, unused by the vault): a changed byte there
+            // leaves the database readable, so only the byte comparison can see it.
+            if changed.isEmpty { changed.append(0) } else if path.hasSuffix(".db") { changed[63] ^= 0x01 } else { changed[changed.count / 2] ^= 0x01 }
+            try changed.write(to: URL(fileURLWithPath: path))
+            let after = try VaultSnapshot(s)
+            try original.write(to: URL(fileURLWithPath: path))
+            XCTAssertNotEqual(before, after, "a changed byte of \(path) is seen")
+            XCTAssertTrue(before.differences(after).contains("file \(path) changed"), "\(path): \(before.differences(after))")
+            XCTAssertEqual(try VaultSnapshot(s), before, "\(path) restored")
+        }
+    }
+
     func testUnknownUser() throws {
+        // Every mutating job first runs the day's sweep, which records when it ran: let it run for day 1 here, so the
+        // refused commands below have nothing at all to change.
+        assertSuccess(try s.sv(["sweep"], day: 1), "the day-1 sweep")
         try assertChangesNothing(s, "unknown user") {
             assertOneLineError(try s.sv(["delete", "nobody", "--request-id", "R9"], day: 1), exit: 66, ["nobody"], "delete unknown user")
             assertOneLineError(try s.svk(["restore", "nobody", "--case", "C1", "--to", s.dir + "/out"], day: 1), exit: 66, ["nobody"],
@@ -126,6 +150,9 @@ final class LifecycleBadInputTests: XCTestCase {
             ("another user's bundle at ua's path", other, ["does not match the catalog"]),
             ("ua's bundle from another vault", foreign, ["does not match the catalog"]),
         ]
+        // The day-1 sweep first (every mutating job runs it and records when it ran), so the refused restores below
+        // have nothing at all to change.
+        assertSuccess(try s.sv(["sweep"], day: 1), "the day-1 sweep")
         for (i, (what, bytes, needles)) in cases.enumerated() {
             try bytes.write(to: URL(fileURLWithPath: a.path))
             try assertChangesNothing(s, what) {
@@ -216,44 +243,101 @@ final class LifecycleBadInputTests: XCTestCase {
         }
     }
 
+    /// Holds the vault lock from another process (as an overlapping cron run would) until killed; returns once
+    /// /proc/locks shows it holding the lock.
+    func lockHolder(file: StaticString = #filePath, line: UInt = #line) throws -> SpawnedProcess {
+        let script = "import fcntl, sys, time\nf = open(sys.argv[1])\nfcntl.flock(f, fcntl.LOCK_EX)\ntime.sleep(600)\n"
+        let holder = try SpawnedProcess("/usr/bin/env", ["python3", "-c", script, s.vault + "/lock"], environment: ProcessInfo.processInfo.environment,
+                                        stdout: s.dir + "/holder.out", stderr: s.dir + "/holder.err")
+        try waitFor("the holder takes the lock", file: file, line: line) { holder.holdsLock(on: s.vault + "/lock") }
+        return holder
+    }
+
+    /// Polls `condition` every 10 ms; fails after 120 s (a bound for a stuck test, not a timing assertion).
+    func waitFor(_ what: String, file: StaticString = #filePath, line: UInt = #line, _ condition: () -> Bool) throws {
+        let deadline = Date().addingTimeInterval(120)
+        while !condition() {
+            guard Date() < deadline else {
+                XCTFail("timed out waiting until \(what)", file: file, line: line)
+                throw NSError(domain: "test", code: 1, userInfo: [NSLocalizedDescriptionKey: "timed out waiting until \(what)"])
+            }
+            usleep(10_000)
+        }
+    }
+
     func testConcurrentRunIsLockedAndLockWaitSucceeds() throws {
         try makeSource(at: s.dir + "/src2", users: [SourceUser(id: "uz", lastActive: inactiveDate, files: sampleFiles(seed: 50))])
-        // Another process holds the vault lock, as an overlapping cron run would, until we close its stdin.
-        let holder = Process()
-        holder.executableURL = URL(fileURLWithPath: "/usr/bin/flock")
-        holder.arguments = [s.vault + "/lock", "cat"]
-        let stdin = Pipe()
-        holder.standardInput = stdin
-        holder.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-        try holder.run()
-        defer { try? stdin.fileHandleForWriting.close(); holder.waitUntilExit() }
-        var tries = 0
-        while try CLI.execute("/usr/bin/flock", ["-n", s.vault + "/lock", "true"]).status == 0 && tries < 100 {
-            usleep(20_000)
-            tries += 1
-        }
+        let holder = try lockHolder()
         try assertChangesNothing(s, source: s.dir + "/src2", "locked vault") {
             assertOneLineError(try s.sv(["archive", "--source", s.dir + "/src2"], day: 1), exit: 75, ["lock"], "archive while locked")
             assertOneLineError(try s.sv(["delete", "ub", "--request-id", "R1"], day: 1), exit: 75, ["lock"], "delete while locked")
             assertOneLineError(try s.sv(["sweep"], day: 100), exit: 75, ["lock"], "sweep while locked")
             assertOneLineError(try s.svk(["restore", "ua", "--case", "C1", "--to", s.dir + "/out"], day: 1), exit: 75, ["lock"],
                                "restore while locked")
+            // A read-only job takes a shared lock: it waits for (here: is refused by) a job that changes the vault.
+            assertOneLineError(try s.sv(["status"], day: 1), exit: 75, ["lock"], "status while locked")
         }
-        XCTAssertTrue(holder.isRunning, "the lock holder is still running")
+        XCTAssertTrue(holder.holdsLock(on: s.vault + "/lock"), "the lock holder still holds the lock")
 
-        // With --lock-wait the job waits for the lock and then succeeds.
-        let args = ["archive", "--source", s.dir + "/src2", "--vault", s.vault, "--now", SimDay.now(1), "--json", "--lock-wait", "5"]
-        nonisolated(unsafe) var waited: CLI.Result?
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { waited = try? runShredvault(args); group.leave() }
-        XCTAssertEqual(group.wait(timeout: .now() + 1.0), .timedOut, "archive --lock-wait 5 waits while the lock is held")
+        // With --lock-wait the job waits for the lock and then succeeds. That it waits is observed, not timed: it has
+        // the lock file open, does not hold the lock, and has not exited, while the holder holds it.
+        let waiter = try SpawnedProcess.shredvault(["archive", "--source", s.dir + "/src2", "--vault", s.vault, "--now", SimDay.now(1),
+                                                    "--json", "--lock-wait", "600"], logs: s.dir + "/waiter")
+        try waitFor("the waiting job has opened the lock file") { waiter.hasExited() || waiter.hasOpen(s.vault + "/lock") }
+        XCTAssertFalse(waiter.hasExited(), "archive --lock-wait 600 waits while the lock is held: \(waiter.stderr)")
+        XCTAssertFalse(waiter.holdsLock(on: s.vault + "/lock"), "the waiting job does not hold the lock")
         XCTAssertTrue(FileManager.default.fileExists(atPath: s.dir + "/src2/users/uz"), "nothing archived while waiting")
-        try stdin.fileHandleForWriting.close()
-        holder.waitUntilExit()
-        XCTAssertEqual(group.wait(timeout: .now() + 10), .success)
-        let r = try XCTUnwrap(waited)
-        assertSuccess(r, "archive --lock-wait 5 after the lock was released")
-        XCTAssertEqual(((r.json?["archived"] as? [[String: Any]]) ?? []).compactMap { $0["user"] as? String }, ["uz"], r.stdout)
+        usleep(300_000)  // let it retry a few times: it must still be waiting (the holder never let go)
+        XCTAssertFalse(waiter.hasExited(), "still waiting: \(waiter.stderr)")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: s.dir + "/src2/users/uz"), "nothing archived while waiting")
+
+        XCTAssertTrue(holder.killAndReap(), "the holder was still running when released")
+        XCTAssertEqual(waiter.waitUntilExit(), 0, "archive --lock-wait after the lock was released: \(waiter.stderr)")
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(waiter.stdout.utf8)) as? [String: Any], waiter.stdout)
+        XCTAssertEqual(((report["archived"] as? [[String: Any]]) ?? []).compactMap { $0["user"] as? String }, ["uz"], waiter.stdout)
+    }
+
+    /// Two real `shredvault` processes race for one vault's lock. Without --lock-wait, the one that comes second while
+    /// the first holds the lock (observed in /proc/locks, the first frozen there) is refused with exit 75 and changes
+    /// nothing; with --lock-wait, several started at once all succeed, one after the other, and every user ends up in
+    /// exactly one bundle.
+    func testTwoProcessesRaceForTheLock() throws {
+        let users = (0..<12).map { SourceUser(id: String(format: "ur%02d", $0), lastActive: inactiveDate, files: sampleFiles(seed: UInt64(70 + $0))) }
+        try makeSource(at: s.dir + "/src3", users: users)
+        let args = ["archive", "--source", s.dir + "/src3", "--vault", s.vault, "--now", SimDay.now(1), "--json"]
+
+        // First: one job, frozen while it holds the lock; a second one is refused.
+        let first = try SpawnedProcess.shredvault(args, logs: s.dir + "/first")
+        var holding = false
+        while !holding {
+            usleep(200)
+            guard first.stop() else { break }
+            holding = first.holdsLock(on: s.vault + "/lock")
+            if !holding { first.resume() }
+        }
+        XCTAssertTrue(holding, "the first job took the lock (it exited first: \(first.stderr))")
+        let second = try s.sv(["archive", "--source", s.dir + "/src3"], day: 1)
+        assertOneLineError(second, exit: 75, ["lock"], "the second job while the first holds the lock")
+        first.resume()
+        XCTAssertEqual(first.waitUntilExit(), 0, "the first job: \(first.stderr)")
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(first.stdout.utf8)) as? [String: Any], first.stdout)
+        XCTAssertEqual(((report["archived"] as? [[String: Any]]) ?? []).count, users.count, first.stdout)
+
+        // Then: three jobs with --lock-wait started together on new work; each takes the lock in turn.
+        let more = (0..<12).map { SourceUser(id: String(format: "us%02d", $0), lastActive: inactiveDate, files: sampleFiles(seed: UInt64(90 + $0))) }
+        try makeSource(at: s.dir + "/src4", users: more)
+        let jobs = try (0..<3).map { i in
+            try SpawnedProcess.shredvault(["archive", "--source", s.dir + "/src4", "--vault", s.vault, "--now", SimDay.now(1), "--json",
+                                           "--lock-wait", "600"], logs: s.dir + "/racer-\(i)")
+        }
+        var archivedBy: [String: Int] = [:]
+        for (i, job) in jobs.enumerated() {
+            XCTAssertEqual(job.waitUntilExit(), 0, "racer \(i): \(job.stderr)")
+            let r = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(job.stdout.utf8)) as? [String: Any], job.stdout)
+            for a in (r["archived"] as? [[String: Any]]) ?? [] { archivedBy[a["user"] as? String ?? "?", default: 0] += 1 }
+        }
+        XCTAssertEqual(archivedBy, Dictionary(uniqueKeysWithValues: more.map { ($0.id, 1) }), "every user archived by exactly one job")
+        for u in users + more { XCTAssertEqual(try s.listed(user: u.id, day: 1).count, 1, "\(u.id): one live bundle") }
+        assertSuccess(try s.svk(["check", "--read-data"], day: 1), "check --read-data after the race")
     }
 }

@@ -4,56 +4,207 @@ import XCTest
 import Glibc
 #endif
 
-/// Crash safety (G4): `archive` is SIGKILLed at many points while it archives dozens of users, then re-run until
-/// it completes. After every kill, and at the end, every inactive user is either intact in the source or has
-/// exactly one live bundle; at the end every one of them has exactly one bundle that restores byte-identical,
-/// none is lost or duplicated, and `check` finds no orphan file or other violation.
+/// Crash safety (G4): `archive` is SIGKILLed 21 times, each time in a state of the run that the test observed and
+/// checked while the job was frozen, then re-run until it completes. After every kill, and at the end, every inactive
+/// user is either intact in the source or has exactly one live bundle; at the end every one of them has exactly one
+/// bundle that restores byte-identical, none is lost or duplicated, and `check` finds no orphan file or violation.
+///
+/// How a kill is placed: the job runs in short slices; after each slice it is frozen (SIGSTOP, and `waitpid` reports
+/// it stopped), and the test reads the vault (catalog rows, files under bundles/, the sources, /proc/locks). When the
+/// state the kill is meant for holds, the frozen job gets SIGKILL, so the kill lands exactly in that state; otherwise
+/// it is resumed (SIGCONT). No kill is timed by a sleep, and no signal is sent to a child already reaped. A kill
+/// counts as landed only when the state held while the job was frozen and `waitpid` then reports the job ended by
+/// that SIGKILL; the test asserts that every kill landed.
 final class LifecycleCrashTests: XCTestCase {
-    struct Account { var id: String; var lastActive: String }
+    /// A state of an archive run, as the vault shows it (vault-format.md §6).
+    enum Claim: String, CaseIterable {
+        /// A user's bundle is being written: a temporary bundle file exists and its row is 'writing'.
+        case sealing
+        /// A user's bundle file is in place, its row still 'writing' (verifying, sealing the DEK, waiting for the commit).
+        case sealedNotCommitted
+        /// Bundles this run committed ('live') whose sources are not all removed yet ('pending-removal').
+        case removingSources
+        /// The job holds the vault lock and the 'writing' rows the previous crash left are not all cleaned up yet.
+        case recoveringPreviousCrash
+    }
 
-    func accounts(_ csvPath: String) throws -> [Account] {
-        let lines = try String(contentsOfFile: csvPath, encoding: .utf8).split(separator: "\n").map(String.init)
-        let header = lines[0].split(separator: ",").map(String.init)
-        let u = try XCTUnwrap(header.firstIndex(of: "user_id")), d = try XCTUnwrap(header.firstIndex(of: "last_active"))
-        return lines.dropFirst().map { $0.split(separator: ",", omittingEmptySubsequences: false).map(String.init) }
-            .map { Account(id: $0[u], lastActive: $0[d]) }
+    /// What the probe saw while the job was frozen.
+    struct VaultState {
+        struct Row { var id: String; var user: String; var state: String; var sourceState: String }
+        var rows: [Row]
+        /// Paths under the vault (bundles/…).
+        var files: [String]
+        /// Users whose source directory exists.
+        var sources: Set<String>
+
+        var writingIds: Set<String> { Set(rows.filter { $0.state == "writing" }.map(\.id)) }
+        var liveIds: Set<String> { Set(rows.filter { $0.state == "live" }.map(\.id)) }
+        func row(_ id: String) -> Row? { rows.first { $0.id == id } }
+    }
+
+    /// Reads catalog rows (through a python3 process started once), files under bundles/ and the sources.
+    final class Probe {
+        let process = Process()
+        let input = Pipe(), output = Pipe()
+        var buffer = Data()
+
+        init(vault: String, source: String, users: [String]) throws {
+            // The catalog is read from a copy of catalog.db and its WAL (never the -shm index): the frozen job may
+            // hold SQLite's locks (e.g. while it recovers the WAL a killed run left), and a reader of the live files
+            // would wait for it forever. The copy holds exactly what was committed when the job was frozen.
+            let script = """
+                import json, os, shutil, sqlite3, sys, tempfile
+                vault, source, users = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+                tmp = tempfile.mkdtemp(prefix="shredvault-probe-")
+                for _ in sys.stdin:
+                    for name in ("catalog.db", "catalog.db-wal", "catalog.db-shm"):
+                        if os.path.exists(os.path.join(tmp, name)):
+                            os.unlink(os.path.join(tmp, name))
+                    rows, error = None, None
+                    try:
+                        for name in ("catalog.db", "catalog.db-wal"):
+                            if os.path.exists(os.path.join(vault, name)):
+                                shutil.copyfile(os.path.join(vault, name), os.path.join(tmp, name))
+                        con = sqlite3.connect(os.path.join(tmp, "catalog.db"), timeout=0)
+                        try:
+                            rows = con.execute("SELECT id, user_id, state, source_state FROM bundles").fetchall()
+                        finally:
+                            con.close()
+                    except (sqlite3.Error, OSError) as e:
+                        error = str(e)
+                    files = []
+                    for d, _, names in os.walk(vault + "/bundles"):
+                        files += [os.path.relpath(os.path.join(d, n), vault) for n in names]
+                    present = [u for u in users if os.path.isdir(source + "/users/" + u)]
+                    print(json.dumps({"rows": rows, "error": error, "files": files, "sources": present}), flush=True)
+                shutil.rmtree(tmp)
+                """
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            process.arguments = ["python3", "-c", script, vault, source, users.joined(separator: ",")]
+            process.standardInput = input
+            process.standardOutput = output
+            try process.run()
+        }
+
+        func read() throws -> VaultState {
+            try input.fileHandleForWriting.write(contentsOf: Data("\n".utf8))
+            while buffer.firstIndex(of: 0x0a) == nil {
+                let more = output.fileHandleForReading.availableData
+                guard !more.isEmpty else { throw NSError(domain: "probe", code: 1, userInfo: [NSLocalizedDescriptionKey: "probe ended"]) }
+                buffer += more
+            }
+            let newline = buffer.firstIndex(of: 0x0a)!
+            let line = buffer[buffer.startIndex..<newline]
+            buffer = Data(buffer[buffer.index(after: newline)...])
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: line) as? [String: Any])
+            guard let rows = json["rows"] as? [[Any]] else {
+                throw NSError(domain: "probe", code: 2, userInfo: [NSLocalizedDescriptionKey: "catalog unreadable: \(json["error"] ?? "?")"])
+            }
+            return VaultState(
+                rows: rows.map { .init(id: $0[0] as? String ?? "?", user: $0[1] as? String ?? "?", state: $0[2] as? String ?? "?",
+                                       sourceState: $0[3] as? String ?? "?") },
+                files: json["files"] as? [String] ?? [], sources: Set(json["sources"] as? [String] ?? []))
+        }
+
+        deinit {
+            try? input.fileHandleForWriting.close()
+            process.waitUntilExit()
+        }
+    }
+
+    /// The claim's proof in `now` (read while the job is frozen), relative to `before` (read before it started); nil if
+    /// the state does not hold.
+    static func proof(of claim: Claim, now: VaultState, before: VaultState, holdsLock: Bool) -> String? {
+        // Sealing kills are placed before this run's first commit, so they never use up work the schedule needs later.
+        let committedNow = now.liveIds.subtracting(before.liveIds)
+        let newWriting = now.writingIds.subtracting(before.writingIds)
+        switch claim {
+        case .sealing:
+            guard committedNow.isEmpty else { return nil }
+            for f in now.files {
+                let name = (f as NSString).lastPathComponent
+                guard name.hasPrefix("."), let r = name.range(of: ".svb.partial-") else { continue }
+                let id = String(name[name.index(after: name.startIndex)..<r.lowerBound])
+                if newWriting.contains(id), let row = now.row(id) { return "sealing \(row.user): \(name) exists, row 'writing'" }
+            }
+            return nil
+        case .sealedNotCommitted:
+            guard committedNow.isEmpty else { return nil }
+            for id in newWriting.sorted() where now.files.contains(where: { $0.hasSuffix("/" + id + ".svb") }) {
+                return "\(now.row(id)!.user)'s bundle \(id).svb in place, row still 'writing'"
+            }
+            return nil
+        case .removingSources:
+            let pending = now.rows.filter { committedNow.contains($0.id) && $0.sourceState == "pending-removal" }
+            guard !pending.isEmpty else { return nil }
+            let gone = pending.filter { !now.sources.contains($0.user) }.count
+            return "\(committedNow.count) bundles committed by this run, \(pending.count) sources pending removal (\(gone) of them already gone)"
+        case .recoveringPreviousCrash:
+            guard holdsLock, !before.writingIds.isEmpty else { return nil }
+            let left = before.writingIds.intersection(now.writingIds)
+            guard !left.isEmpty else { return nil }
+            return "job holds the lock; \(left.count) of the \(before.writingIds.count) 'writing' rows of the previous crash still there"
+        }
+    }
+
+    /// A cheap look at the frozen vault, without SQLite: nil when the claim cannot hold yet, else a fingerprint of what
+    /// it depends on (the catalog is read again only when that changed). Sealing states need a temporary or final
+    /// bundle file of a bundle unknown before the run; the others depend on the catalog's files.
+    static func look(_ vault: String, for claim: Claim, before: VaultState) -> String? {
+        var files: [String] = []
+        // bundles/YYYY/MM/DD/<files> (vault-format.md §6)
+        func walk(_ dir: String, depth: Int = 0) {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+            if depth == 3 { files += names } else { for name in names { walk(dir + "/" + name, depth: depth + 1) } }
+        }
+        let known = Set(before.rows.map(\.id))
+        func id(_ name: String) -> String { String(name.drop { $0 == "." }.prefix(32)) }
+        switch claim {
+        case .sealing:
+            walk(vault + "/bundles")
+            let temporary = files.filter { $0.hasPrefix(".") && $0.contains(".svb.partial-") && !known.contains(id($0)) }
+            return temporary.isEmpty ? nil : temporary.sorted().joined(separator: ",")
+        case .sealedNotCommitted:
+            walk(vault + "/bundles")
+            let sealed = files.filter { !$0.hasPrefix(".") && $0.hasSuffix(".svb") && !known.contains(id($0)) }
+            return sealed.isEmpty ? nil : sealed.sorted().joined(separator: ",")
+        case .removingSources, .recoveringPreviousCrash:
+            var out = ""
+            for name in ["catalog.db", "catalog.db-wal"] {
+                var st = stat()
+                if stat(vault + "/" + name, &st) == 0 { out += "\(name) \(st.st_size) \(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec) \(st.st_ino);" }
+            }
+            return out
+        }
     }
 
     func testArchiveSurvivesSIGKILLAtManyPointsAndConverges() throws {
         let s = try Scenario(self)
-        let pristine = s.pristine
-        let gen = try CLI.execute(CLI.packageRoot + "/tools/gen-samples",
-                                  ["--out", pristine, "--users", "40", "--seed", "3", "--median-kib", "8", "--quiet"])
-        XCTAssertEqual(gen.status, 0, gen.stderr)
-        let all = try accounts(pristine + "/accounts.csv")
-        XCTAssertEqual(all.count, 40)
         let fm = FileManager.default
-        // Policy: inactive when today − last_active ≥ 365 days.
-        let inactive = Set(all.filter { SimDay.day0 - SimDay.days(iso: $0.lastActive)! >= 365 }.map(\.id))
-        let withData = inactive.filter { fm.fileExists(atPath: pristine + "/users/" + $0) }.sorted()
-        let active = all.map(\.id).filter { !inactive.contains($0) }
-        XCTAssertGreaterThanOrEqual(withData.count, 20, "dozens of users to archive")
+        // 80 inactive users (5 batches of 16), 6 active ones, 2 inactive ones without data. The first user of every
+        // batch has 400 small files (its source removal takes a while) and the fourth a 1 MB incompressible file (its
+        // sealing takes a while): every state of the schedule lasts long enough to be seen between two slices.
+        var users: [SourceUser] = []
+        for i in 0..<80 {
+            var files = sampleFiles(seed: UInt64(100 + i))
+            if i % 16 == 0 { for k in 0..<400 { files["many/f\(k).txt"] = Data("file \(k) of user \(i)\n".utf8) } }
+            if i % 16 == 3 { files["calls/c2/recording.wav"] = pseudoRandom(1 << 20, seed: UInt64(900 + i)) }
+            users.append(SourceUser(id: String(format: "uc%03d", i), lastActive: inactiveDate, files: files))
+        }
+        for i in 0..<6 { users.append(SourceUser(id: String(format: "ua%03d", i), lastActive: activeDate, files: sampleFiles(seed: UInt64(300 + i)))) }
+        for i in 0..<2 { users.append(SourceUser(id: String(format: "un%03d", i), lastActive: inactiveDate, files: nil)) }
+        try s.writeSource(users)
+        let withData = users.filter { $0.lastActive == inactiveDate && $0.files != nil }.map(\.id).sorted()
+        let active = users.filter { $0.lastActive == activeDate }.map(\.id)
         var pristineTrees: [String: Tree] = [:]
-        for u in all.map(\.id) where fm.fileExists(atPath: pristine + "/users/" + u) { pristineTrees[u] = try Tree(pristine + "/users/" + u) }
+        for u in users where u.files != nil { pristineTrees[u.id] = try Tree(s.pristine + "/users/" + u.id) }
 
         func reset() throws {
             for p in [s.vault, s.source] where fm.fileExists(atPath: p) { try fm.removeItem(atPath: p) }
-            try fm.copyItem(atPath: pristine, toPath: s.source)
+            try fm.copyItem(atPath: s.pristine, toPath: s.source)
             try s.initVault()
         }
-        let archiveArgs = ["archive", "--source", s.source, "--vault", s.vault, "--now", SimDay.now(0)]
-
-        // Calibrate: how long an uninterrupted archive and a no-op command take on this machine.
-        try reset()
-        var start = Date()
-        assertSuccess(try s.sv(["status"], day: 0), "status")
-        let startup = Date().timeIntervalSince(start)
-        start = Date()
-        let calibration = try s.sv(["archive", "--source", s.source], day: 0)
-        let full = Date().timeIntervalSince(start)
-        assertSuccess(calibration, "uninterrupted archive")
-        XCTAssertEqual(((calibration.json?["archived"] as? [[String: Any]]) ?? []).compactMap { $0["user"] as? String }.sorted(), withData,
-                       "an uninterrupted run archives exactly the inactive users with data")
+        let archiveArgs = ["archive", "--source", s.source, "--vault", s.vault, "--now", SimDay.now(0), "--jobs", "2"]
 
         /// G4 at any instant: intact source, or exactly one live bundle; never two.
         func invariant(_ label: String) throws -> [String: String] {
@@ -68,69 +219,76 @@ final class LifecycleCrashTests: XCTestCase {
             }
             for u in active {
                 XCTAssertNil(bundles[u], "\(label): active user \(u) was archived")
-                if let t = pristineTrees[u] { XCTAssertEqual(try Tree(s.source + "/users/" + u), t, "\(label): active user \(u) changed") }
+                XCTAssertEqual(try Tree(s.source + "/users/" + u), pristineTrees[u], "\(label): active user \(u) changed")
             }
             return bundles.compactMapValues { $0.count == 1 ? $0[0] : nil }
         }
 
-        // Kill points. A fixed delay alone mostly lands in the start-up (every run re-reads accounts.csv, recovers
-        // and sweeps), so most kills are triggered by what the run has done so far, polled every millisecond:
-        // `.files(n)`: n more files under bundles/ (temporary bundle, renamed bundle, sidecar: sealing and
-        // verifying); `.removed(n)`: n more user sources gone (after a batch commit, during source removal);
-        // `.delay(f)`: f × the calibrated run time (start-up, recovery of the previous crash, sweep, commit).
-        enum Trigger: CustomStringConvertible {
-            case files(Int), removed(Int), delay(Double)
-            var description: String {
-                switch self {
-                case .files(let n): return "after \(n) more files in bundles/"
-                case .removed(let n): return "after \(n) sources removed"
-                case .delay(let f): return "after \(Int(f * 100))% of a run"
-                }
-            }
-        }
-        // Within a round, kills before the first commit leave only 'writing' rows (undone by the next run), so
-        // they come first; the removal-phase kills come last (the run after one finishes the pending removals).
-        let rounds: [[Trigger]] = [
-            [.files(1), .files(9), .files(30), .files(5), .delay(0.3), .removed(1), .delay(0.2)],
-            [.files(3), .files(20), .files(45), .files(12), .removed(2), .removed(1)],
-            [.delay(0.35), .files(16), .files(40), .files(52), .removed(6), .removed(1), .files(1)],
+        // Within a round, sealing kills come before this run's first commit; every removing-sources kill uses up one or
+        // two batches, so a round has at most two and there is always work left for the kills after them.
+        let rounds: [[Claim]] = [
+            [.sealing, .recoveringPreviousCrash, .sealedNotCommitted, .recoveringPreviousCrash, .removingSources, .sealing, .removingSources],
+            [.sealedNotCommitted, .recoveringPreviousCrash, .removingSources, .sealing, .recoveringPreviousCrash, .removingSources, .sealedNotCommitted],
+            [.sealing, .sealing, .recoveringPreviousCrash, .removingSources, .sealedNotCommitted, .removingSources, .recoveringPreviousCrash],
         ]
-        func sourcesLeft() -> Int { withData.filter { fm.fileExists(atPath: s.source + "/users/" + $0) }.count }
-        func bundleFiles() -> Int { regularFiles(under: s.vault + "/bundles").count }
-
-        var interrupted = 0
-        var statesSeen = Set<String>()
-        var sawSealing = false, sawPendingRemoval = false
-        var finishedBeforeTrigger: [String] = []
-        for (round, triggers) in rounds.enumerated() {
+        let probe = try Probe(vault: s.vault, source: s.source, users: withData)
+        var landed: [String] = []
+        var notLanded: [String] = []
+        var landedByClaim: [Claim: Int] = [:]
+        var steps = 0, probes = 0
+        let started = Date()
+        for (round, claims) in rounds.enumerated() {
             let lastRound = round == rounds.count - 1
             try reset()
             var committed: [String: String] = [:]
             var inFlight = Set<String>()
-            for (k, trigger) in triggers.enumerated() {
-                // Files are counted from the lowest point since the start (the run first deletes what the previous
-                // crash left); sources only ever decrease.
-                var filesLow = bundleFiles()
-                let sources0 = sourcesLeft()
-                let started = Date()
-                let p = try spawnShredvault(archiveArgs)
-                while p.isRunning && Date().timeIntervalSince(started) < 3 * full + 2 {
-                    let fire: Bool
-                    switch trigger {
-                    case .files(let n):
-                        let now = bundleFiles()
-                        filesLow = min(filesLow, now)
-                        fire = now - filesLow >= n
-                    case .removed(let n): fire = sources0 - sourcesLeft() >= n
-                    case .delay(let f): fire = Date().timeIntervalSince(started) >= f * full
+            for (k, claim) in claims.enumerated() {
+                let label = "round \(round) kill \(k) (\(claim.rawValue))"
+                let before = try probe.read()
+                let job = try SpawnedProcess.shredvault(archiveArgs, logs: s.dir + "/job-\(round)-\(k)")
+                var proof: String?
+                // Every state of the schedule needs the job to hold the vault lock: until it does (start-up), slices grow
+                // from 0.2 ms to 1 ms and the vault is not read; then they are 0.5 ms. The catalog is read only when a
+                // cheap look at the frozen vault says the state may hold and differs from the last read (`look`), and
+                // then at least every 25th step.
+                var slice: useconds_t = 200
+                var lastLook: String?
+                var sinceProbe = 0
+                while true {
+                    usleep(slice)
+                    guard job.stop() else { break }  // it exited first: reaped, never signalled again
+                    steps += 1
+                    guard job.holdsLock(on: s.vault + "/lock") else {
+                        slice = min(slice * 2, 1000)
+                        job.resume()
+                        continue
                     }
-                    if fire { break }
-                    usleep(1000)
+                    slice = 500
+                    let look = Self.look(s.vault, for: claim, before: before)
+                    sinceProbe += 1
+                    if let look, look != lastLook || sinceProbe >= 25 {
+                        lastLook = look
+                        sinceProbe = 0
+                        probes += 1
+                        if let state = try? probe.read(), let p = Self.proof(of: claim, now: state, before: before, holdsLock: true) {
+                            proof = p
+                            break
+                        }
+                    }
+                    job.resume()
                 }
-                kill(p.processIdentifier, SIGKILL)
-                p.waitUntilExit()
-                if p.terminationReason == .uncaughtSignal { interrupted += 1 } else { finishedBeforeTrigger.append("round \(round) \(trigger)") }
-                let live = try invariant("round \(round) kill \(k) \(trigger)")
+                if let proof {
+                    // Frozen in the claimed state: the SIGKILL lands there.
+                    if job.killAndReap() {
+                        landed.append("\(label): \(proof)")
+                        landedByClaim[claim, default: 0] += 1
+                    } else {
+                        notLanded.append("\(label): frozen in the state but not ended by SIGKILL (status \(job.waitStatus.map(String.init) ?? "?"))")
+                    }
+                } else {
+                    notLanded.append("\(label): the job finished (exit \(job.waitUntilExit().map(String.init) ?? "signal")) before the state was seen; stderr: \(job.stderr)")
+                }
+                let live = try invariant(label)
                 // A committed bundle is final: the same bundle must still be the user's bundle later.
                 for (u, id) in live {
                     if let earlier = committed[u] { XCTAssertEqual(id, earlier, "round \(round): \(u)'s bundle was replaced") }
@@ -139,18 +297,13 @@ final class LifecycleCrashTests: XCTestCase {
                 // The users the crash hit: the next ones to archive, and any whose source removal was cut short.
                 inFlight.formUnion(withData.filter { live[$0] == nil }.prefix(2))
                 inFlight.formUnion(withData.filter { live[$0] != nil && fm.fileExists(atPath: s.source + "/users/" + $0) })
-                statesSeen.insert("\(live.count) live, \(bundleFiles()) files, \(sourcesLeft()) sources")
-                // Killed while sealing: bundle files on disk beyond the committed bundles and their sidecars.
-                if bundleFiles() > 2 * live.count { sawSealing = true }
-                // Killed between a commit and the removal of its sources.
-                if withData.contains(where: { live[$0] != nil && fm.fileExists(atPath: s.source + "/users/" + $0) }) { sawPendingRemoval = true }
             }
             // Re-run without killing until the job completes; then once more: it has converged.
             let finish = try s.sv(["archive", "--source", s.source], day: 0)
             assertSuccess(finish, "round \(round): archive after the crashes")
             let again = try s.sv(["archive", "--source", s.source], day: 0)
             assertSuccess(again, "round \(round): archive again")
-            XCTAssertEqual(((again.json?["archived"] as? [[String: Any]]) ?? []).count, 0, "round \(round): converged: \(again.stdout)")
+            XCTAssertEqual(try XCTUnwrap(again.json?["archived"] as? [[String: Any]], again.stdout).count, 0, "round \(round): converged: \(again.stdout)")
 
             let live = try invariant("round \(round) final")
             XCTAssertEqual(live.keys.sorted(), withData, "round \(round): every inactive user with data has exactly one bundle")
@@ -180,21 +333,31 @@ final class LifecycleCrashTests: XCTestCase {
 
             // Restores byte-identical to the pristine source, under a legal hold: the users the crashes hit, and in
             // the last round every user.
-            let restoreRoot = s.dir + "/restored-\(round)"
-            try fm.createDirectory(atPath: restoreRoot, withIntermediateDirectories: false)
-            for u in lastRound ? withData : inFlight.sorted() {
-                assertSuccess(try s.svk(["hold", "place", u, "--case", "G4-\(round)", "--reason", "crash test"], day: 0, json: false), "hold \(u)")
-                assertSuccess(try s.svk(["restore", u, "--case", "G4-\(round)", "--to", restoreRoot + "/" + u], day: 0, json: false), "restore \(u)")
+            let restoreRoot = s.dir + "/restored-\(round)"  // `restore --all-held` creates it
+            let toRestore = lastRound ? withData : inFlight.sorted()
+            if lastRound {
+                assertSuccess(try s.svk(["hold", "place", "--all", "--case", "G4-\(round)", "--reason", "crash test"], day: 0, json: false), "hold all")
+            } else {
+                for u in toRestore {
+                    assertSuccess(try s.svk(["hold", "place", u, "--case", "G4-\(round)", "--reason", "crash test"], day: 0, json: false), "hold \(u)")
+                }
+            }
+            assertSuccess(try s.svk(["restore", "--all-held", "--case", "G4-\(round)", "--to", restoreRoot], day: 0, json: false), "restore")
+            for u in toRestore {
                 XCTAssertEqual(try Tree(restoreRoot + "/" + u), pristineTrees[u], "round \(round): \(u) restores byte-identical")
             }
             try fm.removeItem(atPath: restoreRoot)
         }
         let total = rounds.map(\.count).reduce(0, +)
-        // The kills must have exercised the crash windows that matter for G4 (not only start-up or finished runs).
-        XCTAssertGreaterThanOrEqual(interrupted, total / 4, "kills hit running archives; finished first: \(finishedBeforeTrigger)")
-        XCTAssertTrue(sawSealing, "some kill interrupted the sealing of bundles: \(statesSeen.sorted())")
-        XCTAssertTrue(sawPendingRemoval, "some kill fell between a commit and the source removal: \(statesSeen.sorted())")
-        XCTAssertGreaterThanOrEqual(statesSeen.count, 5, "kills left the vault in different states: \(statesSeen.sorted())")
-        print("crash test: \(interrupted) of \(total) kills interrupted a run (finished first: \(finishedBeforeTrigger)); full archive \(Int(full * 1000)) ms, start-up \(Int(startup * 1000)) ms; states after kills: \(statesSeen.sorted())")
+        // The proof, counted: every kill landed in the state it was meant for, and every kind of state was hit.
+        XCTAssertEqual(landed.count, total, "kills that landed mid-run in their state; the others: \(notLanded)")
+        XCTAssertEqual(notLanded, [])
+        for claim in Claim.allCases {
+            XCTAssertEqual(landedByClaim[claim] ?? 0, rounds.flatMap { $0 }.filter { $0 == claim }.count, "kills landed while \(claim.rawValue)")
+        }
+        print("crash test: \(landed.count) of \(total) kills landed mid-run in the observed state "
+              + "(\(Claim.allCases.map { "\($0.rawValue) \(landedByClaim[$0] ?? 0)" }.joined(separator: ", "))); "
+              + "\(steps) freeze-and-look steps, \(probes) catalog reads, \(Int(Date().timeIntervalSince(started))) s")
+        for line in landed { print("  " + line) }
     }
 }

@@ -93,7 +93,9 @@ final class LifecycleDeletionTests: XCTestCase {
         let blocked = try s.sv(["delete", "ub", "--request-id", "R2", "--received", "2026-11-27T09:00:00Z"], day: 2)
         XCTAssertEqual(blocked.status, 10, "blocked deletion exits 10: \(blocked.stderr) \(blocked.stdout)")
         XCTAssertTrue((blocked.stderr + blocked.stdout).contains("C2"), "names the blocking case: \(blocked.stderr) \(blocked.stdout)")
-        if let j = blocked.json { XCTAssertEqual(j["outcome"] as? String, "blocked", blocked.stdout) }
+        // With --json the report is printed even though the command exits 10 (README "Running a vault").
+        let j = try XCTUnwrap(blocked.json, "a blocked deletion prints its JSON report: \(blocked.stdout)")
+        XCTAssertEqual(j["outcome"] as? String, "blocked", blocked.stdout)
         XCTAssertNotNil(try userKey(s, "ub"), "a blocked deletion destroys nothing")
         let rb = try s.svk(["restore", "ub", "--case", "C2", "--to", s.dir + "/rb"], day: 3)
         assertSuccess(rb, "restore of held ub")
@@ -137,7 +139,7 @@ final class LifecycleDeletionTests: XCTestCase {
         let again = try s.sv(["archive", "--source", s.source], day: 11)
         assertSuccess(again, "archive with reappeared users")
         XCTAssertEqual((again.json?["reappeared"] as? [String])?.sorted(), ["ua", "ub"], again.stdout)
-        XCTAssertEqual(((again.json?["archived"] as? [[String: Any]]) ?? []).count, 0, again.stdout)
+        XCTAssertEqual(try XCTUnwrap(again.json?["archived"] as? [[String: Any]], again.stdout).count, 0, again.stdout)
         XCTAssertEqual(try s.listed(user: "ua", day: 11).count + s.listed(user: "ub", day: 11).count, 0)
         XCTAssertNil(try userKey(s, "ua"), "no new key for a tombstoned user")
 

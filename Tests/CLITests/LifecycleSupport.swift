@@ -59,18 +59,6 @@ func runShredvault(_ arguments: [String], environment: [String: String] = [:]) t
     try CLI.execute(CLI.binary, arguments, environment: environment, scrubbed: true)
 }
 
-/// Starts `shredvault` without waiting (output discarded), for the crash-injection test.
-func spawnShredvault(_ arguments: [String]) throws -> Process {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: CLI.binary)
-    p.arguments = arguments
-    p.environment = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("SHREDVAULT_") }
-    p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
-    p.standardError = FileHandle(forWritingAtPath: "/dev/null")
-    try p.run()
-    return p
-}
-
 /// A scenario's directories: `dir/vault`, the restore key in `dir/secrets/restore.key` (outside the vault),
 /// the source in `dir/src` and an untouched copy of it in `dir/pristine`.
 final class Scenario {
@@ -313,21 +301,51 @@ func sqliteDump(_ path: String, except: [String]) throws -> [String] {
 
 // MARK: - "Changes nothing"
 
-/// What a failed command must leave unchanged: every vault file's bytes (the catalog's by content, since SQLite
-/// may rewrite its WAL bookkeeping and the overdue sweep stamps `meta.lastSweepAt`), the catalog's tables, and
-/// the source.
+/// What a failed or dry-run command must leave unchanged: every file the vault owns, byte for byte — the vault
+/// directory (config, master.pub, the catalog database and its WAL, the keystore and its journal, bundles and
+/// sidecars, the lock file), and the keystore and the keyring with every file beside them wherever the config puts
+/// them (by default the keyring sits beside the restore key, which is covered too) — and, as a readable diff, the
+/// catalog's rows. Only SQLite's shared-memory WAL index (`*-shm`) is left out: SQLite rewrites it on every open, even
+/// a read-only one; it holds no data (the WAL and the database do).
 struct VaultSnapshot: Equatable {
+    /// Absolute path → bytes.
     var files: [String: Data] = [:]
     var catalogRows: [String] = []
 
-    init(_ s: Scenario) throws {
-        for path in regularFiles(under: s.vault) {
-            let rel = String(path.dropFirst(s.vault.count + 1))
-            if rel == "lock" || rel.hasPrefix("catalog.db") { continue }
-            files[rel] = try Data(contentsOf: URL(fileURLWithPath: path))
+    /// The directories a vault's files live in: the vault, and the directories of its keystore and keyring.
+    static func ownedRoots(_ s: Scenario) throws -> [String] {
+        var roots = [s.vault]
+        let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.vault + "/config"))) as? [String: Any]
+        for key in ["keystorePath", "keyringPath"] {
+            guard var path = config?[key] as? String else {
+                if key == "keyringPath" { XCTFail("the vault config names no keyringPath") }
+                continue
+            }
+            if !path.hasPrefix("/") { path = s.vault + "/" + path }
+            let parent = (path as NSString).deletingLastPathComponent
+            XCTAssertTrue(FileManager.default.fileExists(atPath: path), "\(key) \(path) exists")
+            if !roots.contains(where: { parent == $0 || parent.hasPrefix($0 + "/") }) { roots.append(parent) }
         }
-        // Every table except `meta` (where the overdue sweep stamps lastSweepAt), in one python start.
-        catalogRows = try sqliteDump(s.catalog, except: ["meta"])
+        return roots
+    }
+
+    init(_ s: Scenario) throws {
+        for root in try Self.ownedRoots(s) {
+            for path in regularFiles(under: root) where !path.hasSuffix("-shm") {
+                files[path] = try Data(contentsOf: URL(fileURLWithPath: path))
+            }
+        }
+        XCTAssertNotNil(files.keys.first { $0.hasSuffix("/keystore.db") }, "the snapshot holds the keystore")
+        XCTAssertNotNil(files.keys.first { $0.hasPrefix(s.dir + "/secrets/") && $0 != s.keyFile }, "the snapshot holds the keyring")
+        // The rows, read from a copy of the catalog and its WAL: opening the vault's own files, even read-only, can
+        // create or remove a WAL file and would change what is being compared.
+        let copy = NSTemporaryDirectory() + "shredvault-snapshot-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: copy, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        for suffix in ["", "-wal"] {
+            if let bytes = files[s.catalog + suffix] { try bytes.write(to: URL(fileURLWithPath: copy + "/catalog.db" + suffix)) }
+        }
+        catalogRows = try sqliteDump(copy + "/catalog.db", except: [])
     }
 
     func differences(_ other: VaultSnapshot) -> String {

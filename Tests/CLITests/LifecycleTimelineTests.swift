@@ -45,8 +45,13 @@ final class LifecycleTimelineTests: XCTestCase {
         XCTAssertTrue((bundleB["location"] as? String ?? "").hasPrefix("bundles/2027/02/26/"), "\(bundleB)")
         XCTAssertTrue(FileManager.default.fileExists(atPath: s.bundlePath(bundleB)))
 
-        XCTAssertEqual(try s.sv(["list", "--expiring-before", expiry], day: 0).stdout.split(separator: "\n").count, 0, "expiring before the expiry day")
-        XCTAssertEqual(jsonLines(try s.sv(["list", "--expiring-before", SimDay.iso(90)], day: 0).stdout).count, 2)
+        let none = try s.sv(["list", "--expiring-before", expiry], day: 0)
+        assertSuccess(none, "list --expiring-before the expiry day")
+        XCTAssertEqual(none.stdout, "", "nothing expires before the expiry day")
+        let both = try s.sv(["list", "--expiring-before", SimDay.iso(90)], day: 0)
+        assertSuccess(both, "list --expiring-before day 90")
+        XCTAssertEqual(jsonLines(both.stdout).compactMap { $0["user"] as? String }.sorted(), ["ua", "ub"], both.stdout)
+        XCTAssertEqual(both.stdout.split(separator: "\n").count, 2, "one JSON object per line: \(both.stdout)")
 
         // Restore needs an active hold case (exit 10), and leaves no target behind.
         let noHold = try s.svk(["restore", "ua", "--case", "C1", "--to", s.dir + "/r0"], day: 1)

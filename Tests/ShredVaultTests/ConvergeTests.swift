@@ -233,6 +233,34 @@ final class ConvergeTests: XCTestCase {
         try assertUnrecoverable("ua", caseId: "B", now: at(5))
     }
 
+    // MARK: - one keyring, one live vault
+
+    func testACopyOrARecoverBesideTheLiveVaultCannotRetireItsRoot() throws {
+        let backup = dir + "/backup"
+        _ = try open().backup(to: backup, now: at(1))
+        // recover beside the live vault, sharing its keyring and root: refused, and the live vault is untouched.
+        XCTAssertThrowsError(try Vault.recover(from: backup, to: dir + "/beside", restoreKeyPath: restoreKeyPath, keyringPath: nil, now: at(1))) { error in
+            guard case VaultError.invalidArgument(let message) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(message.contains("belong to the live vault"), message)
+        }
+        // A cp -a copy of the vault: its jobs that change anything refuse; read-only ones run.
+        try FileManager.default.copyItem(atPath: vaultPath, toPath: dir + "/copy")
+        XCTAssertThrowsError(try Vault(root: dir + "/copy").sweep(now: at(2)))
+        XCTAssertNoThrow(try Vault(root: dir + "/copy", readOnly: true).status(now: at(2)))
+        // The live vault still works: a destruction and a restore.
+        _ = try open().delete(user: UserID("ub")!, requestId: "DSR-L", received: at(2), now: at(2))
+        do {
+            let vault = try open()
+            _ = try vault.placeHold(user: UserID("ua")!, caseId: "L-1", reason: "after the refused drill", restoreKey: key(vault), now: at(2))
+        }
+        try assertRestores("ua", caseId: "L-1", now: at(2))
+        // A vault moved to another directory takes its keyring over (the old path is gone).
+        try FileManager.default.removeItem(atPath: dir + "/copy")
+        try FileManager.default.moveItem(atPath: vaultPath, toPath: dir + "/moved")
+        XCTAssertNoThrow(try Vault(root: dir + "/moved").sweep(now: at(3)))
+        XCTAssertEqual(try Vault(root: dir + "/moved", readOnly: true).keyring.owner(), dir + "/moved")
+    }
+
     // MARK: - recover
 
     func testInterruptedRecoverIsStartedOverAndNoOtherJobOpensIt() throws {

@@ -29,6 +29,13 @@ final class FormatTests: XCTestCase {
             XCTAssertNil(Timestamp.parse(bad), bad)
         }
         XCTAssertEqual(Timestamp.format(1_795_910_400 + 3723), "2026-11-29T01:02:03Z")
+        // Times read from files (a header's created-at, a snapshot's taken-at) may be any Int64 (found by tools/fuzz).
+        XCTAssertEqual(CivilDay(unixSeconds: -86_400).iso, "1969-12-31")
+        XCTAssertEqual(CivilDay(unixSeconds: -86_401).iso, "1969-12-30")
+        XCTAssertEqual(Timestamp.format(-1), "1969-12-31T23:59:59Z")
+        XCTAssertEqual(CivilDay(unixSeconds: .min).daysSinceEpoch, -106_751_991_167_301)
+        XCTAssertTrue(Timestamp.format(.min).hasSuffix("T08:29:52Z"))  // Int64.min = day -106751991167301 + 30592 s
+        XCTAssertTrue(Timestamp.format(.max).hasSuffix("T15:30:07Z"))
     }
 
     func testUserIDSyntax() {

@@ -188,6 +188,55 @@ final class RatchetTests: RatchetScenario {
         try anInterruptedDestructionConvergesWithoutLosingASurvivor()
     }
 
+    func testAnInterruptedUpgradeConverges() throws {
+        for point in ["migrate:root-file", "migrate:keystore", "migrate:keyring"] {
+            try setUpWithError()
+            let rootPath = try undoRatchet()
+            do {
+                let vault = try open()
+                vault.simulatedCrashPoint = point
+                XCTAssertThrowsError(try vault.sweep(now: at(1)), point)
+            }
+            if point != "migrate:keyring" {
+                // (After the keyring's migration only the config's note of the root is missing; the root is found at
+                // its default place, so nothing is wrong.)
+                XCTAssertFalse(try violations(now: at(1)).isEmpty, "\(point): check names the unfinished upgrade")
+            }
+            _ = try open().sweep(now: at(1))
+            do {
+                let vault = try open()
+                XCTAssertEqual(vault.config.root, .file(rootPath), point)
+                XCTAssertEqual(try vault.keystore.ratchetGeneration(), try vault.keyring.ratchetGeneration(), point)
+                XCTAssertEqual(try vault.destructionRoot!.generations(), [try vault.keystore.ratchetGeneration()!], point)
+            }
+            XCTAssertEqual(try violations(now: at(1)), [], point)
+            try assertRestores("ua", now: at(1))
+            try assertRestores("uc", now: at(1))
+        }
+    }
+
+    /// Turns the vault back into one made before the ratchet; returns the root file's path (now removed).
+    func undoRatchet() throws -> String {
+        let rootPath: String
+        do {
+            let vault = try open()
+            rootPath = try XCTUnwrap(vault.config.root?.path)
+            for ks in [vault.keystore, vault.keyring] {
+                let rows = try ks.read { db in try Row.fetchAll(db, sql: "SELECT key_id FROM keys").map { $0["key_id"] as Data } }
+                let plain = try rows.map { id in (id, Data(try ks.unwrapStored(try XCTUnwrap(try ks.key(id: Array(id)))))) }
+                try ks.write { db in
+                    for (id, sealed) in plain { try db.execute(sql: "UPDATE keys SET sealed_private = ?, bucket = NULL WHERE key_id = ?", arguments: [sealed, id]) }
+                    try db.execute(sql: "DELETE FROM ratchet")
+                }
+            }
+            var config = vault.config
+            config.root = nil
+            try Vault.writeConfig(config, root: vaultPath)
+        }
+        _ = unlink(rootPath)
+        return rootPath
+    }
+
     func testAVaultMadeBeforeTheRatchetUpgradesInPlace() throws {
         // Undo the ratchet: a v1 keystore and keyring (plain sealed rows, no table) and no root in the config.
         var vault: Vault? = try open()

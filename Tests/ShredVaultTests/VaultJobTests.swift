@@ -160,8 +160,16 @@ final class VaultJobTests: XCTestCase {
     }
 
     func testLockExcludesConcurrentJobs() throws {
-        let first = try open()
-        XCTAssertThrowsError(try Vault(root: vaultPath)) { XCTAssertEqual($0 as? VaultError, .locked(path: vaultPath + "/lock")) }
-        _ = first
+        do {
+            let first = try open()
+            // `withExtendedLifetime`: the first vault (and its lock) must not be released before the second open is tried.
+            try withExtendedLifetime(first) {
+                XCTAssertThrowsError(try Vault(root: vaultPath)) { XCTAssertEqual($0 as? VaultError, .locked(path: vaultPath + "/lock")) }
+                XCTAssertThrowsError(try Vault(root: vaultPath, readOnly: true)) { XCTAssertEqual($0 as? VaultError, .locked(path: vaultPath + "/lock")) }
+                XCTAssertEqual(try first.status(now: day0).liveBundles, 0, "the first holder is still usable")
+            }
+        }
+        // Released with the first vault: the lock can be taken again.
+        XCTAssertNoThrow(try Vault(root: vaultPath))
     }
 }

@@ -75,7 +75,44 @@ final class VectorTests: XCTestCase {
 
     // MARK: bad-input vectors
 
-    struct Vector { var name: String; var expect: String; var comment: String; var key: String; var bytes: [UInt8] }
+    /// One `samples/vectors/bad/*.vector` file: text fields (`expect:`, `error:` or `tree:`, `key:`, `comment:`), a blank
+    /// line, then the bundle bytes (vault-format.md §7).
+    struct Vector {
+        var name: String
+        /// The outcome class of vault-format.md §2.5: success | header failure | payload failure | contents failure.
+        var expect: String
+        /// Failures: the exact error, as `Self.signature` renders it.
+        var error: String?
+        /// Successes: the known-answer source directory the bundle must extract to, byte for byte.
+        var tree: String?
+        var comment: String
+        var key: String
+        var bytes: [UInt8]
+    }
+
+    /// The exact error a reader reports, without the file path: the VaultError case and its detail.
+    static func signature(_ e: VaultError) -> String {
+        switch e {
+        case .notABundle: return "notABundle"
+        case .unsupportedVersion(_, let version): return "unsupportedVersion(\(version))"
+        case .unsupportedAlgorithm(_, let algorithm): return "unsupportedAlgorithm(\(algorithm))"
+        case .malformedHeader(_, let reason): return "malformedHeader(\(reason))"
+        case .wrongKeyOrModifiedHeader: return "wrongKeyOrModifiedHeader"
+        case .corruptBundle(_, let reason): return "corruptBundle(\(reason))"
+        case .invalidContents(_, let reason): return "invalidContents(\(reason))"
+        default: return "unexpected \(e)"
+        }
+    }
+
+    /// The outcome class (vault-format.md §2.5) of an error.
+    static func outcomeClass(_ e: VaultError) -> String {
+        switch e {
+        case .notABundle, .unsupportedVersion, .unsupportedAlgorithm, .malformedHeader, .wrongKeyOrModifiedHeader: return "header failure"
+        case .corruptBundle: return "payload failure"
+        case .invalidContents: return "contents failure"
+        default: return "unexpected"
+        }
+    }
 
     static func parse(_ data: [UInt8], name: String) -> Vector? {
         guard let split = data.firstRange(of: [0x0a, 0x0a]) else { return nil }
@@ -86,14 +123,22 @@ final class VectorTests: XCTestCase {
             fields[String(line[..<colon])] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
         }
         guard let expect = fields["expect"], let key = fields["key"] else { return nil }
-        return Vector(name: name, expect: expect, comment: fields["comment"] ?? "", key: key, bytes: Array(data[split.upperBound...]))
+        return Vector(name: name, expect: expect, error: fields["error"], tree: fields["tree"], comment: fields["comment"] ?? "", key: key,
+                      bytes: Array(data[split.upperBound...]))
     }
 
     func generateBadVectors(_ dir: String) throws -> [Vector] {
         let keyHex = Hex.encode(testKey.withUnsafeBytes { Array($0) })
         var out: [Vector] = []
-        func add(_ name: String, _ expect: String, _ comment: String, _ bytes: [UInt8], key: String? = nil) {
-            out.append(Vector(name: name, expect: expect, comment: comment, key: key ?? keyHex, bytes: bytes))
+        // Each failure names its exact error here, by hand, from vault-format.md §2.5 and the reader's documented
+        // messages; the test then requires exactly that error (it is never copied from what the reader reports).
+        let truncated = "corruptBundle(\(CryptoError.truncated.description))"
+        let forged = "corruptBundle(\(CryptoError.authenticationFailed.description))"
+        func add(_ name: String, _ expect: String, _ error: String, _ comment: String, _ bytes: [UInt8], key: String? = nil) {
+            out.append(Vector(name: name, expect: expect, error: error, tree: nil, comment: comment, key: key ?? keyHex, bytes: bytes))
+        }
+        func success(_ name: String, tree: String, _ comment: String, _ bytes: [UInt8]) {
+            out.append(Vector(name: name, expect: "success", error: nil, tree: tree, comment: comment, key: keyHex, bytes: bytes))
         }
         let tiny = try sealKAT("tiny", dir)
         let edge = try sealKAT("edge-cases", dir)
@@ -101,48 +146,56 @@ final class VectorTests: XCTestCase {
         let h = Self.katHeader().length
         let start = h + Cobblestone256.headerSize
         let unit = Cobblestone256.chunkSize + Cobblestone256.tagSize
-        add("success-tiny", "success", "two small files", tiny)
-        add("success-edge-cases", "success", "empty file, 16 KiB and 32 KiB files, Unicode and long paths, empty directory", edge)
-        add("success-empty-user", "success", "empty user directory: only the manifest", empty)
+        success("success-tiny", tree: "known-answer/tiny", "two small files", tiny)
+        success("success-edge-cases", tree: "known-answer/edge-cases", "empty file, 16 KiB and 32 KiB files, Unicode and long paths, empty directory", edge)
+        success("success-empty-user", tree: "known-answer/empty", "empty user directory: only the manifest", empty)
         XCTAssertGreaterThan(edge.count, start + 2 * unit, "edge-cases spans several chunks")
-        add("truncated-at-chunk-boundary", "payload failure", "cut after the first full chunk", Array(edge[0..<(start + unit)]))
-        add("truncated-mid-chunk", "payload failure", "cut 100 bytes into the second chunk", Array(edge[0..<(start + unit + 100)]))
-        add("truncated-mid-final-chunk", "payload failure", "last byte of the final chunk missing", Array(edge.dropLast()))
-        add("truncated-in-commitment", "payload failure", "ends inside the salt/commitment", Array(tiny[0..<(h + 40)]))
-        add("truncated-after-header", "payload failure", "header only", Array(tiny[0..<h]))
-        add("truncated-in-header", "header failure", "ends inside the header", Array(tiny[0..<50]))
+        add("truncated-at-chunk-boundary", "payload failure", truncated, "cut after the first full chunk", Array(edge[0..<(start + unit)]))
+        add("truncated-mid-chunk", "payload failure", forged, "cut 100 bytes into the second chunk", Array(edge[0..<(start + unit + 100)]))
+        add("truncated-mid-final-chunk", "payload failure", forged, "last byte of the final chunk missing", Array(edge.dropLast()))
+        add("truncated-in-commitment", "payload failure", truncated, "ends inside the salt/commitment", Array(tiny[0..<(h + 40)]))
+        add("truncated-after-header", "payload failure", truncated, "header only", Array(tiny[0..<h]))
+        add("truncated-in-header", "header failure", "malformedHeader(file ends inside the header)", "ends inside the header", Array(tiny[0..<50]))
         let fullChunks = (edge.count - start) / unit
-        add("missing-final-chunk", "payload failure", "all full chunks, final short chunk removed", Array(edge[0..<(start + fullChunks * unit)]))
-        add("trailing-byte", "payload failure", "one byte appended", tiny + [0])
-        add("trailing-chunk", "payload failure", "a copy of the final chunk appended", tiny + tiny[start...])
+        add("missing-final-chunk", "payload failure", truncated, "all full chunks, final short chunk removed", Array(edge[0..<(start + fullChunks * unit)]))
+        add("trailing-byte", "payload failure", forged, "one byte appended", tiny + [0])
+        add("trailing-chunk", "payload failure", forged, "a copy of the final chunk appended", tiny + tiny[start...])
         var swapped = edge
         swapped.replaceSubrange(start..<(start + unit), with: edge[(start + unit)..<(start + 2 * unit)])
         swapped.replaceSubrange((start + unit)..<(start + 2 * unit), with: edge[start..<(start + unit)])
-        add("chunks-swapped", "payload failure", "chunks 0 and 1 swapped", swapped)
+        add("chunks-swapped", "payload failure", forged, "chunks 0 and 1 swapped", swapped)
         var flippedChunk = tiny; flippedChunk[start + 5] ^= 0x80
-        add("chunk-byte-flipped", "payload failure", "one ciphertext bit flipped", flippedChunk)
+        add("chunk-byte-flipped", "payload failure", forged, "one ciphertext bit flipped", flippedChunk)
         var flippedTag = tiny; flippedTag[tiny.count - 1] ^= 0x01
-        add("tag-byte-flipped", "payload failure", "last tag bit flipped", flippedTag)
+        add("tag-byte-flipped", "payload failure", forged, "last tag bit flipped", flippedTag)
         var flippedCommit = tiny; flippedCommit[h + 30] ^= 0x01
-        add("commitment-flipped", "header failure", "commitment modified", flippedCommit)
+        add("commitment-flipped", "header failure", "wrongKeyOrModifiedHeader", "commitment modified", flippedCommit)
         var flippedSalt = tiny; flippedSalt[h] ^= 0x01
-        add("salt-flipped", "header failure", "salt modified: the derived commitment differs", flippedSalt)
-        let fields: [(String, Int)] = [("magic", 0), ("version", 9), ("algorithm", 11), ("header-length", 13), ("user-id-length", 14),
-                                       ("flags", 15), ("vault-id", 20), ("bundle-id", 40), ("created-at", 55), ("expiry-day", 59),
-                                       ("user-key-id", 70), ("day-key-id", 90), ("user-id", 95)]
-        for (field, offset) in fields {
+        add("salt-flipped", "header failure", "wrongKeyOrModifiedHeader", "salt modified: the derived commitment differs", flippedSalt)
+        // The fields the reader checks before the key commitment fail on their own rule; every other byte (ids, times,
+        // key ids, a user id that stays well-formed: "u0000001" -> "u0010001") fails the commitment.
+        let commitment = "wrongKeyOrModifiedHeader"
+        let fields: [(String, Int, String)] = [
+            ("magic", 0, "notABundle"), ("version", 9, "unsupportedVersion(0)"), ("algorithm", 11, "unsupportedAlgorithm(0)"),
+            ("header-length", 13, "malformedHeader(header length 101 does not match user id length 8)"),
+            ("user-id-length", 14, "malformedHeader(header length 100 does not match user id length 9)"),
+            ("flags", 15, "malformedHeader(reserved flags byte is 1, not 0)"), ("vault-id", 20, commitment), ("bundle-id", 40, commitment),
+            ("created-at", 55, commitment), ("expiry-day", 59, commitment), ("user-key-id", 70, commitment), ("day-key-id", 90, commitment),
+            ("user-id", 95, commitment),
+        ]
+        for (field, offset, error) in fields {
             var b = tiny; b[offset] ^= 0x01
-            add("header-\(field)-flipped", "header failure", "bit 0 of header byte \(offset) (\(field)) flipped", b)
+            add("header-\(field)-flipped", "header failure", error, "bit 0 of header byte \(offset) (\(field)) flipped", b)
         }
         var v2 = tiny; v2[8] = 0; v2[9] = 2
-        add("unknown-version", "header failure", "format version 2", v2)
-        add("wrong-key", "header failure", "opened with another key", tiny, key: String(repeating: "ff", count: 32))
-        add("not-a-bundle", "header failure", "a text file", Array("hello, world\n".utf8))
-        add("empty-file", "header failure", "zero bytes", [])
+        add("unknown-version", "header failure", "unsupportedVersion(2)", "format version 2", v2)
+        add("wrong-key", "header failure", "wrongKeyOrModifiedHeader", "opened with another key", tiny, key: String(repeating: "ff", count: 32))
+        add("not-a-bundle", "header failure", "notABundle", "a text file", Array("hello, world\n".utf8))
+        add("empty-file", "header failure", "notABundle", "zero bytes", [])
 
         // Hostile contents, validly encrypted.
         let kh = Self.katHeader()
-        func hostile(_ name: String, _ comment: String, _ build: (inout UstarBuilder) throws -> Void) throws {
+        func hostile(_ name: String, _ reason: String, _ comment: String, _ build: (inout UstarBuilder) throws -> Void) throws {
             var b = UstarBuilder()
             try build(&b)
             var payload = kh.encoded()
@@ -152,18 +205,18 @@ final class VectorTests: XCTestCase {
             let e = try CobblestoneEncryptor(inputKey: testKey, context: kh.encoded(), salt: Self.fixedSalt) { payload += $0 }
             try e.write(compressed)
             try e.finish()
-            add(name, "contents failure", comment, payload)
+            add(name, "contents failure", "invalidContents(\(reason))", comment, payload)
         }
         let x = Array("x".utf8)
-        try hostile("contents-absolute-path", "entry /etc/passwd") { b in b.add(name: "/etc/passwd", contents: x); try b.addManifest(kh, []) }
-        try hostile("contents-dotdot", "entry files/../../escape") { b in b.add(name: "files/../../escape", contents: x); try b.addManifest(kh, []) }
-        try hostile("contents-symlink", "symbolic link to /etc/passwd") { b in b.add(name: "files/l", type: UInt8(ascii: "2"), linkName: "/etc/passwd"); try b.addManifest(kh, []) }
-        try hostile("contents-hardlink", "hard link") { b in b.add(name: "files/a", contents: x); b.add(name: "files/h", type: UInt8(ascii: "1"), linkName: "files/a"); try b.addManifest(kh, [try fileEntry("a", x)]) }
-        try hostile("contents-device", "character device") { b in b.add(name: "files/dev", type: UInt8(ascii: "3")); try b.addManifest(kh, []) }
-        try hostile("contents-duplicate", "same file twice") { b in b.add(name: "files/a", contents: x); b.add(name: "files/a", contents: x); try b.addManifest(kh, [try fileEntry("a", x), try fileEntry("a", x)]) }
-        try hostile("contents-unlisted", "file missing from the manifest") { b in b.add(name: "files/a", contents: x); try b.addManifest(kh, []) }
-        try hostile("contents-hash-mismatch", "manifest hash of other contents") { b in b.add(name: "files/a", contents: x); try b.addManifest(kh, [try fileEntry("a", Array("y".utf8))]) }
-        try hostile("contents-no-manifest", "archive without manifest") { b in b.add(name: "files/a", contents: x) }
+        try hostile("contents-absolute-path", "entry '/etc/passwd' is outside files/", "entry /etc/passwd") { b in b.add(name: "/etc/passwd", contents: x); try b.addManifest(kh, []) }
+        try hostile("contents-dotdot", "entry 'files/../../escape': '.' or '..' path component", "entry files/../../escape") { b in b.add(name: "files/../../escape", contents: x); try b.addManifest(kh, []) }
+        try hostile("contents-symlink", "entry 'l' is a symbolic link; bundles never contain links", "symbolic link to /etc/passwd") { b in b.add(name: "files/l", type: UInt8(ascii: "2"), linkName: "/etc/passwd"); try b.addManifest(kh, []) }
+        try hostile("contents-hardlink", "entry 'h' is a hard link; bundles never contain links", "hard link") { b in b.add(name: "files/a", contents: x); b.add(name: "files/h", type: UInt8(ascii: "1"), linkName: "files/a"); try b.addManifest(kh, [try fileEntry("a", x)]) }
+        try hostile("contents-device", "entry 'dev' is a device, FIFO or socket", "character device") { b in b.add(name: "files/dev", type: UInt8(ascii: "3")); try b.addManifest(kh, []) }
+        try hostile("contents-duplicate", "duplicate entry 'a'", "same file twice") { b in b.add(name: "files/a", contents: x); b.add(name: "files/a", contents: x); try b.addManifest(kh, [try fileEntry("a", x), try fileEntry("a", x)]) }
+        try hostile("contents-unlisted", "entry 'a' is not listed in the manifest", "file missing from the manifest") { b in b.add(name: "files/a", contents: x); try b.addManifest(kh, []) }
+        try hostile("contents-hash-mismatch", "entry 'a' differs from the manifest (size, mode, mtime or SHA-256)", "manifest hash of other contents") { b in b.add(name: "files/a", contents: x); try b.addManifest(kh, [try fileEntry("a", Array("y".utf8))]) }
+        try hostile("contents-no-manifest", "no manifest (the archive ends without manifest.json)", "archive without manifest") { b in b.add(name: "files/a", contents: x) }
         return out
     }
 
@@ -173,12 +226,14 @@ final class VectorTests: XCTestCase {
             try? FileManager.default.removeItem(atPath: Self.bad)
             try FileManager.default.createDirectory(atPath: Self.bad, withIntermediateDirectories: true)
             for v in try generateBadVectors(dir) {
-                let head = "expect: \(v.expect)\nkey: \(v.key)\ncomment: \(v.comment)\n\n"
+                let detail = v.error.map { "error: \($0)\n" } ?? v.tree.map { "tree: \($0)\n" } ?? ""
+                let head = "expect: \(v.expect)\n" + detail + "key: \(v.key)\ncomment: \(v.comment)\n\n"
                 try writeBytes(Array(head.utf8) + v.bytes, to: Self.bad + "/" + v.name + ".vector")
             }
         }
         let files = try Posix.listDirectory(Self.bad).filter { $0.hasSuffix(".vector") }
         var counts: [String: Int] = [:]
+        var exact = 0, trees = 0
         for file in files {
             guard let v = Self.parse(try readBytes(Self.bad + "/" + file), name: file) else { XCTFail("unparseable \(file)"); continue }
             counts[v.expect, default: 0] += 1
@@ -186,23 +241,39 @@ final class VectorTests: XCTestCase {
             try writeBytes(v.bytes, to: path)
             let key = SecretBytes(copying: Hex.decode(v.key)!)
             let target = dir + "/out-" + file
+            if v.expect == "success" {
+                XCTAssertNil(v.error, "\(file): a success vector names no error")
+                guard let tree = v.tree else { XCTFail("\(file): a success vector names the tree it extracts to (tree:)"); continue }
+                do {
+                    try BundleReader.extract(path: path, dataKey: key, to: target)
+                } catch {
+                    XCTFail("\(file) (\(v.comment)) expects success but failed with: \(error)")
+                    continue
+                }
+                // The extracted tree equals the committed source, byte for byte, with modes and mtimes.
+                let source = try normalizedCopy(of: Self.root + "/" + tree, in: try makeTemporaryDirectory(self))
+                XCTAssertEqual(try TreeSnapshot(target), try TreeSnapshot(source), "\(file): extracted tree equals \(tree)")
+                trees += 1
+                continue
+            }
+            guard let expectedError = v.error else { XCTFail("\(file): a failure vector names its exact error (error:)"); continue }
             do {
                 try BundleReader.extract(path: path, dataKey: key, to: target)
-                XCTAssertEqual(v.expect, "success", "\(file) (\(v.comment)) opened but expects \(v.expect)")
+                XCTFail("\(file) (\(v.comment)) opened but expects \(v.expect): \(expectedError)")
             } catch let e as VaultError {
                 XCTAssertFalse(Posix.exists(target), "\(file): target left behind")
-                switch (v.expect, e) {
-                case ("header failure", .notABundle), ("header failure", .unsupportedVersion), ("header failure", .unsupportedAlgorithm),
-                     ("header failure", .malformedHeader), ("header failure", .wrongKeyOrModifiedHeader),
-                     ("payload failure", .corruptBundle), ("contents failure", .invalidContents):
-                    break
-                default:
-                    XCTFail("\(file) (\(v.comment)) expects \(v.expect) but failed with: \(e)")
-                }
+                XCTAssertEqual(Self.signature(e), expectedError, "\(file) (\(v.comment))")
+                XCTAssertEqual(Self.outcomeClass(e), v.expect, "\(file): \(e) is a \(Self.outcomeClass(e)), the vector expects \(v.expect)")
+                if Self.signature(e) == expectedError { exact += 1 }
             }
+            XCTAssertEqual((try? Posix.listDirectory(dir))?.filter { $0.contains("partial") } ?? [], [], "\(file): temporary left")
         }
-        print("bad-input vectors: \(files.count) run, by expectation \(counts.sorted { $0.key < $1.key })")
+        print("bad-input vectors: \(files.count) run, by expectation \(counts.sorted { $0.key < $1.key }); "
+              + "\(exact) failed with exactly their recorded error, \(trees) extracted to exactly their tree")
         XCTAssertEqual(files.count, 43, "every committed vector ran")
+        XCTAssertEqual(counts, ["success": 3, "header failure": 20, "payload failure": 11, "contents failure": 9])
+        XCTAssertEqual(exact, 40, "every failure vector failed with its exact error")
+        XCTAssertEqual(trees, 3, "every success vector extracted to its tree")
     }
 }
 

@@ -31,15 +31,18 @@ final class AESGCMWycheproofTests: XCTestCase {
         XCTAssertEqual(independentCount, Self.expectedCount)
 
         var ran = 0
+        var split: [String: Int] = [:]
         for group in file.testGroups
         where group.keySize.value == 256 && group.ivSize.value == 96 && group.tagSize.value == 128 {
             for vector in group.tests {
                 check(vector)
+                split[vector.result, default: 0] += 1
                 ran += 1
             }
         }
         XCTAssertEqual(ran, Self.expectedCount)
         XCTAssertEqual(ran, independentCount)
+        XCTAssertEqual(split, ["valid": 39, "invalid": 27], "valid vectors round-trip exactly, invalid ones fail authentication")
         print("AES-256-GCM Wycheproof: \(ran) vectors passed (256-bit key, 96-bit IV)")
     }
 

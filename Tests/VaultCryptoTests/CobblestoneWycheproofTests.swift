@@ -37,17 +37,20 @@ final class CobblestoneWycheproofTests: XCTestCase {
     func testAllVectors() throws {
         let file = try loadVectors("c2sp_chunked_encryption_aes_256_gcm_test.json", as: VectorFile.self)
         var passed = 0
+        var split: [String: Int] = [:]
         for group in file.testGroups {
             XCTAssertEqual(group.aead, "AEAD_AES_256_GCM")
             XCTAssertEqual(group.sha, "SHA-512")
             for vector in group.tests {
                 let failuresBefore = testRun?.failureCount ?? 0
                 try check(vector)
+                split[vector.result, default: 0] += 1
                 if testRun?.failureCount == failuresBefore { passed += 1 }
             }
         }
         XCTAssertEqual(file.numberOfTests.value, 35)
         XCTAssertEqual(passed, 35, "every Cobblestone-256 vector must run and pass")
+        XCTAssertEqual(split, ["valid": 10, "invalid": 25], "the file's valid/invalid split")
         print("Cobblestone-256 Wycheproof: \(passed) vectors passed")
     }
 
@@ -70,7 +73,7 @@ final class CobblestoneWycheproofTests: XCTestCase {
             // Rejected while processing the header, before any chunk is read.
             let decryptor = try CobblestoneDecryptor(inputKey: key, context: context, source: arraySource(ciphertext))
             let error = caughtError { try decryptor.verifyCommitment() } as? CryptoError
-            XCTAssertTrue(error == .commitmentMismatch || error == .truncated, "\(id): \(String(describing: error))")
+            XCTAssertEqual(error, Self.expectedError(vector), "\(id): the exact header failure")
         }
 
         switch vector.result {
@@ -119,6 +122,7 @@ final class CobblestoneWycheproofTests: XCTestCase {
             let decryptor = try CobblestoneDecryptor(inputKey: key, context: context, source: arraySource(ciphertext, steps: steps))
             let outcome = drain(decryptor, readSize: readSize)
             let error = try XCTUnwrap(outcome.error as? CryptoError, "\(id) read size \(readSize): decryption must fail")
+            XCTAssertEqual(error, Self.expectedError(vector), "\(id) read size \(readSize): the exact error")
             XCTAssertLessThanOrEqual(outcome.plaintext.count, releasable, "\(id) read size \(readSize)")
             if releasable > 0 && outcome.plaintext.count == releasable {
                 try assertSHA512(outcome.plaintext, matches: vector.msgSha512, id)
@@ -140,6 +144,19 @@ final class CobblestoneWycheproofTests: XCTestCase {
             let outcome = drain(decryptor, readSize: 65536)
             XCTAssertNotNil(outcome.error, "\(id): raw-mode decryption must fail")
             XCTAssertLessThanOrEqual(outcome.plaintext.count, releasable, id)
+        }
+    }
+
+    /// The exact error of an invalid vector, from its flags: a header cut short is `truncated`, any other header
+    /// failure a commitment mismatch; in the chunks, a missing final chunk or a final chunk shorter than a tag is
+    /// `truncated`, everything else (modified, reordered, cut mid-chunk, trailing data) fails authentication.
+    static func expectedError(_ v: Vector) -> CryptoError {
+        if v.flags.contains("HeaderFailure") { return v.flags.contains("Truncation") ? .truncated : .commitmentMismatch }
+        switch v.tcId.value {
+        // The final unit shorter than a tag (tag removed; payload shorter than a tag; 12 bytes after a full chunk), no
+        // chunk at all, no final chunk after a full one.
+        case 16, 17, 19, 20, 31: return .truncated
+        default: return .authenticationFailed
         }
     }
 

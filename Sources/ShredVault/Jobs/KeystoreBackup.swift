@@ -88,9 +88,11 @@ extension Vault {
             stale.formUnion(try restored.keys(role: .user).filter { tombstoned.contains($0.subject) }.map { Data($0.keyId) })
             report.purgedByPolicy = try restored.deleteKeys(ids: stale)
             report.restoredKeys = try restored.count().values.reduce(0, +)
-        } catch let e as VaultError {
-            if case .database = e { throw VaultError.corruptBundle(path: path, reason: "the decrypted snapshot is not a keystore") }
-            throw e
+        } catch {
+            // Any failure to read the decrypted file as a keystore (SQLite errors, and GRDB's row decoding errors,
+            // which are not DatabaseErrors) means the snapshot is not a keystore; its decrypted copy goes.
+            if let e = error as? VaultError { if case .database = e {} else { throw e } }
+            throw VaultError.corruptBundle(path: path, reason: "the decrypted snapshot is not a keystore")
         }
         return (restored, report)
     }

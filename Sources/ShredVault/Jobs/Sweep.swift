@@ -31,9 +31,12 @@ extension Vault {
             if !converged.isEmpty { report.converged = converged }
         }
         let endedKeys = try keystore.keys(role: .day, subjectBefore: today.iso)
+        // The partial index of live bundles by expiry day, named: without ANALYZE statistics SQLite would walk every
+        // live row through the state index (0.5 s at a million bundles instead of milliseconds).
         let due = try catalog.read { db in
             try BundleRecord.fetchAll(db, sql: """
-                SELECT * FROM bundles WHERE state = 'live' AND outer_role = 'day' AND expiry_day < ? ORDER BY expiry_day, id
+                SELECT * FROM bundles INDEXED BY bundles_live_by_expiry
+                WHERE state = 'live' AND outer_role = 'day' AND expiry_day < ? ORDER BY expiry_day, id
                 """, arguments: [today.daysSinceEpoch])
         }
         // G3: an epoch's key dies at 00:00 UTC of epoch start + backup-days.
@@ -62,7 +65,8 @@ extension Vault {
         try catalog.write { db in
             // One statement for the whole set (the same predicate that selected `due`, bounded by its ids).
             try db.execute(sql: """
-                UPDATE bundles SET state = 'expired', sealed_dek = NULL, outer_role = NULL, ended_at = ?, end_reason = 'expired'
+                UPDATE bundles INDEXED BY bundles_live_by_expiry
+                SET state = 'expired', sealed_dek = NULL, outer_role = NULL, ended_at = ?, end_reason = 'expired'
                 WHERE state = 'live' AND outer_role = 'day' AND expiry_day < ?
                 """, arguments: [now, today.daysSinceEpoch])
             for record in due {

@@ -155,6 +155,9 @@ extension Vault {
         guard manifest.format == BackupManifest.formatName, manifest.vaultId == config.vaultId else {
             throw VaultError.malformedInput(path: dir + "/backup.json", line: 1, reason: "not a ShredVault backup of the vault named in its config")
         }
+        // Explicit copies of the keyring and root (a drill beside the live vault) are taken over by the new vault;
+        // the ones the backup's config names are taken over only if the vault that owns them is gone.
+        let copies = keyringPath != nil && keyringPath != config.keyringPath && rootPath != nil && rootPath != config.root?.path
         if let keyringPath { config.keyringPath = keyringPath }
         if let rootPath { config.root = .file(rootPath.hasPrefix("/") ? rootPath : FileManager.default.currentDirectoryPath + "/" + rootPath) }
         guard let keyring = config.keyringPath, Posix.exists(keyring) else {
@@ -165,14 +168,25 @@ extension Vault {
         let restoreKey = try MasterKey.readRestoreKey(restoreKeyPath)
         guard restoreKey.publicKey == archiveKey else { throw VaultError.wrongRestoreKey }
         if Posix.exists(root), !(try Posix.listDirectory(root)).isEmpty {
-            // Only an interrupted recover (its marker is the first thing written) may be started over.
-            guard Posix.exists(marker) else { throw VaultError.targetExists(path: root) }
-            for name in try Posix.listDirectory(root) where name != recoveryMarkerName { try Posix.removeTree(root + "/" + name) }
+            // Only an interrupted recover (its marker is the first thing written) may be started over; a kill while
+            // the marker itself was being made leaves nothing but the marker's name.
+            let entries = try Posix.listDirectory(root)
+            guard Posix.exists(marker) || entries.allSatisfy({ $0.hasPrefix(recoveryMarkerName) }) else {
+                throw VaultError.targetExists(path: root)
+            }
+            for name in entries where name != recoveryMarkerName { try Posix.removeTree(root + "/" + name) }
         }
         var report = RecoverReport(vault: root, from: dir)
 
         try Posix.makeDirectories(root, mode: 0o700)
-        try Posix.writeFileAtomically(marker, Array("recovering from \(dir)\n".utf8), mode: 0o600)
+        if !Posix.exists(marker) {
+            // Made in place (O_EXCL) and fsynced with its directory: its existence is what counts, not its contents.
+            let file = try FileDescriptor(open: marker, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            try file.write(Array("recovering from \(dir)\n".utf8))
+            try file.sync()
+            try file.close()
+            try Posix.syncDirectory(root)
+        }
         try Posix.makeDirectories(root + "/bundles", mode: 0o700)
         try Posix.writeFileAtomically(root + "/master.pub", Array(MasterKey.encodeArchiveKey(archiveKey).utf8), mode: 0o644)
         try copyFileStatic(dir + "/catalog.db", to: root + "/catalog.db")
@@ -180,7 +194,7 @@ extension Vault {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try Posix.writeFileAtomically(configPath(root), Array(try encoder.encode(config)) + [0x0a], mode: 0o644)
         do {
-            let vault = try Vault(root: root, createMissingKeystore: true, recovering: true)
+            let vault = try Vault(root: root, createMissingKeystore: true, recovering: true, adoptKeyring: copies)
             let live = try vault.catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live'") }
             for b in live {
                 let source = dir + "/" + b.location
@@ -194,7 +208,7 @@ extension Vault {
             report.keystore = try vault.restoreKeystore(from: dir + "/" + manifest.keystoreSnapshot, restoreKey: restoreKey, now: now)
             try vault.close()
         }
-        let vault = try Vault(root: root, recovering: true)
+        let vault = try Vault(root: root, recovering: true, adoptKeyring: copies)
         report.shreddedByLedger = try vault.reconcileWithLedger(now: now)
         _ = try vault.sweep(now: now)
         try vault.catalog.write { db in

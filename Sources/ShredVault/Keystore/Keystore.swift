@@ -66,6 +66,12 @@ public final class Keystore: @unchecked Sendable {
                     try db.execute(sql: CatalogSchema.requestsMirrorTable)
                 }
             }
+            if kind == .keyring {
+                // Which vault directory the keyring (and so the destruction root beside it) belongs to (§5.1).
+                migrator.registerMigration("keyring-v3-owner") { db in
+                    try db.execute(sql: "CREATE TABLE owner (id INTEGER PRIMARY KEY CHECK (id = 1), vault_path TEXT NOT NULL) STRICT")
+                }
+            }
             // The ratchet's columns and table (§3.7); the rows are wrapped by the vault's ratchet migration, which
             // needs the destruction root.
             migrator.registerMigration("ratchet-v1") { db in try db.execute(sql: Self.ratchetSchema) }
@@ -76,18 +82,28 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
-    private static func decode(_ row: Row) throws -> StoredKey {
-        let keyId: Data = row["key_id"], publicKey: Data = row["public_key"], sealed: Data = row["sealed_private"]
-        return StoredKey(keyId: Array(keyId), role: KeyRole(rawValue: row["role"])!, subject: row["subject"],
-                         publicKey: try P256PublicKey(x963Representation: Array(publicKey)), sealedPrivate: Array(sealed),
-                         createdAt: row["created_at"])
+    /// Decodes a key row with GRDB's throwing accessors, not its trapping subscripts: a restored snapshot's rows are
+    /// untrusted (anyone with an epoch public key can seal a file), so a malformed row is an error, never a crash.
+    private func decode(_ row: Row) throws -> StoredKey {
+        do {
+            let keyId: Data = try row.decode(forColumn: "key_id"), publicKey: Data = try row.decode(forColumn: "public_key")
+            let sealed: Data = try row.decode(forColumn: "sealed_private"), roleName: String = try row.decode(forColumn: "role")
+            guard let role = KeyRole(rawValue: roleName) else {
+                throw VaultError.database(path: path, message: "a key has the unknown role '\(roleName)'")
+            }
+            return StoredKey(keyId: Array(keyId), role: role, subject: try row.decode(forColumn: "subject"),
+                             publicKey: try P256PublicKey(x963Representation: Array(publicKey)), sealedPrivate: Array(sealed),
+                             createdAt: try row.decode(forColumn: "created_at"))
+        } catch let e as RowDecodingError {
+            throw VaultError.database(path: path, message: "a key row cannot be read: \(e)")
+        }
     }
 
     private static let selectBySubject = "SELECT * FROM keys WHERE role = ? AND subject = ?"
 
     public func key(role: KeyRole, subject: String) throws -> StoredKey? {
         try read { db in
-            try Row.fetchOne(db.cachedStatement(sql: Self.selectBySubject), arguments: [role.rawValue, subject]).map(Self.decode)
+            try Row.fetchOne(db.cachedStatement(sql: Self.selectBySubject), arguments: [role.rawValue, subject]).map(decode)
         }
     }
 
@@ -99,7 +115,7 @@ public final class Keystore: @unchecked Sendable {
             var out: [Data: StoredKey] = [:]
             let statement = try db.cachedStatement(sql: "SELECT * FROM keys WHERE key_id = ?")
             for id in ids {
-                if let row = try Row.fetchOne(statement, arguments: [id]) { out[id] = try Self.decode(row) }
+                if let row = try Row.fetchOne(statement, arguments: [id]) { out[id] = try decode(row) }
             }
             return out
         }
@@ -109,13 +125,13 @@ public final class Keystore: @unchecked Sendable {
     public func keys(role: KeyRole, subjectBefore subject: String) throws -> [StoredKey] {
         try read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE role = ? AND subject < ? ORDER BY subject",
-                             arguments: [role.rawValue, subject]).map(Self.decode)
+                             arguments: [role.rawValue, subject]).map(decode)
         }
     }
 
     public func keys(role: KeyRole) throws -> [StoredKey] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE role = ? ORDER BY subject", arguments: [role.rawValue]).map(Self.decode)
+            try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE role = ? ORDER BY subject", arguments: [role.rawValue]).map(decode)
         }
     }
 
@@ -123,7 +139,11 @@ public final class Keystore: @unchecked Sendable {
         try read { db in
             var out: [KeyRole: Int] = [:]
             for row in try Row.fetchAll(db, sql: "SELECT role, count(*) AS n FROM keys GROUP BY role") {
-                if let role = KeyRole(rawValue: row["role"]) { out[role] = row["n"] }
+                // Throwing accessors: a restored snapshot's rows are untrusted (a NULL role must not trap).
+                guard let name: String = try? row.decode(forColumn: "role"), let role = KeyRole(rawValue: name) else {
+                    throw VaultError.database(path: path, message: "a key has a missing or unknown role")
+                }
+                out[role] = try row.decode(forColumn: "n")
             }
             return out
         }
@@ -160,7 +180,7 @@ public final class Keystore: @unchecked Sendable {
             let select = try db.cachedStatement(sql: Self.selectBySubject)
             for subject in subjects {
                 if let row = try Row.fetchOne(select, arguments: [role.rawValue, subject]) {
-                    out[subject] = try Self.decode(row)
+                    out[subject] = try decode(row)
                 }
             }
         }
@@ -184,7 +204,7 @@ public final class Keystore: @unchecked Sendable {
                     try insert.execute(arguments: [Data(k.keyId), role.rawValue, k.subject, Data(k.publicKey.x963Representation),
                                                    Data(stored), now, bucket])
                     // If a key for the subject appeared meanwhile, the stored row wins and ours is dropped.
-                    out[k.subject] = db.changesCount == 1 ? k : try Row.fetchOne(select, arguments: [role.rawValue, k.subject]).map(Self.decode) ?? k
+                    out[k.subject] = db.changesCount == 1 ? k : try Row.fetchOne(select, arguments: [role.rawValue, k.subject]).map(decode) ?? k
                 }
             }
         }
@@ -256,6 +276,20 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
+    /// Keyring only: the absolute path of the vault directory that owns this keyring and its destruction root.
+    func owner() throws -> String? {
+        guard kind == .keyring else { return nil }
+        return try read { db in try String.fetchOne(db, sql: "SELECT vault_path FROM owner WHERE id = 1") }
+    }
+
+    func setOwner(_ path: String) throws {
+        guard kind == .keyring else { return }
+        try write { db in
+            try db.execute(sql: "INSERT INTO owner (id, vault_path) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET vault_path = excluded.vault_path",
+                           arguments: [path])
+        }
+    }
+
     /// Keyring only: mirrors a deletion request, before the catalog records it.
     func mirrorDeletionRequest(_ r: DeletionRequestRecord) throws {
         guard kind == .keyring else { return }
@@ -312,7 +346,7 @@ public final class Keystore: @unchecked Sendable {
     /// wrapped under this one's; returns how many.
     func importMissing(from other: Keystore) throws -> Int {
         let present = try allKeyIds()
-        let missing = try other.read { db in try Row.fetchAll(db, sql: "SELECT * FROM keys").map(Self.decode) }.filter { !present.contains(Data($0.keyId)) }
+        let missing = try other.read { db in try Row.fetchAll(db, sql: "SELECT * FROM keys").map { try other.decode($0) } }.filter { !present.contains(Data($0.keyId)) }
         let sealed = try missing.map { try other.unwrapStored($0) }
         return try write { db in
             var n = 0

@@ -15,6 +15,21 @@ final class KeystoreRatchet: @unchecked Sendable {
     let vaultId: [UInt8]
     private let lock = NSLock()
     private var cached: (generation: UInt64, table: SecretBytes)?
+    /// The database's current `ratchet` row as this job last read or wrote it. A job holds the vault lock, so only
+    /// its own rotations change the row, and they update this; unwrapping many keys then reads no row again.
+    private var currentRow: Keystore.RatchetRow?
+
+    func current() -> Keystore.RatchetRow? {
+        lock.lock()
+        defer { lock.unlock() }
+        return currentRow
+    }
+
+    func setCurrent(_ row: Keystore.RatchetRow?) {
+        lock.lock()
+        currentRow = row
+        lock.unlock()
+    }
 
     init(root: DestructionRoot?, vaultId: [UInt8]) {
         self.root = root
@@ -37,7 +52,10 @@ final class KeystoreRatchet: @unchecked Sendable {
         return out
     }
 
-    static func bucket(of keyId: [UInt8], buckets: Int) -> Int { (Int(keyId[0]) << 8 | Int(keyId[1])) % buckets }
+    /// (A key id shorter than 2 bytes — only in a forged image — lands in bucket 0 and then fails its AAD.)
+    static func bucket(of keyId: [UInt8], buckets: Int) -> Int {
+        keyId.count >= 2 ? (Int(keyId[0]) << 8 | Int(keyId[1])) % buckets : 0
+    }
 
     static func bucketKey(_ table: SecretBytes, _ bucket: Int) -> SecretBytes {
         table.withUnsafeBytes { SecretBytes(copying: UnsafeRawBufferPointer(rebasing: $0[(bucket * 32)..<(bucket * 32 + 32)])) }
@@ -107,8 +125,13 @@ extension Keystore {
 
     static func ratchetRow(_ db: Database) throws -> RatchetRow? {
         guard try db.tableExists("ratchet"), let row = try Row.fetchOne(db, sql: "SELECT * FROM ratchet WHERE id = 1") else { return nil }
-        let sealed: Data = row["sealed_table"]
-        return RatchetRow(generation: UInt64(row["generation"] as Int64), buckets: row["buckets"], sealedTable: Array(sealed))
+        // Throwing accessors: the row may come from an untrusted snapshot image.
+        let sealed: Data = try row.decode(forColumn: "sealed_table")
+        let generation: Int64 = try row.decode(forColumn: "generation"), buckets: Int = try row.decode(forColumn: "buckets")
+        guard generation >= 0, buckets > 0, buckets <= 1 << 20 else {
+            throw VaultError.database(path: db.description, message: "the ratchet row is malformed")
+        }
+        return RatchetRow(generation: UInt64(generation), buckets: buckets, sealedTable: Array(sealed))
     }
 
     /// The root generation this database's table is sealed under (nil before the ratchet migration).
@@ -127,12 +150,22 @@ extension Keystore {
 
     /// The sealed private key (KeySeal to the master public key) of a stored row.
     func unwrapStored(_ stored: StoredKey) throws -> [UInt8] {
-        try read { db in
-            guard let row = try Self.ratchetRow(db) else { return stored.sealedPrivate }
-            guard let ratchet else { throw VaultError.invalidArgument("\(path) is ratcheted but no destruction root is configured") }
-            let table = try ratchet.table(row, kind: kind, path: path)
-            return try ratchet.unwrap(stored.sealedPrivate, keyId: stored.keyId, table: table, buckets: row.buckets, path: path)
+        guard let ratchet else {
+            return try read { db in
+                guard try Self.ratchetRow(db) == nil else { throw VaultError.invalidArgument("\(path) is ratcheted but no destruction root is configured") }
+                return stored.sealedPrivate
+            }
         }
+        let row: RatchetRow
+        if let known = ratchet.current() {
+            row = known
+        } else {
+            guard let read = try read({ db in try Self.ratchetRow(db) }) else { return stored.sealedPrivate }
+            ratchet.setCurrent(read)
+            row = read
+        }
+        let table = try ratchet.table(row, kind: kind, path: path)
+        return try ratchet.unwrap(stored.sealedPrivate, keyId: stored.keyId, table: table, buckets: row.buckets, path: path)
     }
 
     /// The ratchet migration: a fresh table sealed under `generation`, every row wrapped, in one transaction.
@@ -145,8 +178,8 @@ extension Keystore {
             let table = try SecretBytes.random(count: buckets * 32)
             let update = try db.makeStatement(sql: "UPDATE keys SET sealed_private = ?, bucket = ? WHERE key_id = ?")
             for row in try Row.fetchAll(db, sql: "SELECT key_id, sealed_private FROM keys") {
-                let keyId = Array(row["key_id"] as Data)
-                let (wrapped, bucket) = try ratchet.wrap(Array(row["sealed_private"] as Data), keyId: keyId, table: table, buckets: buckets)
+                let keyId = Array(try row.decode(forColumn: "key_id") as Data)
+                let (wrapped, bucket) = try ratchet.wrap(Array(try row.decode(forColumn: "sealed_private") as Data), keyId: keyId, table: table, buckets: buckets)
                 try update.execute(arguments: [Data(wrapped), bucket, Data(keyId)])
             }
             let sealed = try root.seal(table, generation: generation,
@@ -154,6 +187,7 @@ extension Keystore {
             try db.execute(sql: "INSERT INTO ratchet (id, generation, buckets, sealed_table) VALUES (1, ?, ?, ?)",
                            arguments: [Int64(generation), buckets, Data(sealed)])
             ratchet.remember(generation: generation, table: table)
+            ratchet.setCurrent(RatchetRow(generation: generation, buckets: buckets, sealedTable: sealed))
         }
     }
 
@@ -178,8 +212,8 @@ extension Keystore {
                 let select = try db.makeStatement(sql: "SELECT key_id, sealed_private FROM keys WHERE bucket = ?")
                 for b in affected.sorted() {
                     for r in try Row.fetchAll(select, arguments: [b]) {
-                        let keyId = Array(r["key_id"] as Data)
-                        let sealed = try ratchet.unwrap(Array(r["sealed_private"] as Data), keyId: keyId, table: old, buckets: row.buckets, path: path)
+                        let keyId = Array(try r.decode(forColumn: "key_id") as Data)
+                        let sealed = try ratchet.unwrap(Array(try r.decode(forColumn: "sealed_private") as Data), keyId: keyId, table: old, buckets: row.buckets, path: path)
                         let (wrapped, _) = try ratchet.wrap(sealed, keyId: keyId, table: table, buckets: row.buckets)
                         try update.execute(arguments: [Data(wrapped), Data(keyId)])
                     }
@@ -189,12 +223,19 @@ extension Keystore {
                                        aad: KeystoreRatchet.tableAAD(vaultId: ratchet.vaultId, kind: kind, generation: next, buckets: row.buckets))
             try db.execute(sql: "UPDATE ratchet SET generation = ?, sealed_table = ? WHERE id = 1", arguments: [Int64(next), Data(sealed)])
             ratchet.remember(generation: next, table: table)
+            ratchet.setCurrent(RatchetRow(generation: next, buckets: row.buckets, sealedTable: sealed))
         }
     }
 
     /// In-memory images (snapshots): every row rewrapped under a fresh table, stored in plaintext (generation 0)
     /// for a snapshot payload, or sealed under `generation` of `root` for a keystore about to replace the live one.
     func rekeyImage(sealUnder target: (root: DestructionRoot, generation: UInt64)?, vaultId: [UInt8]) throws {
+        do { try rekeyImageRows(sealUnder: target, vaultId: vaultId) } catch let e as RowDecodingError {
+            throw VaultError.corruptBundle(path: path, reason: "a key row cannot be read: \(e)")
+        }
+    }
+
+    private func rekeyImageRows(sealUnder target: (root: DestructionRoot, generation: UInt64)?, vaultId: [UInt8]) throws {
         try write { db in
             if try !db.columns(in: "keys").contains(where: { $0.name == "bucket" }) { try db.execute(sql: Self.ratchetSchema) }
             let current = try Self.ratchetRow(db)
@@ -204,7 +245,7 @@ extension Keystore {
             let fresh = KeystoreRatchet(root: nil, vaultId: vaultId)
             let update = try db.makeStatement(sql: "UPDATE keys SET sealed_private = ?, bucket = ? WHERE key_id = ?")
             for r in try Row.fetchAll(db, sql: "SELECT key_id, sealed_private FROM keys") {
-                let keyId = Array(r["key_id"] as Data), stored = Array(r["sealed_private"] as Data)
+                let keyId = Array(try r.decode(forColumn: "key_id") as Data), stored = Array(try r.decode(forColumn: "sealed_private") as Data)
                 let sealed = try oldTable.map { try ratchet!.unwrap(stored, keyId: keyId, table: $0, buckets: current!.buckets, path: path) } ?? stored
                 let (wrapped, bucket) = try fresh.wrap(sealed, keyId: keyId, table: table, buckets: buckets)
                 try update.execute(arguments: [Data(wrapped), bucket, Data(keyId)])
@@ -222,6 +263,7 @@ extension Keystore {
                            arguments: [Int64(generation), buckets, Data(sealedTable)])
             ratchet = KeystoreRatchet(root: target?.root, vaultId: vaultId)
             ratchet?.remember(generation: generation, table: table)
+            ratchet?.setCurrent(RatchetRow(generation: generation, buckets: buckets, sealedTable: sealedTable))
         }
     }
 }

@@ -24,9 +24,10 @@ public struct CivilDay: Hashable, Comparable, Sendable, CustomStringConvertible 
         self.daysSinceEpoch = CivilDay.days(year: y, month: m, day: d)
     }
 
-    /// The UTC day containing the given Unix time.
+    /// The UTC day containing the given Unix time (floor division; defined for every Int64, which matters for times
+    /// read from files: a bundle header's created-at or a snapshot's taken-at).
     public init(unixSeconds: Int64) {
-        self.daysSinceEpoch = unixSeconds >= 0 ? unixSeconds / 86_400 : (unixSeconds - 86_399) / 86_400
+        self.daysSinceEpoch = unixSeconds >= 0 ? unixSeconds / 86_400 : (unixSeconds + 1) / 86_400 - 1
     }
 
     /// Unix time of 00:00:00 UTC on this day.

@@ -51,7 +51,8 @@ public enum Timestamp {
     /// `YYYY-MM-DDTHH:MM:SSZ`.
     public static func format(_ seconds: Int64) -> String {
         let day = CivilDay(unixSeconds: seconds)
-        let rem = seconds - day.startUnixSeconds
+        let r = seconds % 86_400  // not seconds - day.startUnixSeconds, which overflows near Int64.min
+        let rem = r < 0 ? r + 86_400 : r
         func pad(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
         return "\(day.iso)T\(pad(rem / 3600)):\(pad(rem % 3600 / 60)):\(pad(rem % 60))Z"
     }

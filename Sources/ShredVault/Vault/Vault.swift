@@ -22,6 +22,19 @@ public struct VaultConfig: Codable, Sendable, Equatable {
     public var jobKeyPath: String?
 
     public var vaultIdBytes: [UInt8] { Hex.decode(vaultId) ?? BundleHeader.zeroId }
+
+    /// Decodes and validates the text of a `config` file: format name and policy.
+    public static func parse(_ text: String, path: String) throws -> VaultConfig {
+        let config: VaultConfig
+        do { config = try JSONDecoder().decode(VaultConfig.self, from: Data(text.utf8)) } catch {
+            throw VaultError.malformedInput(path: path, line: 1, reason: "not a ShredVault config: \(error)")
+        }
+        guard config.format == formatName else {
+            throw VaultError.malformedInput(path: path, line: 1, reason: "unknown vault format '\(config.format)'; upgrade shredvault")
+        }
+        if let problem = config.policy.problem { throw VaultError.malformedInput(path: path, line: 1, reason: problem) }
+        return config
+    }
 }
 
 /// Where the destruction root is (vault-format.md §3.7): `file` (software mode, the default) or `pkcs11`.
@@ -84,7 +97,7 @@ public final class Vault: @unchecked Sendable {
     ///   - readOnly: the job changes nothing (status, list, check, audit verify): it takes a shared lock.
     ///   - recovering: `recover` opens the vault it is rebuilding; every other job refuses one.
     public init(root: String, lockWait: Double = 0, readOnly: Bool = false, createMissingCatalog: Bool = false,
-                createMissingKeystore: Bool = false, recovering: Bool = false) throws {
+                createMissingKeystore: Bool = false, recovering: Bool = false, adoptKeyring: Bool = false) throws {
         let root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         self.root = root
         self.readOnly = readOnly
@@ -93,14 +106,7 @@ public final class Vault: @unchecked Sendable {
         }
         guard Posix.exists(Self.configPath(root)) else { throw VaultError.vaultNotFound(path: root) }
         lock = try FileLock(path: root + "/lock", wait: lockWait, shared: readOnly)
-        let text = try Posix.readTextFile(Self.configPath(root))
-        do { config = try JSONDecoder().decode(VaultConfig.self, from: Data(text.utf8)) } catch {
-            throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "not a ShredVault config: \(error)")
-        }
-        guard config.format == VaultConfig.formatName else {
-            throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "unknown vault format '\(config.format)'; upgrade shredvault")
-        }
-        if let problem = config.policy.problem { throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: problem) }
+        config = try VaultConfig.parse(try Posix.readTextFile(Self.configPath(root)), path: Self.configPath(root))
         archiveKey = try MasterKey.decodeArchiveKey(try Posix.readTextFile(Self.archiveKeyPath(root)), path: Self.archiveKeyPath(root))
         // G8: master.pub must be the key the restore-key holder signed the trust record with, and (for jobs that
         // write) the key the job credential outside the vault was issued under — before any key is used.
@@ -129,6 +135,29 @@ public final class Vault: @unchecked Sendable {
         keyring = try Keystore(path: kr, kind: .keyring)
         destructionRoot = try Self.openRoot(config)
         attachRatchets()
+        if !readOnly { try claimKeyring(adopt: adoptKeyring) }
+    }
+
+    /// One keyring and one destruction root serve one live vault: a destruction in a second vault sharing them (a
+    /// `cp -a` drill, a recover beside the original) would retire root generations the first still needs. A job
+    /// that changes the vault therefore refuses a keyring that another existing vault of this id owns; a keyring
+    /// whose owner is gone (the vault moved, or was lost and recovered) is taken over.
+    private func claimKeyring(adopt: Bool) throws {
+        let me = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
+        let owner = try keyring.owner()
+        if owner == me { return }
+        if let owner, !adopt, Self.isLiveVault(owner, vaultId: config.vaultId) {
+            throw VaultError.invalidArgument("""
+                the keyring \(keyring.path) and destruction root belong to the live vault at \(owner): a copy or a drill of                 the vault must use its own copies (recover --keyring COPY --root-file COPY), or its destructions would make                 \(owner) unreadable; if \(owner) is gone for good, move it away first
+                """)
+        }
+        try keyring.setOwner(me)
+    }
+
+    static func isLiveVault(_ path: String, vaultId: String) -> Bool {
+        guard let text = try? Posix.readTextFile(configPath(path)),
+              let other = try? JSONDecoder().decode(VaultConfig.self, from: Data(text.utf8)) else { return false }
+        return other.vaultId == vaultId
     }
 
     /// Ends the job: closes the catalog (after a checkpoint, unless the job was read-only), the keystore and the

@@ -40,6 +40,7 @@ extension Vault {
         if destructionRoot == nil {
             destructionRoot = try RootFile.create(path: config.root?.path ?? Self.defaultRootPath(config))
             attachRatchets()
+            try reached("migrate:root-file")
         }
         guard let root = destructionRoot else { return }
         let referenced = [try keystore.ratchetGeneration(), try keyring.ratchetGeneration()].compactMap { $0 }
@@ -55,6 +56,7 @@ extension Vault {
         for store in [keystore, keyring] {
             if try store.ratchetGeneration() == nil {
                 try store.migrateToRatchet(generation: target)
+                try reached("migrate:\(store.kind)")
             } else {
                 try store.rotate(to: target, destroying: [])
             }

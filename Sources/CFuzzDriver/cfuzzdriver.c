@@ -1,0 +1,2 @@
+// Declarations only (include/cfuzzdriver.h); libFuzzer itself is linked by `swiftc -sanitize=fuzzer`.
+#include "cfuzzdriver.h"
