@@ -57,7 +57,7 @@ struct ShredVaultCommand: ParsableCommand {
         subcommands: [
             InitCommand.self, ArchiveCommand.self, SweepCommand.self, DeleteCommand.self, HoldCommand.self,
             RestoreCommand.self, ListCommand.self, StatusCommand.self, CheckCommand.self, AuditCommand.self,
-            BackupCommand.self, RecoverCommand.self, KeystoreCommand.self, ReindexCommand.self, BundleCommand.self,
+            BackupCommand.self, RecoverCommand.self, KeystoreCommand.self, TrustCommand.self, ReindexCommand.self, BundleCommand.self,
         ]
     )
 }

@@ -169,6 +169,9 @@ extension Vault {
                           "an interrupted destruction left root generations \(generations) (keystore \(keystoreGeneration!), keyring \(keyringGeneration!)): old copies still open until `shredvault sweep` finishes it")
             }
         }
+        if trust == nil {
+            violation("no-trust-record", "vault", "the vault has no signed trust record (G8): the restore-key holder should run `shredvault trust init`")
+        }
         let (records, problem) = try catalog.verifyAudit()
         report.auditRecords = records
         if let problem { violation("audit-chain", "audit log", problem) }
@@ -181,7 +184,7 @@ extension Vault {
         let keystoreDirectory = Posix.directoryName(keystore.path)
         let keystoreName = Posix.baseName(keystore.path)
         var known: Set<String> = ["config", "master.pub", "catalog.db", "catalog.db-wal", "catalog.db-shm", "lock", "bundles",
-                                   Self.recoveryMarkerName]
+                                   Self.recoveryMarkerName, "trust"]
         if keystoreDirectory.hasPrefix(root + "/") { known.insert(String(keystoreDirectory.dropFirst(root.count + 1)).split(separator: "/").first.map(String.init) ?? "") }
         var out: [String] = []
         for name in try Posix.listDirectory(root) where !known.contains(name) && !Self.isTemporaryName(name) { out.append(root + "/" + name) }

@@ -107,6 +107,9 @@ extension Vault {
         guard rename(catalogTemp, dir + "/catalog.db") == 0 else { throw VaultError.io(operation: "rename", path: dir + "/catalog.db", errno: errno) }
         try Posix.writeFileAtomically(dir + "/config", try readAll(Vault.configPath(root)), mode: 0o644)
         try Posix.writeFileAtomically(dir + "/master.pub", try readAll(Vault.archiveKeyPath(root)), mode: 0o644)
+        if Posix.exists(Vault.trustPath(root)) {
+            try Posix.writeFileAtomically(Vault.trustPath(dir), try readAll(Vault.trustPath(root)), mode: 0o644)
+        }
         let manifest = BackupManifest(format: BackupManifest.formatName, vaultId: config.vaultId, takenAt: now,
                                       keystoreSnapshot: report.keystoreSnapshot, liveBundles: live.count)
         let encoder = JSONEncoder()
@@ -190,6 +193,8 @@ extension Vault {
         try Posix.makeDirectories(root + "/bundles", mode: 0o700)
         try Posix.writeFileAtomically(root + "/master.pub", Array(MasterKey.encodeArchiveKey(archiveKey).utf8), mode: 0o644)
         try copyFileStatic(dir + "/catalog.db", to: root + "/catalog.db")
+        // The signed trust record comes back with the vault (it is checked against master.pub at every open).
+        if Posix.exists(trustPath(dir)) { try copyFileStatic(trustPath(dir), to: trustPath(root)) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         try Posix.writeFileAtomically(configPath(root), Array(try encoder.encode(config)) + [0x0a], mode: 0o644)

@@ -133,3 +133,43 @@ extension Vault {
         return record
     }
 }
+
+/// What `trust init` and `trust rotate` did.
+public struct TrustReport: Sendable, Codable {
+    public var serial: Int64
+    public var masterKeyId: String
+    public var jobKeyPath: String
+    public var jobKeyId: String
+    public var revoked: [String]
+}
+
+extension Vault {
+    /// Issues a job credential and (re-)signs the trust record with the restore key (§3.9): `trust init` for a vault
+    /// made before trust records (refused if one exists), `trust rotate` to replace a lost or suspect credential (the
+    /// active ones are revoked). The vault must be opened with `trustAdministration`.
+    public func issueJobCredential(restoreKey: P256PrivateKey, jobKeyPath requested: String?, rotate: Bool, now: Int64) throws -> TrustReport {
+        guard restoreKey.publicKey == archiveKey else { throw VaultError.wrongRestoreKey }
+        if rotate {
+            guard trust != nil else { throw VaultError.invalidArgument("the vault has no trust record yet: run `shredvault trust init`") }
+        } else if trust != nil {
+            throw VaultError.invalidArgument("the vault already has a trust record (serial \(trust!.serial)); `shredvault trust rotate` replaces its job credential")
+        }
+        let keyring = config.keyringPath ?? root
+        var path = requested ?? Self.defaultJobKeyPath(keyringPath: keyring, vaultId: config.vaultId)
+        if requested == nil, Posix.exists(path) { path += "-\((trust?.serial ?? 0) + 1)" }
+        if !path.hasPrefix("/") { path = FileManager.default.currentDirectoryPath + "/" + path }
+        if path.hasPrefix(root + "/") { throw VaultError.invalidArgument("the job credential must live outside the vault directory") }
+        if Posix.exists(path) { throw VaultError.targetExists(path: path) }
+        let record = try Self.issueTrust(root: root, config: config, restoreKey: restoreKey, jobKeyPath: path, previous: trust, now: now)
+        config.jobKeyPath = path
+        try Self.writeConfig(config, root: root)
+        let revoked = record.signers.filter { $0.revokedAt == now }.map(\.keyId)
+        let issued = record.activeSigners.last!
+        try catalog.write { db in
+            try Catalog.audit(db, at: now, action: rotate ? "trust-rotate" : "trust-init", user: nil, detail: [
+                "serial": String(record.serial), "jobKey": issued.keyId, "revoked": revoked.joined(separator: ","),
+            ])
+        }
+        return TrustReport(serial: record.serial, masterKeyId: record.masterKeyId, jobKeyPath: path, jobKeyId: issued.keyId, revoked: revoked)
+    }
+}

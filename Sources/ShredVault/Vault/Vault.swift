@@ -88,6 +88,8 @@ public final class Vault: @unchecked Sendable {
     public var policy: RetentionPolicy { config.policy }
 
     static func configPath(_ root: String) -> String { root + "/config" }
+    /// The job credential's path for the jobs that change the vault (§3.9).
+    public static let jobKeyVariable = "SHREDVAULT_JOB_KEY"
     static func archiveKeyPath(_ root: String) -> String { root + "/master.pub" }
 
     /// Opens an existing vault and takes its lock (waiting up to `lockWait` seconds).
@@ -97,7 +99,8 @@ public final class Vault: @unchecked Sendable {
     ///   - readOnly: the job changes nothing (status, list, check, audit verify): it takes a shared lock.
     ///   - recovering: `recover` opens the vault it is rebuilding; every other job refuses one.
     public init(root: String, lockWait: Double = 0, readOnly: Bool = false, createMissingCatalog: Bool = false,
-                createMissingKeystore: Bool = false, recovering: Bool = false, adoptKeyring: Bool = false) throws {
+                createMissingKeystore: Bool = false, recovering: Bool = false, adoptKeyring: Bool = false,
+                trustAdministration: Bool = false) throws {
         let root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         self.root = root
         self.readOnly = readOnly
@@ -111,15 +114,20 @@ public final class Vault: @unchecked Sendable {
         // G8: master.pub must be the key the restore-key holder signed the trust record with, and (for jobs that
         // write) the key the job credential outside the vault was issued under — before any key is used.
         trust = try Self.loadTrust(root: root, vaultId: config.vaultId, master: archiveKey)
-        if let jobKeyPath = config.jobKeyPath, !readOnly {
+        // The credential's path from the job's own environment ($SHREDVAULT_JOB_KEY) pins the vault independently of
+        // the vault directory; the config's jobKeyPath is the convenient default.
+        let environmentKey = ProcessInfo.processInfo.environment[Self.jobKeyVariable].flatMap { $0.isEmpty ? nil : $0 }
+        if let jobKeyPath = environmentKey ?? config.jobKeyPath, !readOnly, !trustAdministration {
             guard let trust else {
-                throw VaultError.bundleMismatch(path: Self.trustPath(root), reason: "the trust record is missing but the config names a job credential: it was removed; no job runs until the restore-key holder re-signs it (`shredvault trust init`)")
+                throw VaultError.bundleMismatch(path: Self.trustPath(root), reason: "the trust record is missing but a job credential is configured: it was removed or replaced; no job runs until the restore-key holder checks the vault and re-signs it (`shredvault trust init`)")
             }
             let credential = try JobCredential.read(jobKeyPath, vaultId: config.vaultId, masterKeyId: trust.masterKeyId)
             guard trust.activeSigners.contains(where: { $0.keyId == credential.keyId }) else {
                 throw VaultError.bundleMismatch(path: jobKeyPath, reason: "this job credential is not (or no longer) listed in the vault's trust record (revoked by a rotation?)")
             }
             jobCredential = credential
+        } else if trust != nil && !readOnly && !trustAdministration {
+            throw VaultError.keyFile(path: Self.trustPath(root), reason: "this vault has a trust record: a job that changes it needs its job credential ($\(Self.jobKeyVariable)=FILE, or jobKeyPath in the config)")
         } else {
             jobCredential = nil
         }
@@ -199,10 +207,12 @@ public final class Vault: @unchecked Sendable {
         let created = !Posix.exists(restoreKeyPath)
         var createdKeyring: String?
         var createdRoot: String?
+        var createdJobKey: String?
         do {
             return try createContents(root: root, restoreKeyPath: restoreKeyPath, createRestoreKey: created, absoluteRoot: absoluteRoot,
                                       absoluteKey: absoluteKey, policy: policy, keystorePath: keystorePath, keyringPath: keyringPath,
-                                      rootConfig: rootConfig, now: now, createdKeyring: &createdKeyring, createdRoot: &createdRoot)
+                                      rootConfig: rootConfig, now: now, createdKeyring: &createdKeyring, createdRoot: &createdRoot,
+                                      createdJobKey: &createdJobKey)
         } catch {
             // Nothing half-made stays behind: the vault directory's contents, a keyring and a restore key made here.
             if rootExisted {
@@ -212,6 +222,7 @@ public final class Vault: @unchecked Sendable {
             }
             if let createdKeyring { _ = unlink(createdKeyring); _ = unlink(createdKeyring + "-journal") }
             if let createdRoot { _ = unlink(createdRoot) }
+            if let createdJobKey { _ = unlink(createdJobKey) }
             if created { _ = unlink(restoreKeyPath) }
             throw error
         }
@@ -220,7 +231,7 @@ public final class Vault: @unchecked Sendable {
     private static func createContents(root: String, restoreKeyPath: String, createRestoreKey created: Bool, absoluteRoot: String,
                                        absoluteKey: String, policy: RetentionPolicy, keystorePath: String?, keyringPath: String?,
                                        rootConfig: RootConfig?, now: Int64, createdKeyring: inout String?,
-                                       createdRoot: inout String?) throws -> InitResult {
+                                       createdRoot: inout String?, createdJobKey: inout String?) throws -> InitResult {
         try Posix.makeDirectories(root, mode: 0o700)
         let master = created ? try MasterKey.createRestoreKey(restoreKeyPath) : try MasterKey.readRestoreKey(restoreKeyPath)
         let vaultId = Hex.encode(try SecureRandom.bytes(count: 16))
@@ -264,8 +275,14 @@ public final class Vault: @unchecked Sendable {
         _ = try Keystore(path: absoluteKeyring, kind: .keyring)
         _ = try Catalog(path: root + "/catalog.db", create: true)
         try Posix.writeFileAtomically(archiveKeyPath(root), Array(MasterKey.encodeArchiveKey(master.publicKey).utf8), mode: 0o644)
-        let config = VaultConfig(format: VaultConfig.formatName, vaultId: vaultId, createdAt: now, keystorePath: ksRelative,
+        var config = VaultConfig(format: VaultConfig.formatName, vaultId: vaultId, createdAt: now, keystorePath: ksRelative,
                                  keyringPath: absoluteKeyring, policy: policy, root: rootSetting)
+        // G8: the trust record, signed by the restore key, and the job credential beside the keyring (§3.9).
+        let jobKeyPath = defaultJobKeyPath(keyringPath: absoluteKeyring, vaultId: vaultId)
+        if Posix.exists(jobKeyPath) { throw VaultError.targetExists(path: jobKeyPath) }
+        _ = try issueTrust(root: root, config: config, restoreKey: master, jobKeyPath: jobKeyPath, previous: nil, now: now)
+        createdJobKey = jobKeyPath
+        config.jobKeyPath = jobKeyPath
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         // The config is written last: its presence marks a complete vault.
