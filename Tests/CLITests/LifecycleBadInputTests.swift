@@ -68,7 +68,11 @@ final class LifecycleBadInputTests: XCTestCase {
             var changed = original
             // In a SQLite file, the header's user_version (offset 60-63, unused by the vault): a changed byte there
             // leaves the database readable, so only the byte comparison can see it.
-            if changed.isEmpty { changed.append(0) } else if path.hasSuffix(".db") { changed[63] ^= 0x01 } else { changed[changed.count / 2] ^= 0x01 }
+            // In the JSON config, a digit (still a digit after the flip), so the file stays readable too.
+            if changed.isEmpty { changed.append(0) } else if path.hasSuffix(".db") { changed[63] ^= 0x01 } else if path.hasSuffix("/config"),
+                let digit = changed.indices.first(where: { $0 >= changed.count / 2 && (0x30...0x39).contains(changed[$0]) }) {
+                changed[digit] ^= 0x01
+            } else { changed[changed.count / 2] ^= 0x01 }
             try changed.write(to: URL(fileURLWithPath: path))
             let after = try VaultSnapshot(s)
             try original.write(to: URL(fileURLWithPath: path))
