@@ -184,6 +184,8 @@ public final class Vault: @unchecked Sendable {
         public var keyringPath: String
         /// Where the destruction root is (a file path, or the token).
         public var destructionRoot: String
+        /// The job credential (§3.9), for `$SHREDVAULT_JOB_KEY`.
+        public var jobKeyPath: String
     }
 
     /// Creates a vault. If the restore key file is absent, creates the master key pair (restore key to that file,
@@ -296,7 +298,7 @@ public final class Vault: @unchecked Sendable {
             ])
         }
         return InitResult(root: root, vaultId: vaultId, createdRestoreKey: created, restoreKeyPath: restoreKeyPath, keyringPath: absoluteKeyring,
-                          destructionRoot: vault.destructionRoot?.location ?? "")
+                          destructionRoot: vault.destructionRoot?.location ?? "", jobKeyPath: vault.config.jobKeyPath ?? "")
     }
 
     /// Reads the restore key and checks it is this vault's master key.

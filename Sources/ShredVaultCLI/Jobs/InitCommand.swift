@@ -83,6 +83,7 @@ struct InitCommand: ParsableCommand {
         var restoreKeyPath: String
         var keyringPath: String
         var destructionRoot: String
+        var jobKeyPath: String
     }
 
     func run() throws {
@@ -104,7 +105,7 @@ struct InitCommand: ParsableCommand {
             if global.json {
                 try Output.json(Result(vaultId: created.vaultId, root: created.root, createdRestoreKey: created.createdRestoreKey,
                                        restoreKeyPath: created.restoreKeyPath, keyringPath: created.keyringPath,
-                                       destructionRoot: created.destructionRoot))
+                                       destructionRoot: created.destructionRoot, jobKeyPath: created.jobKeyPath))
             } else {
                 print("created vault \(created.vaultId) at \(created.root)")
                 print("policy: bundles live \(archiveDays) days counting the archive day; users inactive \(inactiveDays) days are archived; deletion requests due in 5 business days")
@@ -113,6 +114,7 @@ struct InitCommand: ParsableCommand {
                       : "restore key: \(created.restoreKeyPath) (existing; the vault holds its public half, master.pub)")
                 print("keyring: \(created.keyringPath)")
                 print("destruction root: \(created.destructionRoot) (every key destruction retires its old generation; keep it out of backups and snapshots)")
+                print("job credential: \(created.jobKeyPath) (set \(Vault.jobKeyVariable)=\(created.jobKeyPath) in the environment of the nightly job and of delete and sweep)")
             }
         }
     }
