@@ -102,21 +102,12 @@ public final class PKCS11RootStore: @unchecked Sendable {
             let keys = try objects(label: label)
             guard let key = keys.first else { throw PKCS11Error.objectNotFound(label: label) }
             guard keys.count == 1 else { throw PKCS11Error.duplicateObject(label: label, count: keys.count) }
-            var iv = try SecureRandom.bytes(count: Self.ivSize)
-            var aadCopy = aad
+            let iv = try SecureRandom.bytes(count: Self.ivSize)
             var output = [UInt8](repeating: 0, count: plaintext.count + Self.tagSize)
-            let written = try iv.withUnsafeMutableBufferPointer { ivBuffer in
-                try aadCopy.withUnsafeMutableBufferPointer { aadBuffer in
-                    var parameters = Self.gcmParameters(iv: ivBuffer, aad: aadBuffer)
-                    return try withUnsafeMutablePointer(to: &parameters) { parameterPointer in
-                        var mechanism = CK_MECHANISM(
-                            mechanism: CK_MECHANISM_TYPE(CKM_AES_GCM), pParameter: parameterPointer,
-                            ulParameterLen: CK_ULONG(MemoryLayout<CK_GCM_PARAMS>.size))
-                        return try plaintext.withUnsafeBytes { input in
-                            try output.withUnsafeMutableBytes { out in
-                                try session.encrypt(mechanism: &mechanism, key: key, input: input, output: out)
-                            }
-                        }
+            let written = try Self.withGCMMechanism(iv: iv, aad: aad) { mechanism in
+                try plaintext.withUnsafeBytes { input in
+                    try output.withUnsafeMutableBytes { out in
+                        try session.encrypt(mechanism: &mechanism, key: key, input: input, output: out)
                     }
                 }
             }
@@ -189,25 +180,15 @@ public final class PKCS11RootStore: @unchecked Sendable {
     }
 
     private func decrypt(_ sealed: [UInt8], key: CK_OBJECT_HANDLE, aad: [UInt8]) throws -> SecretBytes {
-        var iv = Array(sealed[0..<Self.ivSize])
-        var aadCopy = aad
         let body = sealed[Self.ivSize...]
         // The token writes the plaintext here; it is zeroed when released.
         let buffer = SecretBytes(count: body.count)
         let written: Int
         do {
-            written = try iv.withUnsafeMutableBufferPointer { ivBuffer in
-                try aadCopy.withUnsafeMutableBufferPointer { aadBuffer in
-                    var parameters = Self.gcmParameters(iv: ivBuffer, aad: aadBuffer)
-                    return try withUnsafeMutablePointer(to: &parameters) { parameterPointer in
-                        var mechanism = CK_MECHANISM(
-                            mechanism: CK_MECHANISM_TYPE(CKM_AES_GCM), pParameter: parameterPointer,
-                            ulParameterLen: CK_ULONG(MemoryLayout<CK_GCM_PARAMS>.size))
-                        return try body.withUnsafeBytes { input in
-                            try buffer.withUnsafeMutableBytes { output in
-                                try session.decrypt(mechanism: &mechanism, key: key, input: input, output: output)
-                            }
-                        }
+            written = try Self.withGCMMechanism(iv: Array(sealed[0..<Self.ivSize]), aad: aad) { mechanism in
+                try body.withUnsafeBytes { input in
+                    try buffer.withUnsafeMutableBytes { output in
+                        try session.decrypt(mechanism: &mechanism, key: key, input: input, output: output)
                     }
                 }
             }
@@ -230,6 +211,22 @@ public final class PKCS11RootStore: @unchecked Sendable {
     static let tagFailureCodes: Set<UInt> = [
         UInt(CKR_ENCRYPTED_DATA_INVALID), UInt(CKR_ENCRYPTED_DATA_LEN_RANGE), UInt(CKR_GENERAL_ERROR),
     ]
+
+    /// Runs `body` with a `CKM_AES_GCM` mechanism over `iv` and `aad` (128-bit tag), valid only during the call.
+    private static func withGCMMechanism(iv: [UInt8], aad: [UInt8], _ body: (inout CK_MECHANISM) throws -> Int) throws -> Int {
+        var ivCopy = iv, aadCopy = aad
+        return try ivCopy.withUnsafeMutableBufferPointer { ivBuffer in
+            try aadCopy.withUnsafeMutableBufferPointer { aadBuffer in
+                var parameters = gcmParameters(iv: ivBuffer, aad: aadBuffer)
+                return try withUnsafeMutablePointer(to: &parameters) { parameterPointer in
+                    var mechanism = CK_MECHANISM(
+                        mechanism: CK_MECHANISM_TYPE(CKM_AES_GCM), pParameter: parameterPointer,
+                        ulParameterLen: CK_ULONG(MemoryLayout<CK_GCM_PARAMS>.size))
+                    return try body(&mechanism)
+                }
+            }
+        }
+    }
 
     private static func gcmParameters(
         iv: UnsafeMutableBufferPointer<UInt8>, aad: UnsafeMutableBufferPointer<UInt8>

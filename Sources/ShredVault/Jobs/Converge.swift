@@ -273,40 +273,27 @@ extension Vault {
     /// in the middle of one leaves nothing readable past the next restore into the same parent.
     static func removeInterruptedRestores(in parent: String) throws -> [String] {
         guard let st = try Posix.status(parent), st.kind == .directory else { return [] }
-        var removed: [String] = []
-        for name in try Posix.listDirectory(parent) where name.hasPrefix(".") && name.contains(".partial-") && isTemporaryName(name) {
-            let path = parent + "/" + name
-            guard let entry = try Posix.status(path), entry.kind == .directory, entry.mode & 0o777 == 0o700 else { continue }
-            try Posix.removeTree(path)
-            removed.append(path)
-        }
-        if !removed.isEmpty { try Posix.syncDirectory(parent) }
-        return removed
+        let staging = try Posix.listDirectory(parent).filter { $0.hasPrefix(".") && $0.contains(".partial-") && isTemporaryName($0) }.map { parent + "/" + $0 }
+            .filter { guard let entry = try Posix.status($0) else { return false }; return entry.kind == .directory && entry.mode & 0o777 == 0o700 }
+        return try removeSyncingParents(staging)
     }
 
     /// Removes `.NAME.partial-<12 hex>` files beside `output` that an interrupted write of the same file left.
     static func removeInterruptedWrites(of output: String) throws -> [String] {
         let parent = Posix.directoryName(output), prefix = "." + Posix.baseName(output) + ".partial-"
         guard let st = try Posix.status(parent), st.kind == .directory else { return [] }
-        var removed: [String] = []
-        for name in try Posix.listDirectory(parent) where name.hasPrefix(prefix) && isTemporaryName(name) {
-            guard let entry = try Posix.status(parent + "/" + name), entry.kind == .regular else { continue }
-            try Posix.unlinkFile(parent + "/" + name)
-            removed.append(parent + "/" + name)
-        }
-        if !removed.isEmpty { try Posix.syncDirectory(parent) }
-        return removed
+        let partial = try Posix.listDirectory(parent).filter { $0.hasPrefix(prefix) && isTemporaryName($0) }.map { parent + "/" + $0 }
+            .filter { try Posix.status($0)?.kind == .regular }
+        return try removeSyncingParents(partial)
     }
 
     /// Removes the vault's temporary files (each may hold a plaintext keystore copy or unfinished bundle).
-    func removeLeftovers() throws -> [String] {
-        let found = try leftoverFiles()
-        var directories = Set<String>()
-        for path in found {
-            try Posix.removeTree(path)
-            directories.insert(Posix.directoryName(path))
-        }
-        for d in directories.sorted() { try Posix.syncDirectory(d) }
-        return found
+    func removeLeftovers() throws -> [String] { try Self.removeSyncingParents(try leftoverFiles()) }
+
+    /// Removes each path (a file or a whole tree), then fsyncs every parent directory once; returns the paths.
+    static func removeSyncingParents(_ paths: [String]) throws -> [String] {
+        for path in paths { try Posix.removeTree(path) }
+        for d in Set(paths.map(Posix.directoryName)).sorted() { try Posix.syncDirectory(d) }
+        return paths
     }
 }

@@ -138,9 +138,7 @@ extension Vault {
         }
         guard Posix.exists(dir) else { return [] }
         try walk(dir, depth: 0)
-        for path in found { try Posix.removeTree(path) }
-        for d in Set(found.map(Posix.directoryName)).sorted() { try Posix.syncDirectory(d) }
-        return found
+        return try removeSyncingParents(found)
     }
 
     /// Written first into a vault being recovered and removed last: `recover` starts such a directory over, and no
@@ -195,9 +193,7 @@ extension Vault {
         try copyFileStatic(dir + "/catalog.db", to: root + "/catalog.db")
         // The signed trust record comes back with the vault (it is checked against master.pub at every open).
         if Posix.exists(trustPath(dir)) { try copyFileStatic(trustPath(dir), to: trustPath(root)) }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try Posix.writeFileAtomically(configPath(root), Array(try encoder.encode(config)) + [0x0a], mode: 0o644)
+        try writeConfig(config, root: root)
         do {
             let vault = try Vault(root: root, createMissingKeystore: true, recovering: true, adoptKeyring: copies)
             let live = try vault.catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live'") }

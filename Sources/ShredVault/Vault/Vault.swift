@@ -164,7 +164,7 @@ public final class Vault: @unchecked Sendable {
 
     static func isLiveVault(_ path: String, vaultId: String) -> Bool {
         guard let text = try? Posix.readTextFile(configPath(path)),
-              let other = try? JSONDecoder().decode(VaultConfig.self, from: Data(text.utf8)) else { return false }
+              let other = try? VaultConfig.parse(text, path: configPath(path)) else { return false }
         return other.vaultId == vaultId
     }
 
@@ -285,10 +285,8 @@ public final class Vault: @unchecked Sendable {
         _ = try issueTrust(root: root, config: config, restoreKey: master, jobKeyPath: jobKeyPath, previous: nil, now: now)
         createdJobKey = jobKeyPath
         config.jobKeyPath = jobKeyPath
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         // The config is written last: its presence marks a complete vault.
-        try Posix.writeFileAtomically(configPath(root), Array(try encoder.encode(config)) + [0x0a], mode: 0o644)
+        try writeConfig(config, root: root)
         let vault = try Vault(root: root)
         try vault.convergeRoot()
         try vault.catalog.write { db in

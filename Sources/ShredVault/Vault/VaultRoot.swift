@@ -54,10 +54,13 @@ extension Vault {
             try root.create(generation: target)
         }
         for store in [keystore, keyring] {
-            if try store.ratchetGeneration() == nil {
+            switch try store.ratchetGeneration() {
+            case nil:
                 try store.migrateToRatchet(generation: target)
                 try reached("migrate:\(store.kind)")
-            } else {
+            case target?:
+                break
+            default:
                 try store.rotate(to: target, destroying: [])
             }
         }
