@@ -69,3 +69,61 @@ public enum ECDSAP256 {
         return try checkOpenSSL(pkey, "EVP_PKEY_fromdata")
     }
 }
+
+extension ECDSAP256 {
+    /// Size of a fixed-width signature `r ‖ s` (IEEE P1363: two 32-byte big-endian integers).
+    public static let rawSignatureSize = 64
+
+    /// Signs SHA-256(`message`) with `key`, giving the fixed-width `r ‖ s` form (vault-format.md §3.10).
+    public static func signRaw(_ message: [UInt8], with key: P256PrivateKey) throws -> [UInt8] {
+        try derToRaw(try sign(message, with: key))
+    }
+
+    /// Whether the fixed-width signature `r ‖ s` is valid for `message` and `publicKey`. Never throws.
+    public static func verifyRaw(_ signature: [UInt8], message: [UInt8], publicKey: P256PublicKey) -> Bool {
+        guard signature.count == rawSignatureSize, let der = try? rawToDER(signature) else { return false }
+        return verify(der, message: message, publicKey: publicKey)
+    }
+
+    /// DER `ECDSA-Sig-Value` → `r ‖ s` (each left-padded to 32 bytes).
+    static func derToRaw(_ der: [UInt8]) throws -> [UInt8] {
+        var cursor: UnsafePointer<UInt8>? = nil
+        let sig: OpaquePointer = try der.withUnsafeBufferPointer { buffer in
+            cursor = buffer.baseAddress
+            return try checkOpenSSL(d2i_ECDSA_SIG(nil, &cursor, buffer.count), "d2i_ECDSA_SIG")
+        }
+        defer { ECDSA_SIG_free(sig) }
+        var out = [UInt8](repeating: 0, count: rawSignatureSize)
+        guard let r = ECDSA_SIG_get0_r(sig), let s = ECDSA_SIG_get0_s(sig) else { throw CryptoError.openSSL(function: "ECDSA_SIG_get0", detail: "no r or s") }
+        try out.withUnsafeMutableBufferPointer { o in
+            guard BN_bn2binpad(r, o.baseAddress!, 32) == 32, BN_bn2binpad(s, o.baseAddress! + 32, 32) == 32 else {
+                throw CryptoError.openSSL(function: "BN_bn2binpad", detail: "r or s longer than 32 bytes")
+            }
+        }
+        return out
+    }
+
+    /// `r ‖ s` → DER `ECDSA-Sig-Value`.
+    static func rawToDER(_ raw: [UInt8]) throws -> [UInt8] {
+        let sig = try checkOpenSSL(ECDSA_SIG_new(), "ECDSA_SIG_new")
+        defer { ECDSA_SIG_free(sig) }
+        let r = try raw.withUnsafeBufferPointer { try checkOpenSSL(BN_bin2bn($0.baseAddress!, 32, nil), "BN_bin2bn") }
+        guard let s = raw.withUnsafeBufferPointer({ BN_bin2bn($0.baseAddress! + 32, 32, nil) }) else {
+            BN_free(r)
+            throw CryptoError.openSSL(function: "BN_bin2bn", detail: "allocation failed")
+        }
+        guard ECDSA_SIG_set0(sig, r, s) == 1 else {
+            BN_free(r); BN_free(s)
+            throw CryptoError.openSSL(function: "ECDSA_SIG_set0", detail: "failed")
+        }
+        let length = i2d_ECDSA_SIG(sig, nil)
+        guard length > 0 else { throw CryptoError.openSSL(function: "i2d_ECDSA_SIG", detail: "failed") }
+        var out = [UInt8](repeating: 0, count: Int(length))
+        let written = out.withUnsafeMutableBufferPointer { o -> Int32 in
+            var p: UnsafeMutablePointer<UInt8>? = o.baseAddress
+            return i2d_ECDSA_SIG(sig, &p)
+        }
+        guard written == length else { throw CryptoError.openSSL(function: "i2d_ECDSA_SIG", detail: "length changed") }
+        return out
+    }
+}

@@ -54,4 +54,31 @@ final class ECDSATests: XCTestCase {
         XCTAssertTrue(ECDSAP256.verify(signature, message: message, publicKey: publicKey))
         XCTAssertFalse(ECDSAP256.verify(signature, message: message + [0], publicKey: publicKey))
     }
+
+    /// The fixed-width form `r ‖ s` (vault signatures, vault-format.md §3.10): round trip through DER, every flipped
+    /// byte fails, a wrong length fails, and r or s of zero (which DER would carry) is refused.
+    func testRawSignatures() throws {
+        let key = try P256PrivateKey.generate()
+        let message = Array("shredvault.org/bundle@v1".utf8) + [0, 1, 2, 3]
+        for _ in 0..<20 {
+            let raw = try ECDSAP256.signRaw(message, with: key)
+            XCTAssertEqual(raw.count, 64)
+            XCTAssertTrue(ECDSAP256.verifyRaw(raw, message: message, publicKey: key.publicKey))
+            XCTAssertEqual(try ECDSAP256.derToRaw(try ECDSAP256.rawToDER(raw)), raw)
+            XCTAssertTrue(ECDSAP256.verify(try ECDSAP256.rawToDER(raw), message: message, publicKey: key.publicKey))
+            for i in stride(from: 0, to: 64, by: 5) {
+                var bad = raw
+                bad[i] ^= 0x20
+                XCTAssertFalse(ECDSAP256.verifyRaw(bad, message: message, publicKey: key.publicKey), "byte \(i)")
+            }
+        }
+        let raw = try ECDSAP256.signRaw(message, with: key)
+        XCTAssertFalse(ECDSAP256.verifyRaw(Array(raw.dropLast()), message: message, publicKey: key.publicKey))
+        XCTAssertFalse(ECDSAP256.verifyRaw(raw + [0], message: message, publicKey: key.publicKey))
+        XCTAssertFalse(ECDSAP256.verifyRaw([UInt8](repeating: 0, count: 32) + raw.suffix(32), message: message, publicKey: key.publicKey))
+        XCTAssertFalse(ECDSAP256.verifyRaw([UInt8](repeating: 0xff, count: 64), message: message, publicKey: key.publicKey))
+        // A DER signature made by ECDSAP256.sign converts and verifies in raw form.
+        let der = try ECDSAP256.sign(message, with: key)
+        XCTAssertTrue(ECDSAP256.verifyRaw(try ECDSAP256.derToRaw(der), message: message, publicKey: key.publicKey))
+    }
 }

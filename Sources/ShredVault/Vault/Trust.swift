@@ -160,6 +160,7 @@ extension Vault {
         if !path.hasPrefix("/") { path = FileManager.default.currentDirectoryPath + "/" + path }
         if path.hasPrefix(root + "/") { throw VaultError.invalidArgument("the job credential must live outside the vault directory") }
         if Posix.exists(path) { throw VaultError.targetExists(path: path) }
+        administrativeSigner = try VaultSigner(restoreKey)
         let record = try Self.issueTrust(root: root, config: config, restoreKey: restoreKey, jobKeyPath: path, previous: trust, now: now)
         config.jobKeyPath = path
         try Self.writeConfig(config, root: root)

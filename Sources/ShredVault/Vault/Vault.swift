@@ -72,6 +72,8 @@ public final class Vault: @unchecked Sendable {
     /// The job credential, pinned to this vault's master key and listed in the trust record; loaded for jobs that
     /// change the vault.
     public let jobCredential: JobCredential?
+    /// The restore key, when its holder runs a job that signs (`trust init|rotate`, §3.10).
+    var administrativeSigner: VaultSigner?
     private let lock: FileLock
     private let readOnly: Bool
     /// Tests only: a named step at which the job stops as if the process had died there (`reached(_:)`).
