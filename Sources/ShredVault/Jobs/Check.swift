@@ -17,6 +17,8 @@ public struct CheckReport: Sendable, Codable {
     public var checkedBytes: Int64 = 0
     public var auditRecords = 0
     public var violations: [Violation] = [] { didSet { ok = violations.isEmpty } }
+    /// Advisory findings (e.g. `audit-head-not-exported`, `audit-head-stale`): reported, but `ok` does not depend on them.
+    public var notices: [Violation] = []
     /// No violation (encoded in the JSON report).
     public private(set) var ok = true
 }
@@ -172,9 +174,25 @@ extension Vault {
         if trust == nil {
             violation("no-trust-record", "vault", "the vault has no signed trust record (G8): the restore-key holder should run `shredvault trust init`")
         }
-        let (records, problem) = try catalog.verifyAudit()
-        report.auditRecords = records
-        if let problem { violation("audit-chain", "audit log", problem) }
+        let audit = try verifyAudit()
+        report.auditRecords = audit.records
+        if let problem = audit.problem { violation(audit.kind?.rawValue ?? "audit-chain", "audit log", problem) }
+        // §6.2: only an exported head shows that records at the end of the log were not removed.
+        if trust != nil {
+            if let export = try lastAuditHeadExport() {
+                if now - export.at > Self.auditHeadExportMaxAge {
+                    report.notices.append(.init(kind: "audit-head-stale", subject: "audit log", message: """
+                        the last exported audit head (record \(export.seq)) is \((now - export.at) / 86_400) days old: records after it could be \
+                        removed unnoticed; export one with `shredvault audit head --out FILE` and store it outside the vault
+                        """))
+                }
+            } else {
+                report.notices.append(.init(kind: "audit-head-not-exported", subject: "audit log", message: """
+                    no audit head was ever exported: records could be removed from the end of the log unnoticed; export one \
+                    with `shredvault audit head --out FILE` and store it outside the vault
+                    """))
+            }
+        }
         return report
     }
 

@@ -25,6 +25,9 @@ public struct TrustRecord: Codable, Equatable, Sendable {
     /// Increases with every re-signing (a credential added or revoked).
     public var serial: Int64
     public var signedAt: Int64
+    /// The first audit record that signed heads cover (§6.2): every record from it on must be covered. Absent in a
+    /// record signed before audit heads existed (then the vault's first head marks the start).
+    public var auditSignedFrom: Int64?
 
     public var activeSigners: [Signer] { signers.filter { $0.revokedAt == nil } }
 }
@@ -119,8 +122,10 @@ extension Vault {
 
     /// Creates (or re-signs) the trust record with the restore key, issuing a new job credential at `jobKeyPath` and
     /// revoking the active ones (rotation). Used by `init` and `trust init|rotate`.
+    /// - Parameter auditSignedFrom: the first audit record signed heads cover (§6.2): 1 for a new vault, the next
+    ///   record for a vault that gets its first trust record; a rotation keeps the previous record's value.
     static func issueTrust(root: String, config: VaultConfig, restoreKey: P256PrivateKey, jobKeyPath: String, previous: TrustRecord?,
-                           now: Int64) throws -> TrustRecord {
+                           auditSignedFrom: Int64? = nil, now: Int64) throws -> TrustRecord {
         let masterKeyId = Hex.encode(try KeyHierarchy.keyId(restoreKey.publicKey))
         let credential = try JobCredential.create(jobKeyPath, vaultId: config.vaultId, masterKeyId: masterKeyId)
         var signers = previous?.signers ?? []
@@ -128,7 +133,8 @@ extension Vault {
         signers.append(.init(keyId: credential.keyId, publicKey: Hex.encode(credential.key.publicKey.x963Representation), role: "job",
                              addedAt: now, revokedAt: nil))
         let record = TrustRecord(format: TrustRecord.formatName, vaultId: config.vaultId, masterKey: Hex.encode(restoreKey.publicKey.x963Representation),
-                                 masterKeyId: masterKeyId, signers: signers, serial: (previous?.serial ?? 0) + 1, signedAt: now)
+                                 masterKeyId: masterKeyId, signers: signers, serial: (previous?.serial ?? 0) + 1, signedAt: now,
+                                 auditSignedFrom: previous?.auditSignedFrom ?? auditSignedFrom)
         try writeTrust(record, root: root, restoreKey: restoreKey)
         return record
     }
@@ -161,7 +167,10 @@ extension Vault {
         if path.hasPrefix(root + "/") { throw VaultError.invalidArgument("the job credential must live outside the vault directory") }
         if Posix.exists(path) { throw VaultError.targetExists(path: path) }
         administrativeSigner = try VaultSigner(restoreKey)
-        let record = try Self.issueTrust(root: root, config: config, restoreKey: restoreKey, jobKeyPath: path, previous: trust, now: now)
+        // From the record this job appends on, every audit record is covered by a signed head (§6.2).
+        let nextRecord = try catalog.read { db in try Catalog.lastAuditSeq(db) } + 1
+        let record = try Self.issueTrust(root: root, config: config, restoreKey: restoreKey, jobKeyPath: path, previous: trust,
+                                         auditSignedFrom: nextRecord, now: now)
         config.jobKeyPath = path
         try Self.writeConfig(config, root: root)
         let revoked = record.signers.filter { $0.revokedAt == now }.map(\.keyId)
