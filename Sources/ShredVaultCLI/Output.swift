@@ -36,6 +36,13 @@ enum Output {
         return String(format: value < 10 ? "%.2f %@" : value < 100 ? "%.1f %@" : "%.0f %@", value, units[unit])
     }
 
+    /// A duration in whole days, or hours or minutes under a day: "3 days", "5 hours", "0 minutes".
+    static func age(_ seconds: Int64) -> String {
+        if seconds >= 86_400 { return plural(Int(seconds / 86_400), "day") }
+        if seconds >= 3_600 { return plural(Int(seconds / 3_600), "hour") }
+        return plural(Int(seconds / 60), "minute")
+    }
+
     static func plural(_ n: Int, _ word: String, _ plural: String? = nil) -> String {
         "\(n) \(n == 1 ? word : plural ?? word + "s")"
     }

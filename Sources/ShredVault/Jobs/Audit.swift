@@ -166,6 +166,18 @@ extension Vault {
         try catalog.writeMeta([Self.auditHeadExportedAtKey: String(now), Self.auditHeadExportedSeqKey: String(head.seq)])
     }
 
+    /// Writes an exported head to `path` (one line; atomic replace, mode 0644). The path must be outside the vault
+    /// directory: whoever rewrites the vault would rewrite a head kept there too.
+    public func writeExportedAuditHead(_ head: ExportedAuditHead, to path: String) throws {
+        let cwd = FileManager.default.currentDirectoryPath
+        let absolutePath = path.hasPrefix("/") ? path : cwd + "/" + path
+        let absoluteRoot = root.hasPrefix("/") ? root : cwd + "/" + root
+        if absolutePath.hasPrefix(absoluteRoot + "/") {
+            throw VaultError.invalidArgument("the exported head must be stored outside the vault (\(path) is inside \(root)): whoever rewrites the vault would rewrite it too")
+        }
+        try Posix.writeFileAtomically(absolutePath, Array((try head.encoded() + "\n").utf8), mode: 0o644)
+    }
+
     /// When the last head was exported, if ever.
     public func lastAuditHeadExport() throws -> AuditHeadExport? {
         try catalog.read { db in try Self.lastAuditHeadExport(db) }
