@@ -9,15 +9,15 @@ struct AuditHeadCommand: ParsableCommand {
             Verifies the whole log first (as `audit verify`; exit 2 and nothing exported if it fails), then prints \
             the head the last job signed as one line of JSON:
 
-              {"at":T,"first":N,"format":"shredvault-audit-head/v1","hash":"<64 hex>","prevHash":"<64 hex>",
-               "seq":N,"signature":"<160 hex>","signer":"<32 hex>","vaultId":"<32 hex>"}
+              {"at":T,"first":N,"format":"shredvault-audit-head/v1","hash":H,
+               "prevHash":H,"seq":N,"signature":S,"signer":K,"vaultId":V}
 
-            seq is the last record the head covers and hash that record's hash; signature is the job credential's \
-            signature (vault-format.md §6.2), which anyone can check with the vault's trust record. Store it \
-            where a party who can rewrite the vault cannot (a ticket, a SIEM, a transparency log): later, \
-            `shredvault audit verify --head FILE` proves that no record up to seq was rewritten, dropped or \
-            truncated. Export daily; records after the last exported head are protected only by their own \
-            signatures, which removing them together with their heads leaves no trace of.
+            seq is the last record the head covers and hash (64 hex) that record's hash; signature (160 hex) is \
+            the job credential's signature (vault-format.md §6.2), which anyone can check with the vault's trust \
+            record. Store it where a party who can rewrite the vault cannot (a ticket, a SIEM, a transparency \
+            log): later, `shredvault audit verify --head FILE` proves that no record up to seq was rewritten, \
+            dropped or truncated. Export daily: records after the last exported head can be cut off together \
+            with their signed heads without a trace.
 
             The export is recorded in the catalog (when, which record) so that `status` shows its age and \
             `check` notes when none was exported or the last one is older than 7 days. A vault without a trust \
