@@ -171,6 +171,9 @@ final class AuditHeadCLITests: XCTestCase {
         try write(String(text.dropLast(5)), to: garbage)
         assertOneLineError(try s.sv(["audit", "verify", "--head", garbage], day: 3), exit: 65, ["not a ShredVault audit head"], "a damaged head file")
 
+        assertOneLineError(try s.sv(["audit", "verify", "--head", s.dir + "/missing.json"], day: 3), exit: 66, ["exported audit head", "does not exist"],
+                           "a missing head file")
+
         // The head of another vault.
         let other = try Scenario(self)
         try other.initVault()

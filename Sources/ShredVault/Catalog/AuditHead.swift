@@ -112,7 +112,17 @@ public struct ExportedAuditHead: Codable, Equatable, Sendable {
         return String(decoding: try encoder.encode(self), as: UTF8.self)
     }
 
-    /// Reads an exported head; a document that is not one (or not of this format version) is malformed input.
+    /// Reads an exported head from a file (at most 4096 bytes).
+    public static func read(_ path: String) throws -> ExportedAuditHead {
+        guard Posix.exists(path) else { throw VaultError.notFound(path: path, what: "exported audit head") }
+        let text: String
+        do { text = try Posix.readTextFile(path, maxLength: 4096) } catch VaultError.invalidArgument {
+            throw VaultError.malformedInput(path: path, line: 1, reason: "not a ShredVault audit head (larger than 4096 bytes)")
+        }
+        return try parse(text, path: path)
+    }
+
+    /// Parses an exported head; a document that is not one (or not of this format version) is malformed input.
     public static func parse(_ text: String, path: String) throws -> ExportedAuditHead {
         let head: ExportedAuditHead
         do { head = try JSONDecoder().decode(ExportedAuditHead.self, from: Data(text.utf8)) } catch {

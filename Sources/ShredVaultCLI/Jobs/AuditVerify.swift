@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import ShredVault
 
 struct AuditVerify: ParsableCommand {
@@ -36,7 +35,7 @@ struct AuditVerify: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let exported = try head.map { path in try ExportedAuditHead.parse(try readHeadFile(path), path: path) }
+            let exported = try head.map(ExportedAuditHead.read)
             let vault = try global.openVault(readOnly: true)
             let report = try vault.verifyAudit(exportedHead: exported)
             if global.json {
@@ -58,13 +57,4 @@ struct AuditVerify: ParsableCommand {
             }
         }
     }
-}
-
-/// Reads an exported audit head (a small JSON file).
-func readHeadFile(_ path: String) throws -> String {
-    guard let data = FileManager.default.contents(atPath: path) else { throw VaultError.notFound(path: path, what: "exported audit head") }
-    guard data.count <= 4096 else {
-        throw VaultError.malformedInput(path: path, line: 1, reason: "not a ShredVault audit head (larger than 4096 bytes)")
-    }
-    return String(decoding: data, as: UTF8.self)
 }
