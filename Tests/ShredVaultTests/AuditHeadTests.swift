@@ -368,12 +368,11 @@ final class AuditHeadTests: XCTestCase {
         try Vault.writeConfig(config, root: vaultPath)
         _ = unlink(vaultPath + "/trust")
         try attack { db in try db.execute(sql: "DELETE FROM audit_heads") }
-        try writeFile(dir + "/src2/accounts.csv", Array("user_id,last_active\nud,2025-01-01\n".utf8))
-        try writeFile(dir + "/src2/users/ud/data.bin", pseudoRandomBytes(2_000, seed: 40))
         do {
+            // (`archive` refuses such a vault, §3.10; `delete` runs.)
             let vault = try Vault(root: vaultPath)
             defer { try? vault.close() }
-            XCTAssertEqual(try vault.archive(ArchiveOptions(source: dir + "/src2"), now: at(1)).archived.count, 1)
+            XCTAssertEqual(try vault.delete(user: UserID("uc")!, requestId: "R2", received: nil, now: at(4)).outcome, .shredded)
         }
         XCTAssertEqual(try heads().count, 0, "a vault without a trust record signs no head")
         let before = try lastSeq()

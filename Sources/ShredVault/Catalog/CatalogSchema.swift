@@ -190,6 +190,15 @@ enum CatalogSchema {
                 ) STRICT;
                 """)
         }
+        m.registerMigration("v7-signed-bundles") { db in
+            // G8 (vault-format.md §3.10): the hash of the inner sealed DEK and the two signatures of a bundle. NULL in
+            // rows written before the trust record, until `trust init` endorses them.
+            try db.execute(sql: """
+                ALTER TABLE bundles ADD COLUMN inner_sha256 BLOB CHECK (inner_sha256 IS NULL OR length(inner_sha256) = 32);
+                ALTER TABLE bundles ADD COLUMN bundle_sig BLOB CHECK (bundle_sig IS NULL OR length(bundle_sig) = 80);
+                ALTER TABLE bundles ADD COLUMN seal_sig BLOB CHECK (seal_sig IS NULL OR length(seal_sig) = 80);
+                """)
+        }
         m.registerMigration("v8-audit-heads") { db in
             // Signed audit heads (vault-format.md §6.2): one row per write transaction that appended audit records
             // first_seq…last_seq, written in that transaction; `signature` is the §3.10 signature (signer key id ‖ r ‖ s)
