@@ -424,3 +424,65 @@ final class AuditHeadTests: XCTestCase {
         XCTAssertEqual(try verify().kind, .signature)
     }
 }
+
+/// Known answers for signed audit heads (samples/vectors/provenance/audit-head.json), computed by
+/// tools/audit-head-vectors.py with Python's `cryptography` package from vault-format.md §6 and §6.2 alone: the Swift
+/// code must chain the same record hashes, build the same head body, accept the signature made there (and refuse any
+/// changed byte) and read and write the same exported document.
+final class AuditHeadVectorTests: XCTestCase {
+    struct Vectors: Decodable {
+        struct Record: Decodable { var seq: Int64; var at: Int64; var action: String; var user: String?; var detail, prevHash, hash: String }
+        struct Head: Decodable { var first, last, at: Int64; var body, message, signature: String }
+        var signerScalar, signerPublicKey, signerKeyId, vaultId, document: String
+        var records: [Record]
+        var head: Head
+    }
+
+    func testAuditHeadKnownAnswers() throws {
+        var dir = URL(fileURLWithPath: #filePath)
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("Package.swift").path) { dir.deleteLastPathComponent() }
+        let v = try JSONDecoder().decode(Vectors.self, from: Data(contentsOf: dir.appendingPathComponent("samples/vectors/provenance/audit-head.json")))
+        func bytes(_ hex: String) -> [UInt8] { Hex.decode(hex)! }
+        let key = try P256PrivateKey(rawScalar: SecretBytes(copying: bytes(v.signerScalar)))
+        XCTAssertEqual(Hex.encode(key.publicKey.x963Representation), v.signerPublicKey)
+        XCTAssertEqual(Hex.encode(try KeyHierarchy.keyId(key.publicKey)), v.signerKeyId)
+
+        // The chain (§6).
+        var prev = Catalog.genesisHash
+        for r in v.records {
+            XCTAssertEqual(Hex.encode(prev), r.prevHash, "record \(r.seq)")
+            let hash = try Catalog.auditHash(prev: prev, seq: r.seq, at: r.at, action: r.action, user: r.user, detail: r.detail)
+            XCTAssertEqual(Hex.encode(hash), r.hash, "record \(r.seq)")
+            prev = hash
+        }
+        let detail = try JSONSerialization.jsonObject(with: Data(v.records[1].detail.utf8)) as? [String: String]
+        XCTAssertEqual(Catalog.encodeDetail(try XCTUnwrap(detail)), v.records[1].detail)
+
+        // The head's body, message and signature (§6.2, §3.10).
+        let first = v.records[Int(v.head.first) - 1], last = v.records[Int(v.head.last) - 1]
+        let body = AuditHead.body(vaultId: bytes(v.vaultId), first: v.head.first, last: v.head.last, prevHash: bytes(first.prevHash),
+                                  hash: bytes(last.hash), at: v.head.at)
+        XCTAssertEqual(Hex.encode(body), v.head.body)
+        XCTAssertEqual(Hex.encode(SignedObject.auditHead.message(body)), v.head.message)
+        let trust = TrustRecord(format: TrustRecord.formatName, vaultId: v.vaultId, masterKey: Hex.encode(try P256PrivateKey.generate().publicKey.x963Representation),
+                                masterKeyId: String(repeating: "0", count: 32),
+                                signers: [.init(keyId: v.signerKeyId, publicKey: v.signerPublicKey, role: "job", addedAt: 0, revokedAt: nil)],
+                                serial: 1, signedAt: 0, auditSignedFrom: 1)
+        let signature = try XCTUnwrap(VaultSignature(hex: v.head.signature))
+        XCTAssertNil(trust.problem(with: signature, object: .auditHead, body: body))
+        XCTAssertEqual(trust.problem(with: signature, object: .seal, body: body), .invalid(v.signerKeyId), "the context is signed")
+        for i in body.indices {
+            var bad = body
+            bad[i] ^= 0x01
+            XCTAssertEqual(trust.problem(with: signature, object: .auditHead, body: bad), .invalid(v.signerKeyId), "body byte \(i)")
+        }
+
+        // The exported document: read, and written back byte for byte.
+        let exported = try ExportedAuditHead.parse(v.document, path: "audit-head.json")
+        XCTAssertEqual(try exported.encoded(), v.document)
+        let head = try XCTUnwrap(exported.head)
+        XCTAssertEqual(head.body(vaultId: bytes(v.vaultId)), body)
+        XCTAssertEqual(head.signature, signature)
+        XCTAssertEqual(try ExportedAuditHead(vaultId: bytes(v.vaultId), head: head).encoded(), v.document)
+    }
+}
