@@ -202,7 +202,7 @@ enum CatalogSchema {
         m.registerMigration("v8-audit-heads") { db in
             // Signed audit heads (vault-format.md §6.2): one row per write transaction that appended audit records
             // first_seq…last_seq, written in that transaction; `signature` is the §3.10 signature (signer key id ‖ r ‖ s)
-            // over the head's body. Heads tile the log: no two share a record.
+            // over the head's body. `audit verify` checks that the heads tile the log, each record in exactly one.
             try db.execute(sql: """
                 CREATE TABLE audit_heads (
                     first_seq INTEGER PRIMARY KEY CHECK (first_seq >= 1),
