@@ -73,17 +73,19 @@ extension Vault {
             return report
         }
 
-        // Where signed heads start: the trust record says (a catalog rebuilt by reindex starts over at 1, all signed);
-        // a trust record older than §6.2 does not, and then the first head marks the start.
-        let anchor: Int64? = chain.firstAction == "reindex" ? 1 : trust.auditSignedFrom
-        if let anchor, last < anchor {
-            return fail(.signature, "the audit log ends at record \(last) but the trust record (serial \(trust.serial)) says records from \(anchor) on are signed: records were removed")
-        }
         func records(_ a: Int64, _ b: Int64) -> String { a == b ? "audit record \(a) is" : "audit records \(a)–\(b) are" }
         func verifies(_ h: StoredAuditHead) -> SignatureProblem? {
             guard h.last <= last, let first = chain.links[h.first], let final = chain.links[h.last] else { return .missing }
             let body = AuditHead.body(vaultId: vaultId, first: h.first, last: h.last, prevHash: first.prev, hash: final.hash, at: h.at)
             return trust.problem(with: h.signature, object: .auditHead, body: body)
+        }
+        // Where signed heads start: the trust record says; a catalog rebuilt by reindex under the trust record (its
+        // first record a signed `reindex`) starts over at 1; a trust record older than §6.2 says nothing, and then
+        // the first head marks the start.
+        let rebuilt = chain.firstAction == "reindex" && heads.first.map { $0.first == 1 && verifies($0) == nil } == true
+        let anchor: Int64? = rebuilt ? 1 : trust.auditSignedFrom
+        if let anchor, last < anchor {
+            return fail(.signature, "the audit log ends at record \(last) but the trust record (serial \(trust.serial)) says records from \(anchor) on are signed: records were removed")
         }
         // From `start` on, the heads must tile the log: each record in exactly one head that verifies.
         let start = anchor ?? heads.first?.first ?? last + 1
