@@ -144,6 +144,23 @@ extension Vault {
         return (record, try verify(record))
     }
 
+    /// Writes a request's receipt file (§6.3) to `path`, a new file outside the vault (mode 0644: it is meant to be
+    /// handed to the user), after checking the receipt against the trust record.
+    public func exportReceipt(requestId: String, to path: String) throws -> ReceiptVerification {
+        let (record, verification) = try receipt(requestId: requestId)
+        guard let file = record.file else {
+            throw VaultError.notVerified(path: "receipt of deletion request \(requestId)", reason: "its stored signature is malformed")
+        }
+        let cwd = FileManager.default.currentDirectoryPath
+        func absolute(_ p: String) -> String { p.hasPrefix("/") ? p : cwd + "/" + p }
+        if absolute(path).hasPrefix(absolute(root) + "/") {
+            throw VaultError.invalidArgument("write the receipt outside the vault directory (\(path) is inside \(root))")
+        }
+        if Posix.exists(path) { throw VaultError.targetExists(path: path) }
+        try Posix.writeFileAtomically(path, file.encoded, mode: 0o644)
+        return verification
+    }
+
     /// Every stored receipt, oldest first.
     public func receipts() throws -> [ReceiptRecord] {
         try catalog.read { db in try ReceiptRecord.fetchAll(db, sql: "SELECT * FROM receipts ORDER BY issued_at, request_id") }

@@ -79,6 +79,12 @@ public struct DeletionReceipt: Codable, Equatable, Sendable {
         return .success(receipt)
     }
 
+    /// Parses a receipt's canonical text, without checking who signed it (`verifyReceipt` does); nil if it is not one.
+    public init?(text: String) {
+        guard case .success(let receipt) = Self.parse(text) else { return nil }
+        self = receipt
+    }
+
     /// Builds the receipt of a completed request.
     init(vaultId: String, masterKeyId: String, request: DeletionRequestRecord, issuedAt: Int64, destroyedKeys: [String],
          alreadyDeletedBy: String?, rootGeneration: UInt64?, auditHead: AuditHead) {
