@@ -63,7 +63,10 @@ final class TrustTests: XCTestCase {
         setenv(Vault.jobKeyVariable, real, 1)
         defer { unsetenv(Vault.jobKeyVariable) }
         assertRefused(try Vault(root: vaultPath), "was issued for vault/master key")
+        // A read-only job whose environment names the credential sees the replacement too.
+        assertRefused(try Vault(root: vaultPath, readOnly: true), "was issued for vault/master key")
         // And the restore side never accepts the swapped key.
+        unsetenv(Vault.jobKeyVariable)
         assertRefused(try Vault(root: vaultPath, readOnly: true).restoreKey(path: restoreKeyPath), "restore key does not open")
     }
 

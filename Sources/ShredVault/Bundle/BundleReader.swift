@@ -16,6 +16,15 @@ public enum BundleReader {
         return try readHeader(file)
     }
 
+    /// The header and the signed prefix of a bundle (header ‖ salt ‖ commitment, vault-format.md §3.10).
+    public static func readSignedPrefix(path: String) throws -> (header: BundleHeader, prefix: [UInt8]) {
+        let file = try openBundle(path)
+        let (header, bytes) = try readHeader(file)
+        let rest = try file.read(upTo: 56)
+        guard rest.count == 56 else { throw VaultError.corruptBundle(path: path, reason: "file ends inside the salt or commitment") }
+        return (header, bytes + rest)
+    }
+
     /// Decrypts and checks the whole bundle without writing anything; returns its manifest.
     @discardableResult
     public static func verify(path: String, dataKey: SecretBytes) throws -> (header: BundleHeader, manifest: Manifest) {

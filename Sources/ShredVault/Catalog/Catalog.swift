@@ -27,8 +27,13 @@ public struct BundleRecord: Codable, Sendable, Equatable, FetchableRecord, Persi
     public var sourceState: SourceState
     public var endedAt: Int64?
     public var endReason: String?
+    /// SHA-256 of the inner sealed DEK, and the bundle and seal signatures (vault-format.md §3.10).
+    public var innerSha256: Data?
+    public var bundleSig: Data?
+    public var sealSig: Data?
 
     enum CodingKeys: String, CodingKey {
+        case innerSha256 = "inner_sha256", bundleSig = "bundle_sig", sealSig = "seal_sig"
         case id, state, size, sha256, location, files
         case userId = "user_id", archivedAt = "archived_at", originalExpiryDay = "original_expiry_day", expiryDay = "expiry_day"
         case userKeyId = "user_key_id", outerRole = "outer_role", outerKeyId = "outer_key_id", sealedDek = "sealed_dek"

@@ -203,6 +203,15 @@ enum CatalogSchema {
                 ) STRICT;
                 """)
         }
+        m.registerMigration("v7-signed-bundles") { db in
+            // G8 (vault-format.md §3.10): the hash of the inner sealed DEK and the two signatures of a bundle. NULL in
+            // rows written before the trust record, until `trust init` endorses them.
+            try db.execute(sql: """
+                ALTER TABLE bundles ADD COLUMN inner_sha256 BLOB CHECK (inner_sha256 IS NULL OR length(inner_sha256) = 32);
+                ALTER TABLE bundles ADD COLUMN bundle_sig BLOB CHECK (bundle_sig IS NULL OR length(bundle_sig) = 80);
+                ALTER TABLE bundles ADD COLUMN seal_sig BLOB CHECK (seal_sig IS NULL OR length(seal_sig) = 80);
+                """)
+        }
         m.registerMigration("v9-receipts") { db in
             // Signed deletion receipts (vault-format.md §6.3): one per completed request, written in the transaction
             // that completes it (or, for a request completed before the vault could sign, by a later `converge`).

@@ -77,6 +77,7 @@ extension Vault {
             selected = accounts.filter { wanted.contains($0.userId) }
         }
         if !options.dryRun {
+            try requireTrust("archive")
             report.recoveredPartial = try recoverInterruptedArchives(source: options.source)
             report.sweep = try sweep(now: now)
         }
@@ -469,9 +470,8 @@ final class ArchiveRun: @unchecked Sendable {
             throw VaultError.bundleMismatch(path: path, reason: "read-back verification differs from what was written")
         }
         // The DEK is zeroed when `dek` is released at the end of this function.
-        let sealedDEK = try KeyHierarchy.sealDataKey(dek, binding: .init(header: header), userKey: userKey.publicKey,
-                                                     outerRole: .day, outerKey: dayKey.publicKey)
-        let sidecar = try vault.writeSidecarDeferringSync(bundleLocation: record.location, role: .day, outerKeyId: dayKey.keyId, sealed: sealedDEK)
+        let (sealedDEK, innerSHA256) = try KeyHierarchy.sealDataKeyLayers(dek, binding: .init(header: header), userKey: userKey.publicKey,
+                                                                          outerRole: .day, outerKey: dayKey.publicKey)
         var r = record
         r.state = .live
         r.size = Int64(written.fileSize)
@@ -479,6 +479,17 @@ final class ArchiveRun: @unchecked Sendable {
         r.outerRole = KeyRole.day.rawValue
         r.outerKeyId = Data(dayKey.keyId)
         r.sealedDek = Data(sealedDEK)
+        // G8 (§3.10): the bundle as written and its first seal, signed with the job credential.
+        let prefix = try BundleReader.readSignedPrefix(path: path).prefix
+        if let bundleSig = try vault.sign(.bundle, BundleStatement.bundle(prefix: prefix, size: r.size, fileSHA256: written.fileSHA256,
+                                                                         innerSHA256: innerSHA256)),
+           let sealSig = try vault.sign(.seal, vault.sealBody(bundleId: r.id, role: .day, outerKeyId: dayKey.keyId, expiryDay: r.expiryDay,
+                                                             outer: sealedDEK)) {
+            r.innerSha256 = Data(innerSHA256)
+            r.bundleSig = Data(bundleSig.encoded)
+            r.sealSig = Data(sealSig.encoded)
+        }
+        let sidecar = try vault.writeSidecarDeferringSync(bundleLocation: record.location, r.sidecar!)
         r.files = Int64(manifest.fileCount)
         r.plaintextBytes = manifest.totalFileBytes
         r.sourceState = keepSource ? .kept : .pendingRemoval

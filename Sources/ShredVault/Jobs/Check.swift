@@ -38,6 +38,7 @@ extension Vault {
             report.violations.append(.init(kind: kind, subject: subject, message: message))
         }
         if readData && restoreKey == nil { throw VaultError.restoreKeyRequired }
+        if readData { try requireTrust("check --read-data") }
         let liveCount = try catalog.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM bundles WHERE state = 'live'") ?? 0 }
         var knownLocations = Set<String>()
         try catalog.read { db in
@@ -70,6 +71,8 @@ extension Vault {
                 if let bytes = try? readAll(sidecarPath), let sidecar = try? DEKSidecar.decode(bytes, path: sidecarPath) {
                     if sidecar.sealedDEK != b.sealedDek.map(Array.init) || sidecar.outerKeyId != b.outerKeyId.map(Array.init) {
                         violation("sidecar", subject, "its DEK sidecar differs from the catalog; reindex would use a stale key")
+                    } else if sidecar.provenance != b.provenance {
+                        violation("sidecar", subject, "its DEK sidecar's signatures differ from the catalog's")
                     }
                 } else {
                     violation("sidecar", subject, "its DEK sidecar \(DEKSidecar.location(forBundle: b.location)) is missing or malformed")
@@ -77,9 +80,8 @@ extension Vault {
                 do {
                     let path = try checkBundleFile(b, hash: !quick || readData)
                     if readData, let restoreKey, let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) {
-                        let dek = try KeyHierarchy.openDataKey(
-                            Array(b.sealedDek!), binding: try b.binding(vaultId: vaultId), outerRole: role,
-                            outerKey: try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: b.userId),
+                        let dek = try openBundleKey(
+                            b, role: role, outerKey: try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: b.userId),
                             userKey: try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: b.userId))
                         let (_, manifest) = try BundleReader.verify(path: path, dataKey: dek)
                         if b.files >= 0, Int64(manifest.fileCount) != b.files || manifest.totalFileBytes != b.plaintextBytes {
@@ -91,6 +93,7 @@ extension Vault {
                     case .notFound: violation("bundle-missing", subject, "file \(b.location) is missing")
                     case .bundleMismatch(_, let reason): violation("bundle-mismatch", subject, reason)
                     case .notABundle, .malformedHeader, .unsupportedVersion, .unsupportedAlgorithm: violation("bundle-header", subject, e.description)
+                    case .notGenuine(_, let reason): violation(b.provenance == nil ? "unsigned-bundle" : "bad-signature", subject, reason)
                     default: violation("decrypt", subject, e.description)
                     }
                 } catch {

@@ -30,6 +30,8 @@ struct ResealIntent: Codable {
         var keyId: String
         var sealed: String
         var expiryDay: Int64
+        /// The new seal's signature (§3.10); absent in a vault without a trust record.
+        var sealSig: String?
     }
     var action: String
     var user: String
@@ -133,13 +135,22 @@ extension Vault {
     @discardableResult
     func applyReseal(id: Int64, _ intent: ResealIntent) throws -> Int64? {
         var directories = Set<String>()
+        let rows = try catalog.read { db in
+            try BundleRecord.fetchAll(db, keys: intent.updates.map(\.bundleId))
+        }
+        let byId = Dictionary(rows.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         for up in intent.updates {
-            guard let role = KeyRole(rawValue: up.role), let keyId = Hex.decode(up.keyId), let sealed = Hex.decode(up.sealed) else {
+            guard let role = KeyRole(rawValue: up.role), let keyId = Hex.decode(up.keyId), let sealed = Hex.decode(up.sealed),
+                  up.sealSig == nil || VaultSignature(hex: up.sealSig) != nil else {
                 throw VaultError.malformedInput(path: catalog.path, line: 1, reason: "unfinished \(intent.action) of \(intent.user) is malformed")
             }
             // A bundle that is no longer live (never the case right after the intent) keeps no sidecar.
-            guard Posix.exists(absolute(up.location)) else { continue }
-            try writeSidecar(bundleLocation: up.location, role: role, outerKeyId: keyId, sealed: sealed, syncDirectory: false)
+            guard Posix.exists(absolute(up.location)), var row = byId[up.bundleId] else { continue }
+            row.outerRole = role.rawValue
+            row.outerKeyId = Data(keyId)
+            row.sealedDek = Data(sealed)
+            row.sealSig = VaultSignature(hex: up.sealSig).map { Data($0.encoded) }
+            try writeSidecar(bundleLocation: up.location, row.sidecar!, syncDirectory: false)
             directories.insert(Posix.directoryName(absolute(up.location)))
         }
         for d in directories.sorted() { try Posix.syncDirectory(d) }
@@ -163,8 +174,9 @@ extension Vault {
             }
             for up in intent.updates {
                 try db.execute(sql: """
-                    UPDATE bundles SET outer_role = ?, outer_key_id = ?, sealed_dek = ?, expiry_day = ? WHERE id = ? AND state = 'live'
-                    """, arguments: [up.role, Data(Hex.decode(up.keyId)!), Data(Hex.decode(up.sealed)!), up.expiryDay, up.bundleId])
+                    UPDATE bundles SET outer_role = ?, outer_key_id = ?, sealed_dek = ?, expiry_day = ?, seal_sig = ? WHERE id = ? AND state = 'live'
+                    """, arguments: [up.role, Data(Hex.decode(up.keyId)!), Data(Hex.decode(up.sealed)!), up.expiryDay,
+                                     VaultSignature(hex: up.sealSig).map { Data($0.encoded) }, up.bundleId])
             }
             var detail = ["case": intent.caseId, "bundles": String(intent.updates.count)]
             if releasing { detail["expiryDay"] = intent.newExpiryDay ?? "" }

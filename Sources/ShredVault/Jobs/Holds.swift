@@ -30,6 +30,7 @@ extension Vault {
         guard !reason.trimmingCharacters(in: " \n\t").isEmpty, reason.utf8.count <= 2000 else {
             throw VaultError.invalidArgument("--reason must be non-empty text (at most 2000 bytes)")
         }
+        try requireTrust("hold place")
         var report = HoldReport(user: u, caseId: caseId, action: "placed")
         report.sweep = try sweep(now: now)
         try placeHoldOne(user: user, caseId: caseId, reason: reason, restoreKey: restoreKey, now: now, report: &report)
@@ -42,6 +43,7 @@ extension Vault {
         guard !reason.trimmingCharacters(in: " \n\t").isEmpty, reason.utf8.count <= 2000 else {
             throw VaultError.invalidArgument("--reason must be non-empty text (at most 2000 bytes)")
         }
+        try requireTrust("hold place")
         let sweepReport = try sweep(now: now)
         return try users.map { user in
             var report = HoldReport(user: user.rawValue, caseId: caseId, action: "placed")
@@ -61,14 +63,16 @@ extension Vault {
         }
         let live = try catalog.liveBundles(user: u)
         if live.isEmpty { throw try unrecoverableOrUnknown(u) }
+        // G8: every bundle and seal is this vault's own before anything changes (§3.10).
+        for b in live { _ = try checkBundleFile(b, hash: false) }
         let holdKey = try keystore.keyCreatingIfNeeded(role: .hold, subject: caseId, master: archiveKey, vaultId: vaultId, now: now)
         var updates: [ResealIntent.Update] = []
         for b in live where b.outerRole == KeyRole.day.rawValue {
             let dayPrivate = try privateKey(role: .day, id: b.outerKeyId, restoreKey: restoreKey, user: u)
             let resealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: try b.binding(vaultId: vaultId),
-                                                        from: (.day, dayPrivate), to: (.hold, holdKey.publicKey))
-            updates.append(.init(bundleId: b.id, location: b.location, role: KeyRole.hold.rawValue, keyId: Hex.encode(holdKey.keyId),
-                                 sealed: Hex.encode(resealed), expiryDay: b.expiryDay))
+                                                        from: (.day, dayPrivate), to: (.hold, holdKey.publicKey),
+                                                        checkInner: { try self.verifyInner(b, $0) })
+            updates.append(try resealUpdate(b, role: .hold, keyId: holdKey.keyId, sealed: resealed, expiryDay: b.expiryDay))
         }
         // Intent first; then sidecars, keyring mirror and one catalog transaction (`applyReseal`). A crash after the
         // intent is finished by the next job; before it, nothing but the case's new hold key changed (`converge`
@@ -85,6 +89,7 @@ extension Vault {
     public func releaseHold(user: UserID, caseId: String, restoreKey: P256PrivateKey, now: Int64) throws -> HoldReport {
         let u = user.rawValue
         let today = CivilDay(unixSeconds: now)
+        try requireTrust("hold release")
         var report = HoldReport(user: u, caseId: caseId, action: "released")
         report.sweep = try sweep(now: now)
         let active = try catalog.activeHolds(user: u)
@@ -100,17 +105,19 @@ extension Vault {
         var updates: [ResealIntent.Update] = []
         for b in live {
             let binding = try b.binding(vaultId: vaultId)
+            _ = try checkBundleFile(b, hash: false)
+            let checkInner: (SecretBytes) throws -> Void = { try self.verifyInner(b, $0) }
             if let next = others.first {
                 let nextKey = try keystore.keyCreatingIfNeeded(role: .hold, subject: next.caseId, master: archiveKey, vaultId: vaultId, now: now)
-                let sealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: binding, from: (.hold, holdPrivate), to: (.hold, nextKey.publicKey))
-                updates.append(.init(bundleId: b.id, location: b.location, role: KeyRole.hold.rawValue, keyId: Hex.encode(nextKey.keyId),
-                                     sealed: Hex.encode(sealed), expiryDay: b.expiryDay))
+                let sealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: binding, from: (.hold, holdPrivate),
+                                                          to: (.hold, nextKey.publicKey), checkInner: checkInner)
+                updates.append(try resealUpdate(b, role: .hold, keyId: nextKey.keyId, sealed: sealed, expiryDay: b.expiryDay))
             } else {
                 let day = policy.expiryAfterRelease(originalExpiry: CivilDay(daysSinceEpoch: b.originalExpiryDay), releaseDay: today)
                 let dayKey = try keystore.keyCreatingIfNeeded(role: .day, subject: day.iso, master: archiveKey, vaultId: vaultId, now: now)
-                let sealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: binding, from: (.hold, holdPrivate), to: (.day, dayKey.publicKey))
-                updates.append(.init(bundleId: b.id, location: b.location, role: KeyRole.day.rawValue, keyId: Hex.encode(dayKey.keyId),
-                                     sealed: Hex.encode(sealed), expiryDay: day.daysSinceEpoch))
+                let sealed = try KeyHierarchy.resealOuter(Array(b.sealedDek!), binding: binding, from: (.hold, holdPrivate),
+                                                          to: (.day, dayKey.publicKey), checkInner: checkInner)
+                updates.append(try resealUpdate(b, role: .day, keyId: dayKey.keyId, sealed: sealed, expiryDay: day.daysSinceEpoch))
                 report.newExpiryDay = day.iso
             }
         }
@@ -131,6 +138,13 @@ extension Vault {
             report.executedDeletions = try convergeDeletions(now: now)
         }
         return report
+    }
+
+    /// One bundle's new outer seal for a reseal intent, with its seal signature (§3.10).
+    private func resealUpdate(_ b: BundleRecord, role: KeyRole, keyId: [UInt8], sealed: [UInt8], expiryDay: Int64) throws -> ResealIntent.Update {
+        let signature = try sign(.seal, sealBody(bundleId: b.id, role: role, outerKeyId: keyId, expiryDay: expiryDay, outer: sealed))
+        return .init(bundleId: b.id, location: b.location, role: role.rawValue, keyId: Hex.encode(keyId), sealed: Hex.encode(sealed),
+                     expiryDay: expiryDay, sealSig: signature.map { Hex.encode($0.encoded) })
     }
 
     public func holds(includeReleased: Bool) throws -> [HoldRecord] {

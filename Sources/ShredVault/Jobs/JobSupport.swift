@@ -36,14 +36,15 @@ extension Vault {
     }
 
     /// Checks that the bundle file is the one the catalog describes (same bytes, and its header names the same
-    /// vault, bundle and user) before any key is used on it.
+    /// vault, bundle and user) and, in a vault with a trust record, that its signatures verify (§3.10), before any key
+    /// is used on it.
     func checkBundleFile(_ record: BundleRecord, hash: Bool = true) throws -> String {
         let path = absolute(record.location)
         guard let st = try Posix.status(path) else { throw VaultError.notFound(path: path, what: "bundle file") }
         guard st.size == record.size else {
             throw VaultError.bundleMismatch(path: path, reason: "it is \(st.size) bytes, the catalog says \(record.size) (truncated or replaced)")
         }
-        let (header, _) = try BundleReader.readHeader(path: path)
+        let (header, prefix) = try BundleReader.readSignedPrefix(path: path)
         guard header.vaultId == vaultId else {
             throw VaultError.bundleMismatch(path: path, reason: "it belongs to vault \(header.vaultIdHex), not this vault")
         }
@@ -53,6 +54,7 @@ extension Vault {
         guard Array(header.userKeyId) == Array(record.userKeyId), header.expiryDay.daysSinceEpoch == record.originalExpiryDay else {
             throw VaultError.bundleMismatch(path: path, reason: "its key id or expiry day differs from the catalog")
         }
+        try verifyProvenance(record, prefix: prefix)
         if !hash { return path }
         let digest = try fileSHA256(path)
         guard let expected = record.sha256, Array(expected) == digest else {
@@ -89,20 +91,14 @@ extension Vault {
     }
 
     /// Writes (or replaces) a bundle's DEK sidecar atomically.
-    func writeSidecar(bundleLocation: String, role: KeyRole, outerKeyId: [UInt8], sealed: [UInt8], syncDirectory: Bool = true) throws {
-        let (path, bytes) = sidecarFile(bundleLocation: bundleLocation, role: role, outerKeyId: outerKeyId, sealed: sealed)
-        try Posix.writeFileAtomically(path, bytes, mode: 0o600, syncDirectory: syncDirectory)
+    func writeSidecar(bundleLocation: String, _ sidecar: DEKSidecar, syncDirectory: Bool = true) throws {
+        try Posix.writeFileAtomically(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600,
+                                      syncDirectory: syncDirectory)
     }
 
     /// `writeSidecar` without fsyncs, for a grouped sync (archive).
-    func writeSidecarDeferringSync(bundleLocation: String, role: KeyRole, outerKeyId: [UInt8], sealed: [UInt8]) throws -> PendingSync {
-        let (path, bytes) = sidecarFile(bundleLocation: bundleLocation, role: role, outerKeyId: outerKeyId, sealed: sealed)
-        return try Posix.writeFileDeferringSync(path, bytes, mode: 0o600)
-    }
-
-    private func sidecarFile(bundleLocation: String, role: KeyRole, outerKeyId: [UInt8], sealed: [UInt8]) -> (path: String, bytes: [UInt8]) {
-        (absolute(DEKSidecar.location(forBundle: bundleLocation)),
-         DEKSidecar(outerRole: role, outerKeyId: outerKeyId, sealedDEK: sealed).encoded())
+    func writeSidecarDeferringSync(bundleLocation: String, _ sidecar: DEKSidecar) throws -> PendingSync {
+        try Posix.writeFileDeferringSync(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600)
     }
 }
 

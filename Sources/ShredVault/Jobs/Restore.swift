@@ -23,6 +23,7 @@ extension Vault {
     public func restore(user: UserID, caseId: String, to target: String, restoreKey: P256PrivateKey, now: Int64) throws -> RestoreReport {
         let target = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
         if Posix.exists(target) { throw VaultError.targetExists(path: target) }
+        try requireTrust("restore")
         let sweep = try sweep(now: now)
         _ = try Self.removeInterruptedRestores(in: Posix.directoryName(target))
         var report = try restoreOne(user: user, caseId: caseId, to: target, restoreKey: restoreKey)
@@ -99,8 +100,7 @@ extension Vault {
             guard let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) else { throw VaultError.unrecoverable(user: u, date: "?", reason: "no outer key") }
             let outerPrivate = try privateKey(role: role, id: b.outerKeyId, cache: keyCache)
             let userKey = Array(b.userKeyId) == Array(live[0].userKeyId) ? userPrivate : try privateKey(role: .user, id: b.userKeyId)
-            let dek = try KeyHierarchy.openDataKey(Array(b.sealedDek!), binding: try b.binding(vaultId: vaultId), outerRole: role,
-                                                   outerKey: outerPrivate, userKey: userKey)
+            let dek = try openBundleKey(b, role: role, outerKey: outerPrivate, userKey: userKey)
             keys.append((b, path, dek))
         }
         if keys.count == 1 {

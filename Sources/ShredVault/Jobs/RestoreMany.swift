@@ -26,6 +26,7 @@ extension Vault {
         let target = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
         if Posix.exists(target) { throw VaultError.targetExists(path: target) }
         guard !users.isEmpty else { throw VaultError.invalidArgument("no users to restore (case \(caseId) holds none)") }
+        try requireTrust("restore")
         _ = try sweep(now: now)
         let parent = Posix.directoryName(target)
         _ = try Self.removeInterruptedRestores(in: parent)

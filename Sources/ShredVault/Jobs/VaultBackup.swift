@@ -305,12 +305,18 @@ extension Vault {
                 guard let outer = try keystore.key(id: sidecar.outerKeyId) else { report.skipped.append("\(location): \(sidecar.outerRole.rawValue) key destroyed"); continue }
                 let st = try Posix.status(absolute(location))!
                 let expiry = sidecar.outerRole == .day ? (CivilDay(iso: outer.subject) ?? header.expiryDay) : header.expiryDay
-                records.append(BundleRecord(
+                let record = BundleRecord(
                     id: header.bundleIdHex, userId: header.userId.rawValue, archivedAt: header.createdAt,
                     originalExpiryDay: header.expiryDay.daysSinceEpoch, expiryDay: expiry.daysSinceEpoch, state: .live, size: st.size,
                     sha256: Data(try fileSHA256(absolute(location))), location: location, userKeyId: Data(header.userKeyId),
                     outerRole: sidecar.outerRole.rawValue, outerKeyId: Data(sidecar.outerKeyId), sealedDek: Data(sidecar.sealedDEK),
-                    files: -1, plaintextBytes: -1, sourceState: .removed, endedAt: nil, endReason: nil))
+                    files: -1, plaintextBytes: -1, sourceState: .removed, endedAt: nil, endReason: nil,
+                    innerSha256: sidecar.provenance.map { Data($0.innerSHA256) },
+                    bundleSig: sidecar.provenance.map { Data($0.bundleSignature.encoded) },
+                    sealSig: sidecar.provenance.map { Data($0.sealSignature.encoded) })
+                // G8: only a bundle and seal this vault's jobs signed are indexed (a forged pair stays an orphan file).
+                try verifyProvenance(record, prefix: try BundleReader.readSignedPrefix(path: absolute(location)).prefix)
+                records.append(record)
                 if sidecar.outerRole == .hold {
                     // Sealed to the case: the hold is active whatever an older record says (holds win).
                     if let i = holds.firstIndex(where: { $0.caseId == outer.subject && $0.userId == header.userId.rawValue }) {

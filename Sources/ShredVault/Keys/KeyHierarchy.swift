@@ -68,6 +68,20 @@ public enum KeyHierarchy {
         return try sealOuter(SecretBytes(copying: inner), binding: binding, role: outerRole, outerKey: outerKey)
     }
 
+    /// `sealDataKey`, also giving SHA-256 of `inner`, which the bundle signature binds (vault-format.md §3.10).
+    public static func sealDataKeyLayers(_ dek: SecretBytes, binding: Binding, userKey: P256PublicKey,
+                                         outerRole: KeyRole, outerKey: P256PublicKey) throws -> (outer: [UInt8], innerSHA256: [UInt8]) {
+        let inner = try KeySeal.seal(dek, to: userKey, info: Array("dek-inner".utf8), aad: binding.bytes)
+        let outer = try sealOuter(SecretBytes(copying: inner), binding: binding, role: outerRole, outerKey: outerKey)
+        return (outer, try SHA256.hash(inner))
+    }
+
+    /// Opens the inner layer (from `openOuter`), giving the DEK.
+    public static func openInner(_ inner: SecretBytes, binding: Binding, userKey: P256PrivateKey) throws -> SecretBytes {
+        let innerBytes: [UInt8] = inner.withUnsafeBytes { Array($0) }
+        return try KeySeal.open(innerBytes, with: userKey, info: Array("dek-inner".utf8), aad: binding.bytes)
+    }
+
     static func sealOuter(_ inner: SecretBytes, binding: Binding, role: KeyRole, outerKey: P256PublicKey) throws -> [UInt8] {
         try KeySeal.seal(inner, to: outerKey, info: Array("dek-outer".utf8),
                          aad: binding.outerAAD(role: role, outerKeyId: try keyId(outerKey)))
@@ -80,17 +94,17 @@ public enum KeyHierarchy {
     }
 
     /// Reseals the outer layer to another key; the bundle file is not touched.
+    /// - Parameter checkInner: called with the inner sealed DEK before it is resealed (the provenance check, §3.10).
     public static func resealOuter(_ outer: [UInt8], binding: Binding, from: (role: KeyRole, key: P256PrivateKey),
-                                   to: (role: KeyRole, key: P256PublicKey)) throws -> [UInt8] {
+                                   to: (role: KeyRole, key: P256PublicKey), checkInner: (SecretBytes) throws -> Void = { _ in }) throws -> [UInt8] {
         let inner = try openOuter(outer, binding: binding, role: from.role, outerKey: from.key)
+        try checkInner(inner)
         return try sealOuter(inner, binding: binding, role: to.role, outerKey: to.key)
     }
 
     /// Opens both layers, giving the DEK.
     public static func openDataKey(_ outer: [UInt8], binding: Binding, outerRole: KeyRole, outerKey: P256PrivateKey,
                                    userKey: P256PrivateKey) throws -> SecretBytes {
-        let inner = try openOuter(outer, binding: binding, role: outerRole, outerKey: outerKey)
-        let innerBytes: [UInt8] = inner.withUnsafeBytes { Array($0) }
-        return try KeySeal.open(innerBytes, with: userKey, info: Array("dek-inner".utf8), aad: binding.bytes)
+        try openInner(try openOuter(outer, binding: binding, role: outerRole, outerKey: outerKey), binding: binding, userKey: userKey)
     }
 }

@@ -145,3 +145,69 @@ extension Vault {
         return try signer.sign(object, body)
     }
 }
+
+extension BundleRecord {
+    /// The provenance a signed row carries (§3.10); nil in a row written before the trust record.
+    var provenance: DEKSidecar.Provenance? {
+        guard let inner = innerSha256, inner.count == 32, let bundle = VaultSignature(bundleSig), let seal = VaultSignature(sealSig) else { return nil }
+        return .init(innerSHA256: Array(inner), bundleSignature: bundle, sealSignature: seal)
+    }
+
+    /// The sidecar that mirrors this row's current seal and provenance.
+    var sidecar: DEKSidecar? {
+        guard let role = outerRole.flatMap(KeyRole.init(rawValue:)), let keyId = outerKeyId, let sealed = sealedDek else { return nil }
+        return DEKSidecar(outerRole: role, outerKeyId: Array(keyId), sealedDEK: Array(sealed), provenance: provenance)
+    }
+}
+
+extension Vault {
+    /// Refuses a job that must not run in a vault without a trust record (§3.10): `archive` would seal to whatever
+    /// `master.pub` says; `hold`, `restore` and `check --read-data` could not tell a genuine bundle from a forged one.
+    func requireTrust(_ job: String) throws {
+        guard trust == nil else { return }
+        throw VaultError.notGenuine(subject: "the vault \(root)", reason: "it has no signed trust record, so `\(job)` cannot tell what this vault's jobs made (G8); the restore-key holder upgrades it once with `shredvault trust init` (vault-format.md §3.10)")
+    }
+
+    /// The body of a seal statement for a bundle's current outer seal.
+    func sealBody(bundleId: String, role: KeyRole, outerKeyId: [UInt8], expiryDay: Int64, outer: [UInt8]) -> [UInt8] {
+        BundleStatement.seal(vaultId: vaultId, bundleId: Hex.decode(bundleId) ?? [], role: role, outerKeyId: outerKeyId,
+                             expiryDay: Int(expiryDay), outer: outer)
+    }
+
+    /// Verifies a live row's seal and bundle signatures against the trust record, with `prefix` (header ‖ salt ‖
+    /// commitment) read from its bundle file. Throws `notGenuine` naming the bundle.
+    func verifyProvenance(_ b: BundleRecord, prefix: [UInt8]) throws {
+        guard let trust else { return }
+        let subject = "bundle \(b.id) of \(b.userId) (\(b.location))"
+        guard let provenance = b.provenance, let role = b.outerRole.flatMap(KeyRole.init(rawValue:)), let keyId = b.outerKeyId,
+              let sealed = b.sealedDek, let sha = b.sha256 else {
+            throw VaultError.notGenuine(subject: subject, reason: "its catalog row carries no signatures")
+        }
+        if let problem = trust.problem(with: provenance.sealSignature, object: .seal,
+                                       body: sealBody(bundleId: b.id, role: role, outerKeyId: Array(keyId), expiryDay: b.expiryDay, outer: Array(sealed))) {
+            throw VaultError.notGenuine(subject: subject, reason: "its sealed data key: \(problem)")
+        }
+        let body = BundleStatement.bundle(prefix: prefix, size: b.size, fileSHA256: Array(sha), innerSHA256: provenance.innerSHA256)
+        if let problem = trust.problem(with: provenance.bundleSignature, object: .bundle, body: body) {
+            throw VaultError.notGenuine(subject: subject, reason: "its bundle file: \(problem)")
+        }
+    }
+
+    /// Checks an inner sealed DEK against the hash the bundle signature binds (after `verifyProvenance`).
+    func verifyInner(_ b: BundleRecord, _ inner: SecretBytes) throws {
+        guard trust != nil else { return }
+        let digest = try SHA256.hash(inner.withUnsafeBytes { Array($0) })
+        guard let expected = b.innerSha256, constantTimeEquals(Array(expected), digest) else {
+            throw VaultError.notGenuine(subject: "bundle \(b.id) of \(b.userId) (\(b.location))",
+                                        reason: "its sealed data key opens to an inner key the bundle signature does not name")
+        }
+    }
+
+    /// Opens a live bundle's DEK, checking the inner layer against its signed hash (§3.10).
+    func openBundleKey(_ b: BundleRecord, role: KeyRole, outerKey: P256PrivateKey, userKey: P256PrivateKey) throws -> SecretBytes {
+        let binding = try b.binding(vaultId: vaultId)
+        let inner = try KeyHierarchy.openOuter(Array(b.sealedDek!), binding: binding, role: role, outerKey: outerKey)
+        try verifyInner(b, inner)
+        return try KeyHierarchy.openInner(inner, binding: binding, userKey: userKey)
+    }
+}

@@ -172,6 +172,8 @@ public struct TrustReport: Sendable, Codable {
     public var jobKeyPath: String
     public var jobKeyId: String
     public var revoked: [String]
+    /// `trust init`: live bundles the restore key endorsed (§3.10).
+    public var endorsedBundles = 0
 }
 
 extension Vault {
@@ -192,16 +194,59 @@ extension Vault {
         if path.hasPrefix(root + "/") { throw VaultError.invalidArgument("the job credential must live outside the vault directory") }
         if Posix.exists(path) { throw VaultError.targetExists(path: path) }
         administrativeSigner = try VaultSigner(restoreKey)
+        // Upgrade (§3.10): the restore-key holder endorses every live bundle before the record exists, so a crash
+        // in between leaves a vault that `trust init` simply upgrades again.
+        let endorsed = rotate ? 0 : try endorseLiveBundles(restoreKey: restoreKey)
         let record = try Self.issueTrust(root: root, config: config, restoreKey: restoreKey, jobKeyPath: path, previous: trust, now: now)
         config.jobKeyPath = path
         try Self.writeConfig(config, root: root)
         let revoked = record.signers.filter { $0.revokedAt == now }.map(\.keyId)
         let issued = record.activeSigners.last!
         try catalog.write { db in
-            try Catalog.audit(db, at: now, action: rotate ? "trust-rotate" : "trust-init", user: nil, detail: [
-                "serial": String(record.serial), "jobKey": issued.keyId, "revoked": revoked.joined(separator: ","),
-            ])
+            var detail = ["serial": String(record.serial), "jobKey": issued.keyId, "revoked": revoked.joined(separator: ",")]
+            if !rotate { detail["endorsed"] = String(endorsed) }
+            try Catalog.audit(db, at: now, action: rotate ? "trust-rotate" : "trust-init", user: nil, detail: detail)
         }
-        return TrustReport(serial: record.serial, masterKeyId: record.masterKeyId, jobKeyPath: path, jobKeyId: issued.keyId, revoked: revoked)
+        return TrustReport(serial: record.serial, masterKeyId: record.masterKeyId, jobKeyPath: path, jobKeyId: issued.keyId, revoked: revoked,
+                           endorsedBundles: endorsed)
+    }
+
+    /// Signs, with the restore key, the bundle and seal statements of every live bundle (of a vault made
+    /// before signed objects, §3.10), after checking its file against the catalog and opening its DEK. Returns how
+    /// many were endorsed.
+    func endorseLiveBundles(restoreKey: P256PrivateKey) throws -> Int {
+        let signer = try VaultSigner(restoreKey)
+        let live = try catalog.read { db in
+            try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live' ORDER BY expiry_day, id")
+        }
+        let cache = PrivateKeyCache()
+        var endorsed: [BundleRecord] = []
+        for var b in live {
+            let path = try checkBundleFile(b)
+            guard let role = b.outerRole.flatMap(KeyRole.init(rawValue:)), let keyId = b.outerKeyId, let sealed = b.sealedDek, let sha = b.sha256 else {
+                throw VaultError.bundleMismatch(path: path, reason: "its catalog row has no sealed data key")
+            }
+            let binding = try b.binding(vaultId: vaultId)
+            let inner = try KeyHierarchy.openOuter(Array(sealed), binding: binding, role: role,
+                                                   outerKey: try privateKey(role: role, id: keyId, restoreKey: restoreKey, user: b.userId, cache: cache))
+            _ = try KeyHierarchy.openInner(inner, binding: binding,
+                                           userKey: try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: b.userId, cache: cache))
+            let innerSHA256 = try SHA256.hash(inner.withUnsafeBytes { Array($0) })
+            let prefix = try BundleReader.readSignedPrefix(path: path).prefix
+            b.innerSha256 = Data(innerSHA256)
+            b.bundleSig = Data(try signer.sign(.bundle, BundleStatement.bundle(prefix: prefix, size: b.size, fileSHA256: Array(sha),
+                                                                              innerSHA256: innerSHA256)).encoded)
+            b.sealSig = Data(try signer.sign(.seal, sealBody(bundleId: b.id, role: role, outerKeyId: Array(keyId), expiryDay: b.expiryDay,
+                                                             outer: Array(sealed))).encoded)
+            try writeSidecar(bundleLocation: b.location, b.sidecar!)
+            endorsed.append(b)
+        }
+        try catalog.write { db in
+            for b in endorsed {
+                try db.execute(sql: "UPDATE bundles SET inner_sha256 = ?, bundle_sig = ?, seal_sig = ? WHERE id = ?",
+                               arguments: [b.innerSha256, b.bundleSig, b.sealSig, b.id])
+            }
+        }
+        return endorsed.count
     }
 }

@@ -128,6 +128,15 @@ public final class Vault: @unchecked Sendable {
                 throw VaultError.bundleMismatch(path: jobKeyPath, reason: "this job credential is not (or no longer) listed in the vault's trust record (revoked by a rotation?)")
             }
             jobCredential = credential
+        } else if let environmentKey, readOnly {
+            // A read-only job (check, status, audit verify) whose environment names the credential checks the pin
+            // too: a vault whose master.pub and trust record were both replaced then fails here instead of
+            // verifying against the replacement.
+            guard let trust else {
+                throw VaultError.bundleMismatch(path: Self.trustPath(root), reason: "the trust record is missing but $\(Self.jobKeyVariable) names a job credential: it was removed or replaced")
+            }
+            _ = try JobCredential.read(environmentKey, vaultId: config.vaultId, masterKeyId: trust.masterKeyId)
+            jobCredential = nil
         } else if trust != nil && !readOnly && !trustAdministration {
             throw VaultError.keyFile(path: Self.trustPath(root), reason: "this vault has a trust record: a job that changes it needs its job credential ($\(Self.jobKeyVariable)=FILE, or jobKeyPath in the config)")
         } else {

@@ -52,7 +52,8 @@ private func runIssue(global: GlobalOptions, jobKey: String?, rotate: Bool) thro
         let report = try vault.issueJobCredential(restoreKey: key, jobKeyPath: jobKey, rotate: rotate, now: global.now)
         if global.json { return try Output.json(report) }
         print("trust record \(report.serial) signed for master key \(report.masterKeyId); job credential \(report.jobKeyId) at \(report.jobKeyPath)"
-              + (report.revoked.isEmpty ? "" : "; revoked \(report.revoked.joined(separator: ", "))"))
+              + (report.revoked.isEmpty ? "" : "; revoked \(report.revoked.joined(separator: ", "))")
+              + (report.endorsedBundles > 0 ? "; endorsed \(report.endorsedBundles) live bundles with the restore key" : ""))
         Output.note("set \(Vault.jobKeyVariable)=\(report.jobKeyPath) in the environment of the jobs that change the vault")
     }
 }
