@@ -56,6 +56,9 @@ struct DeleteCommand: ParsableCommand {
                 try Output.json(report)
             } else {
                 if let line = Output.sweepLine(report.sweep) { print(line) }
+                defer {
+                    if report.receipt { Output.note("signed receipt for the user: `shredvault receipt export \(report.requestId) --out FILE`") }
+                }
                 switch report.outcome {
                 case .shredded:
                     print("shredded user \(report.user) (request \(report.requestId), received \(report.receivedAt), due \(report.deadline)): "
