@@ -54,6 +54,7 @@ enum Output {
             var parts: [String] = []
             if !c.resumedIntents.isEmpty { parts.append("finished \(plural(c.resumedIntents.count, "interrupted job step")) (\(c.resumedIntents.joined(separator: ", ")))") }
             if !c.completedDeletions.isEmpty { parts.append("completed deletion requests \(c.completedDeletions.joined(separator: ", "))") }
+            if !c.lateReceipts.isEmpty { parts.append("issued the missing receipts of deletion requests \(c.lateReceipts.joined(separator: ", "))") }
             if !c.destroyedHoldKeys.isEmpty { parts.append("destroyed the unused hold keys of \(c.destroyedHoldKeys.joined(separator: ", "))") }
             if !c.removedLeftovers.isEmpty { parts.append("removed \(plural(c.removedLeftovers.count, "temporary file")) of an interrupted job") }
             if !parts.isEmpty { note(parts.joined(separator: "; ")) }

@@ -402,7 +402,8 @@ final class AuditHeadTests: XCTestCase {
         XCTAssertEqual(report.unsignedRecords, Int(before), "before the trust record: reported, not a failure")
         XCTAssertEqual(report.signedRecords, report.records - Int(before))
         XCTAssertGreaterThan(report.signedRecords, 1)
-        XCTAssertEqual(try readOnly { try $0.check(now: at(400), readData: false, restoreKey: nil).violations }, [])
+        // (The receipt R1 got from the credential this simulation removed is another matter, §6.3.)
+        XCTAssertEqual(try readOnly { try $0.check(now: at(400), readData: false, restoreKey: nil).violations.filter { $0.kind.hasPrefix("audit") } }, [])
 
         // The records from the trust record on cannot be passed off as older ones.
         try attack { db in try db.execute(sql: "DELETE FROM audit_heads WHERE first_seq = ?", arguments: [before + 1]) }

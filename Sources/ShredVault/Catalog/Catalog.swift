@@ -164,22 +164,10 @@ public final class Catalog: @unchecked Sendable {
 
     /// A JSON object with sorted keys and string values (what JSONSerialization would print, much faster).
     static func encodeDetail(_ detail: [String: String]) -> String {
-        func quoted(_ s: String) -> String {
-            var out = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-                default: out.unicodeScalars.append(u)
-                }
-            }
-            return out + "\""
+        let members: [String] = detail.keys.sorted().map { (key: String) -> String in
+            CanonicalJSON.string(key) + ":" + CanonicalJSON.string(detail[key]!)
         }
-        return "{" + detail.keys.sorted().map { quoted($0) + ":" + quoted(detail[$0]!) }.joined(separator: ",") + "}"
+        return "{" + members.joined(separator: ",") + "}"
     }
 
     /// `SHA-256(prev ‖ be64(seq) ‖ be64(at) ‖ action ‖ 0 ‖ user ‖ 0 ‖ detail)`.

@@ -38,6 +38,19 @@ enum CatalogSchema {
         ) STRICT
         """
 
+    /// The keyring's mirror of `receipts` (§6.3), written after the catalog commits a receipt (its text names the audit
+    /// record of that transaction) and before the catalog marks it mirrored; `reindex` and `recover` bring receipts back
+    /// from it.
+    static let receiptsMirrorTable = """
+        CREATE TABLE receipts (
+            request_id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            issued_at INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            signature BLOB NOT NULL CHECK (length(signature) = 80)
+        ) STRICT
+        """
+
     static func migrator() -> DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
@@ -210,6 +223,22 @@ enum CatalogSchema {
                     at INTEGER NOT NULL,
                     signature BLOB NOT NULL CHECK (length(signature) = 80)
                 ) STRICT;
+                """)
+        }
+        m.registerMigration("v9-receipts") { db in
+            // Signed deletion receipts (vault-format.md §6.3): one per completed request, written in the transaction
+            // that completes it (or, for a request completed before the vault could sign, by a later `converge`).
+            // `mirrored` turns 1 once the keyring holds a copy.
+            try db.execute(sql: """
+                CREATE TABLE receipts (
+                    request_id TEXT PRIMARY KEY REFERENCES deletion_requests (request_id),
+                    user_id TEXT NOT NULL,
+                    issued_at INTEGER NOT NULL,
+                    text TEXT NOT NULL,
+                    signature BLOB NOT NULL CHECK (length(signature) = 80),
+                    mirrored INTEGER NOT NULL DEFAULT 0 CHECK (mirrored IN (0, 1))
+                ) STRICT;
+                CREATE INDEX receipts_unmirrored ON receipts (request_id) WHERE mirrored = 0;
                 """)
         }
         return m

@@ -159,6 +159,30 @@ extension Vault {
             violation("unfinished-deletion", "deletion request \(r.requestId) of \(r.userId)",
                       "no hold blocks it but it is not done; run any job that changes the vault (e.g. `shredvault sweep`)")
         }
+        // Deletion receipts (§6.3): every completed request has one (once the vault can sign), each verifies against
+        // the trust record, and the keyring mirrors it.
+        if trust != nil {
+            let unreceipted = try catalog.read { db in
+                try String.fetchAll(db, sql: """
+                    SELECT request_id FROM deletion_requests r WHERE state = 'done'
+                    AND NOT EXISTS (SELECT 1 FROM receipts WHERE request_id = r.request_id) ORDER BY request_id
+                    """)
+            }
+            for id in unreceipted {
+                violation("missing-receipt", "deletion request \(id)", "completed but has no signed receipt yet; any job that changes the vault (e.g. `shredvault sweep`) issues it")
+            }
+        }
+        let mirroredReceipts = Set(try keyring.mirroredReceipts().map(\.requestId))
+        for record in try receipts() {
+            do { _ = try verify(record) } catch let e as VaultError {
+                guard case .notVerified(_, let reason) = e else { throw e }
+                violation("bad-receipt", "receipt of deletion request \(record.requestId)", reason)
+            }
+            if !mirroredReceipts.contains(record.requestId) {
+                violation("unmirrored-receipt", "receipt of deletion request \(record.requestId)",
+                          "the keyring lacks its copy (reindex and recover could not bring it back); any job that changes the vault copies it")
+            }
+        }
         let activeCases = try catalog.read { db in try String.fetchSet(db, sql: "SELECT DISTINCT case_id FROM holds WHERE released_at IS NULL") }
         for k in try keystore.keys(role: .hold) where !activeCases.contains(k.subject) {
             violation("unused-hold-key", "hold key \(k.subject)", "the case holds nobody but its key still exists; `shredvault sweep` destroys it")

@@ -39,6 +39,42 @@ struct TrustFile: Codable {
     var signature: String
 
     static let context = Array("shredvault.org/trust@v1".utf8) + [0]
+
+    /// Why a trust file was not accepted.
+    enum Problem: Error {
+        /// Not `{"record": TEXT, "signature": HEX}`.
+        case notATrustFile
+        /// The signature does not verify with the expected master key (or, offline, with the one the record names).
+        case badSignature
+        /// The signed text is not a trust record of this format, or its master key id is not the id of its master key.
+        case notARecord
+        /// The record names another master key than the expected one.
+        case otherMasterKey
+    }
+
+    /// Decodes the text of a trust file and checks it (§3.9): the restore key's signature verifies with `master` (the
+    /// vault's master.pub) or, when `master` is nil (offline verification, §6.3), with the master key the record itself
+    /// names; the record has this format, names that master key, and its master key id is that key's id. The one
+    /// check that `loadTrust` and `receipt verify` share.
+    static func verify(_ text: String, master: P256PublicKey?) -> Result<TrustRecord, Problem> {
+        guard let file = try? JSONDecoder().decode(TrustFile.self, from: Data(text.utf8)) else { return .failure(.notATrustFile) }
+        let signed = TrustFile.context + Array(file.record.utf8)
+        // With the vault's key the signature is checked before the record is even parsed.
+        if let master, !(Hex.decode(file.signature).map { ECDSAP256.verify($0, message: signed, publicKey: master) } ?? false) {
+            return .failure(.badSignature)
+        }
+        guard let record = try? JSONDecoder().decode(TrustRecord.self, from: Data(file.record.utf8)), record.format == TrustRecord.formatName,
+              let named = Hex.decode(record.masterKey).flatMap({ try? P256PublicKey(x963Representation: $0) }),
+              let namedId = try? KeyHierarchy.keyId(named), Hex.encode(namedId) == record.masterKeyId else {
+            return .failure(.notARecord)
+        }
+        if let master {
+            guard named == master else { return .failure(.otherMasterKey) }
+        } else if !(Hex.decode(file.signature).map { ECDSAP256.verify($0, message: signed, publicKey: named) } ?? false) {
+            return .failure(.badSignature)
+        }
+        return .success(record)
+    }
 }
 
 /// A job credential (vault-format.md §3.9): a P-256 signing key in a 0600 file outside the vault,
@@ -86,24 +122,19 @@ extension Vault {
     static func loadTrust(root: String, vaultId: String, master: P256PublicKey) throws -> TrustRecord? {
         let path = trustPath(root)
         guard Posix.exists(path) else { return nil }
-        let file: TrustFile
-        do { file = try JSONDecoder().decode(TrustFile.self, from: Data(try Posix.readTextFile(path, maxLength: 1 << 20).utf8)) } catch let e as VaultError {
-            throw e
-        } catch {
+        switch TrustFile.verify(try Posix.readTextFile(path, maxLength: 1 << 20), master: master) {
+        case .failure(.notATrustFile):
             throw VaultError.bundleMismatch(path: path, reason: "is not a ShredVault trust record")
-        }
-        guard let signature = Hex.decode(file.signature),
-              ECDSAP256.verify(signature, message: TrustFile.context + Array(file.record.utf8), publicKey: master) else {
+        case .failure(.badSignature):
             throw VaultError.bundleMismatch(path: path, reason: "its signature does not verify with master.pub: master.pub or the trust record was replaced; no job runs until the restore-key holder checks the vault")
-        }
-        let record: TrustRecord
-        do { record = try JSONDecoder().decode(TrustRecord.self, from: Data(file.record.utf8)) } catch {
+        case .failure(.notARecord):
             throw VaultError.bundleMismatch(path: path, reason: "its signed record is not a trust record")
-        }
-        guard record.format == TrustRecord.formatName, record.vaultId == vaultId, record.masterKey == Hex.encode(master.x963Representation) else {
+        case .failure(.otherMasterKey):
             throw VaultError.bundleMismatch(path: path, reason: "it names another vault or master key")
+        case .success(let record):
+            guard record.vaultId == vaultId else { throw VaultError.bundleMismatch(path: path, reason: "it names another vault or master key") }
+            return record
         }
-        return record
     }
 
     /// Signs and writes a trust record with the restore key (atomic replace).
