@@ -35,6 +35,9 @@ func pseudoRandomBytes(_ count: Int, seed: UInt64, text: Bool = false) -> [UInt8
 struct TreeSnapshot: Equatable {
     struct Item: Equatable { var isDirectory: Bool; var contents: [UInt8]; var mode: UInt32; var mtime: Int64 }
     var items: [String: Item] = [:]
+    /// Every relative path as UTF-8 bytes, sorted: `items` is keyed by String, whose equality (and hashing) is Unicode
+    /// canonical equivalence, so it alone cannot tell "é" from "e" + U+0301.
+    var paths: [[UInt8]] = []
 
     init(_ root: String) throws {
         func visit(_ rel: String?) throws {
@@ -42,6 +45,7 @@ struct TreeSnapshot: Equatable {
             for name in try Posix.listDirectory(dir) {
                 let r = rel.map { $0 + "/" + name } ?? name
                 let st = try Posix.status(root + "/" + r)!
+                paths.append(Array(r.utf8))
                 if st.kind == .directory {
                     items[r] = Item(isDirectory: true, contents: [], mode: st.mode, mtime: st.mtime)
                     try visit(r)
@@ -52,6 +56,7 @@ struct TreeSnapshot: Equatable {
             }
         }
         try visit(nil)
+        paths.sort { $0.lexicographicallyPrecedes($1) }
     }
 }
 
