@@ -8,7 +8,8 @@
 ///
 /// Paths are reported as stored, byte for byte; the reader does not judge them (absolute paths and `..`
 /// components are the extracting code's concern), nor the header types libarchive folds into regular files
-/// (``entryEncoding`` reports them).
+/// (``entryEncoding`` reports them). An entry whose header blocks (extension headers included) do not fit in the
+/// reader's two 64 KiB read buffers cannot be re-read for ``entryEncoding`` and is refused.
 public final class TarReader {
     private enum Position {
         case beforeFirstEntry

@@ -195,6 +195,28 @@ final class LifecycleStrictInputTests: XCTestCase {
         XCTAssertEqual(fileMode(readable + "/catalog.db"), 0o600)
     }
 
+    /// `bundle seal --vault-id` takes 32 lower-case hex digits: fullwidth digits passed a Character check and sealed
+    /// an all-zero vault id.
+    func testBundleSealVaultIdIsLowerCaseHex() throws {
+        let key = s.dir + "/dek.hex"
+        assertSuccess(try runShredvault(["bundle", "keygen", key]), "keygen")
+        let id = "00112233445566778899aabbccddeeff"
+        let fullwidth = String(id.unicodeScalars.map { Character(UnicodeScalar($0.value < 0x3a ? $0.value + 0xFEE0 : $0.value)!) })
+        for bad in [fullwidth, id.uppercased(), String(id.dropLast()), id + "0"] {
+            let out = s.dir + "/bad.svb"
+            let r = try runShredvault(["bundle", "seal", "--from", s.pristine + "/users/ub", "--user", "ub", "--expiry", "2027-02-26",
+                                       "--key-file", key, "--out", out, "--vault-id", bad])
+            XCTAssertEqual(r.status, 64, "--vault-id \(bad): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("--vault-id"), r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+        }
+        let out = s.dir + "/good.svb"
+        assertSuccess(try runShredvault(["bundle", "seal", "--from", s.pristine + "/users/ub", "--user", "ub", "--expiry", "2027-02-26",
+                                         "--key-file", key, "--out", out, "--vault-id", id]), "seal with a vault id")
+        let inspect = try runShredvault(["bundle", "inspect", out, "--json"])
+        XCTAssertEqual(inspect.json?["vaultId"] as? String, id, inspect.stdout)
+    }
+
     func testTheLockIsNeverOpenedThroughALink() throws {
         let lock = s.vault + "/lock"
         let target = s.dir + "/elsewhere"
