@@ -228,12 +228,14 @@ struct Tree: Equatable, CustomStringConvertible {
                 let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
                 if name == "." || name == ".." { continue }
                 let child = rel.map { $0 + "/" + name } ?? name
-                var st = stat()
+                var st = stat(), target = stat()
                 guard lstat(root + "/" + child, &st) == 0 else { continue }
                 names.append(Array(child.utf8))
                 if st.st_mode & S_IFMT == S_IFDIR {
                     entries[child] = Optional<Data>.none
                     try walk(child)
+                } else if st.st_mode & S_IFMT == S_IFLNK, stat(root + "/" + child, &target) == 0, target.st_mode & S_IFMT == S_IFDIR {
+                    entries[child] = Optional<Data>.none  // a link to a directory: listed, not followed
                 } else {
                     entries[child] = try readWholeFile(root + "/" + child)
                 }
