@@ -12,21 +12,33 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     public var holidays: [String]
     /// Length of a backup epoch in days: keystore backups taken in one epoch share one epoch key (G3).
     public var backupEpochDays: Int
+    /// How far ahead of the latest time a job ran the clock of a job that changes a production vault may be, in days,
+    /// before the job refuses to run until an operator confirms the clock (`--accept-clock`; `ClockGuard`).
+    public var maxClockJumpDays: Int
 
     public static let maxArchiveDays = 90
     public static let maxBackupDays = 30
+    /// Default `maxClockJumpDays`: a nightly job that stood still for a holiday month still runs (35 days), while a
+    /// clock that jumps further — a mistyped year, an NTP server serving the wrong decade — is stopped long before
+    /// it could expire a whole archive window (90 days) at once.
+    public static let defaultMaxClockJumpDays = 35
+    /// Upper bound of `maxClockJumpDays`: a larger jump expires every bundle at once, so it always needs an operator.
+    public static let maxMaxClockJumpDays = 90
 
     public init(archiveDays: Int = 90, inactiveDays: Int = 365, deletionBusinessDays: Int = 5, backupDays: Int = 30,
-                holidays: [String] = [], backupEpochDays: Int = 1) {
+                holidays: [String] = [], backupEpochDays: Int = 1, maxClockJumpDays: Int = RetentionPolicy.defaultMaxClockJumpDays) {
         self.archiveDays = archiveDays
         self.inactiveDays = inactiveDays
         self.deletionBusinessDays = deletionBusinessDays
         self.backupDays = backupDays
         self.holidays = holidays
         self.backupEpochDays = backupEpochDays
+        self.maxClockJumpDays = maxClockJumpDays
     }
 
-    enum CodingKeys: String, CodingKey { case archiveDays, inactiveDays, deletionBusinessDays, backupDays, holidays, backupEpochDays }
+    enum CodingKeys: String, CodingKey {
+        case archiveDays, inactiveDays, deletionBusinessDays, backupDays, holidays, backupEpochDays, maxClockJumpDays
+    }
 
     /// Fields added after the first config version take their defaults when absent.
     public init(from decoder: Decoder) throws {
@@ -38,6 +50,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         backupDays = try c.decodeIfPresent(Int.self, forKey: .backupDays) ?? d.backupDays
         holidays = try c.decodeIfPresent([String].self, forKey: .holidays) ?? d.holidays
         backupEpochDays = try c.decodeIfPresent(Int.self, forKey: .backupEpochDays) ?? d.backupEpochDays
+        maxClockJumpDays = try c.decodeIfPresent(Int.self, forKey: .maxClockJumpDays) ?? d.maxClockJumpDays
     }
 
     /// nil when valid, else what is wrong.
@@ -48,6 +61,9 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         if !(1...Self.maxBackupDays).contains(backupDays) { return "backup-days must be between 1 and \(Self.maxBackupDays) (clause 6)" }
         if let bad = holidays.first(where: { CivilDay(iso: $0) == nil }) { return "holiday '\(bad)' is not a YYYY-MM-DD date" }
         if !(1...backupDays).contains(backupEpochDays) { return "backup-epoch-days must be between 1 and backup-days (\(backupDays))" }
+        if !(1...Self.maxMaxClockJumpDays).contains(maxClockJumpDays) {
+            return "max-clock-jump-days must be between 1 and \(Self.maxMaxClockJumpDays)"
+        }
         return nil
     }
 
