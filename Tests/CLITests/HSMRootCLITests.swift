@@ -25,7 +25,7 @@ final class HSMRootCLITests: XCTestCase {
         XCTAssertEqual(made.status, 0, made.stderr)
         try write("cli-pin-4321\n", to: s.dir + "/secrets/pin", mode: 0o600)
 
-        let initialized = try s.sv(["init", "--pkcs11-module", module, "--pkcs11-token", "vault-root", "--pkcs11-pin-file", s.dir + "/secrets/pin"],
+        let initialized = try s.sv(["init", "--drill", "--pkcs11-module", module, "--pkcs11-token", "vault-root", "--pkcs11-pin-file", s.dir + "/secrets/pin"],
                                    day: 0, key: s.keyFile, environment: env)
         assertSuccess(initialized, "init with a PKCS#11 root")
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.vault + "/config"))) as? [String: Any]

@@ -47,7 +47,7 @@ struct DeleteCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let vault = try global.openVault()
+            let vault = try global.openVault(dryRun: dryRun)
             let report = try vault.delete(user: UserID(user)!, requestId: requestId, received: received.flatMap(Timestamp.parse),
                                           now: global.now, dryRun: dryRun)
             if global.json {
