@@ -149,21 +149,21 @@ public final class Vault: @unchecked Sendable {
         } else {
             jobCredential = nil
         }
-        catalog = try Catalog(path: root + "/catalog.db", create: createMissingCatalog)
-        let ks = config.keystorePath.hasPrefix("/") ? config.keystorePath : root + "/" + config.keystorePath
-        if !createMissingKeystore { guard Posix.exists(ks) else { throw VaultError.notFound(path: ks, what: "keystore") } }
-        try Posix.makeDirectories(Posix.directoryName(ks), mode: 0o700)
-        keystore = try Keystore(path: ks)
         guard let kr = config.keyringPath else {
             throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "no keyringPath; this vault predates keyrings")
         }
-        // Before SQLite touches it: an empty or foreign file would silently become a new, empty keyring.
+        // Before any database is opened: an empty or foreign file would silently become a new, empty keyring.
         try Self.checkKeyringFile(kr, allowMissing: createMissingKeyring && !readOnly)
         keyringCreated = !Posix.exists(kr)
         if keyringCreated {
             let directory = Posix.directoryName(kr)
             guard let st = try Posix.status(directory), st.kind == .directory else { throw VaultError.notFound(path: directory, what: "keyring directory") }
         }
+        catalog = try Catalog(path: root + "/catalog.db", create: createMissingCatalog)
+        let ks = config.keystorePath.hasPrefix("/") ? config.keystorePath : root + "/" + config.keystorePath
+        if !createMissingKeystore { guard Posix.exists(ks) else { throw VaultError.notFound(path: ks, what: "keystore") } }
+        try Posix.makeDirectories(Posix.directoryName(ks), mode: 0o700)
+        keystore = try Keystore(path: ks)
         keyring = try Keystore(path: kr, kind: .keyring)
         destructionRoot = try Self.openRoot(config)
         attachRatchets()
