@@ -57,9 +57,10 @@ extension Vault {
             }
             if b.vaultPath != me, Posix.realPath(b.vaultPath) != me, Self.isLiveVault(b.vaultPath, vaultId: config.vaultId) {
                 throw VaultError.keyringMismatch(path: keyring.path, reason: """
-                    it and its destruction root belong to the vault at \(b.vaultPath), and \(root) is a copy of that vault (cp -a?): \
-                    its jobs would make \(b.vaultPath) unreadable; make a drill copy with `shredvault drill --from \(b.vaultPath) --to DIR` \
-                    instead, or, if \(b.vaultPath) is gone for good, move it away and run the job again
+                    it and its destruction root belong to the vault at \(b.vaultPath), and \(root) is another copy of that vault (a cp -a, \
+                    or a recover beside it): its jobs would make \(b.vaultPath) unreadable; make a drill copy with `shredvault drill --from \
+                    \(b.vaultPath) --to DIR` (or `recover --drill --keyring COPY --root-file COPY`) instead, or, if \(b.vaultPath) is gone \
+                    for good, move it away and run the job again
                     """)
             }
             if !recovering, let recorded, let id = b.keyringId, recorded != id {
