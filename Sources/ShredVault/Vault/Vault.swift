@@ -20,7 +20,7 @@ public struct VaultConfig: Codable, Sendable, Equatable {
     /// The job credential (§3.9): absolute path of the signing key file outside the vault that the jobs that write
     /// use; absent in a vault made before the trust record.
     public var jobKeyPath: String?
-    /// A drill vault (README "Drills"): its clock is free (`--now` and `SHREDVAULT_NOW` are taken by every job, and no
+    /// A drill vault (vault-format.md §6.2): its clock is free (`--now` and `SHREDVAULT_NOW` are taken by every job, and no
     /// clock guard applies) and it never shares a keyring or destruction root with a production vault. Absent in a
     /// production vault; a drill never becomes one.
     public var drill: Bool?
@@ -112,7 +112,7 @@ public final class Vault: @unchecked Sendable {
     ///   - createMissingCatalog: `reindex` rebuilds a lost catalog; every other job requires it.
     ///   - createMissingKeystore: `keystore restore` and `recover` replace a lost keystore; every other job requires it.
     ///   - readOnly: the job changes nothing (status, list, check, audit verify): it takes a shared lock.
-    ///   recovering: `recover` opens the vault it is rebuilding; every other job refuses one.
+    ///   - recovering: `recover` opens the vault it is rebuilding; every other job refuses one.
     ///   - adoptKeyring: the keyring and root are copies made for this vault (a drill, a recovery beside the original):
     ///     they are bound to it as a new keyring (§5.1).
     ///   - createMissingKeyring: `keyring rebuild` makes a new keyring when the configured one is missing.
