@@ -33,12 +33,13 @@ struct StatusCommand: ParsableCommand {
             if !s.deletionRequestsOverdue.isEmpty {
                 Output.warning("\(Output.plural(s.deletionRequestsOverdue.count, "deletion request")) past the deadline (see above)")
             }
+            if let problem = s.clockProblem { Output.warning(problem) }
         }
     }
 
     private func printText(_ s: VaultStatus) {
         let p = s.policy
-        print("vault \(s.vaultId), \(s.today)")
+        print("vault \(s.vaultId), \(s.today)" + (s.drill ? " — DRILL vault (simulated clocks allowed; not production data)" : ""))
         print("policy:     bundles live \(p.archiveDays) days; archive after \(p.inactiveDays) inactive days; deletions due in \(p.deletionBusinessDays) business days"
               + (p.holidays.isEmpty ? "" : " (holidays: \(p.holidays.joined(separator: ", ")))"))
         print("live:       \(Output.plural(s.liveBundles, "bundle")) of \(Output.plural(s.liveUsers, "user")), \(Output.bytes(s.liveBundleBytes)) "
@@ -55,6 +56,10 @@ struct StatusCommand: ParsableCommand {
         let roles = ["day", "user", "hold", "epoch"].filter { s.keys[$0] != nil } + s.keys.keys.filter { !["day", "user", "hold", "epoch"].contains($0) }.sorted()
         print("keys:       " + (roles.isEmpty ? "none" : roles.map { "\(s.keys[$0]!) \($0)" }.joined(separator: ", ")))
         print("last sweep: \(s.lastSweepAt ?? "never")")
+        if !s.drill {
+            print("clock:      latest job \(s.latestJobAt ?? "never"); jobs refuse a clock more than 5 minutes behind it or more than "
+                  + "\(p.maxClockJumpDays) days ahead (--accept-clock)" + (s.clockProblem == nil ? "" : "; REFUSED now, see the warning"))
+        }
         print("audit log:  \(Output.plural(s.auditRecords, "record")) (verify with `shredvault audit verify`)")
         if let at = s.auditHeadExportedAt, let age = s.auditHeadExportAgeSeconds, let seq = s.auditHeadExportedSeq {
             print("audit head: last exported \(at), \(Output.age(age)) ago (record \(seq); \(Output.plural(s.auditRecordsAfterExportedHead ?? 0, "record")) after it)")
