@@ -60,6 +60,7 @@ final class CurlConnection {
             try set(CURLOPT_LOW_SPEED_LIMIT, 1)
             try set(CURLOPT_LOW_SPEED_TIME, settings.stalledTransferSeconds)
             if let ca = settings.caBundlePath { try set(CURLOPT_CAINFO, string: ca) }
+            try set(CURLOPT_NOPROXY, string: settings.noProxy)
             try check(shredvault_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, errorBuffer), "CURLOPT_ERRORBUFFER")
             try check(shredvault_curl_setopt_slist(handle, CURLOPT_HTTPHEADER, headerList), "CURLOPT_HTTPHEADER")
             try check(shredvault_curl_setopt_callback(handle, CURLOPT_HEADERFUNCTION, headerCallback), "CURLOPT_HEADERFUNCTION")

@@ -38,4 +38,7 @@ struct TransportSettings: Sendable {
     var connectTimeout: Double
     var stalledTransferSeconds: Int
     var caBundlePath: String?
+    /// Hosts reached without a proxy: `NO_PROXY`/`no_proxy` plus the loopback names (a store on 127.0.0.1 is never
+    /// behind the `http_proxy` a machine may set).
+    var noProxy: String
 }

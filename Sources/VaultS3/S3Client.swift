@@ -100,7 +100,7 @@ public final class S3Client: Sendable {
         let settings = TransportSettings(
             connectTimeout: configuration.timeouts.connect,
             stalledTransferSeconds: configuration.timeouts.stalledTransfer,
-            caBundlePath: configuration.caBundlePath)
+            caBundlePath: configuration.caBundlePath, noProxy: Self.noProxy)
         let outcome: (head: HTTPResponseHead, errorBody: [UInt8])
         do {
             outcome = try pool.withConnection { try $0.perform(http, settings: settings, onHead: onHead, onBody: onBody) }
@@ -116,6 +116,13 @@ public final class S3Client: Sendable {
         }
         return outcome.head
     }
+
+    /// `NO_PROXY` (or `no_proxy`) with the loopback names added.
+    private static let noProxy: String = {
+        let environment = ProcessInfo.processInfo.environment
+        let given = environment["NO_PROXY"] ?? environment["no_proxy"] ?? ""
+        return ([given] + ["localhost", "127.0.0.1", "::1"]).filter { !$0.isEmpty }.joined(separator: ",")
+    }()
 
     /// The URL and the signed headers of `request`, addressed path-style or virtual-hosted.
     private func signedURLAndHeaders(_ request: Request) throws -> (String, [(name: String, value: String)]) {

@@ -32,10 +32,10 @@ public struct S3Endpoint: Sendable, Equatable, CustomStringConvertible {
         self.port = components.port
         var path = components.percentEncodedPath
         while path.hasSuffix("/") { path.removeLast() }
-        guard path.isEmpty || PercentEncoding.decodeFormComponent(path) != nil else {
+        guard let decoded = path.removingPercentEncoding else {
             throw S3Error.invalidConfiguration("AWS_ENDPOINT_URL has a malformed path")
         }
-        self.basePath = path.removingPercentEncoding ?? path
+        self.basePath = decoded
     }
 
     /// The `Host` header: the port only when it is not the scheme's default.

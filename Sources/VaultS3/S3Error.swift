@@ -43,7 +43,8 @@ public enum S3Error: Error, Equatable, CustomStringConvertible {
             return "The object store at \(endpoint) rejected the credentials (\(code)); "
                 + "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if set)."
         case let .accessDenied(operation, bucket):
-            return "Access denied: the credentials may not \(operation) in bucket \(bucket) (HTTP 403)."
+            return "\(operation) on bucket \(bucket) was refused (HTTP 403 access denied); "
+                + "check the credentials and their permissions on the bucket."
         case let .noSuchBucket(bucket):
             return "Bucket \(bucket) does not exist in the object store; create it or check the bucket name."
         case let .noSuchKey(bucket, key):
