@@ -202,6 +202,9 @@ struct AttemptFailure: Error {
         case (404, nil) where request.method == "HEAD":
             // A HEAD answer has no body to name the error: a missing object, or (HeadBucket) a missing bucket.
             base = request.key == nil ? .noSuchBucket(bucket: bucket) : .noSuchKey(bucket: bucket, key: key)
+        case (412, _) where request.headers.contains { $0.name == "If-Match" }:
+            // Only resumed downloads send If-Match: the object changed since the first part of it arrived.
+            base = .integrity(operation: request.operation, detail: "\(key) changed while it was being read")
         case (501, _):
             base = .notImplemented(operation: request.operation)
         case (_, let code?) where ["BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"].contains(code):

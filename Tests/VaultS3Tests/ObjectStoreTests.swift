@@ -163,6 +163,30 @@ final class ObjectStoreTests: XCTestCase {
         XCTAssertEqual(try client.listMultipartUploads(bucket: bucket), [], "a completed upload leaves none behind")
     }
 
+    /// A resumed download asks for the rest of the object with `If-Match` on the first answer's ETag: the store must
+    /// honour it for single-part and multipart objects alike (answer 206 on a match, 412 once the object changed: an integrity error).
+    func testTheStoreHonoursIfMatchOnRangedReads() throws {
+        let single = TestBytes.generate(seed: 3, offset: 0, count: 1000)
+        let singleETag = try client.putObject(bucket: bucket, key: "single", body: single).etag
+        let uploader = try S3MultipartUploader(
+            client: client, bucket: bucket, key: "multi", partSize: S3MultipartUploader.minimumPartSize, maxPartsInFlight: 1)
+        let multi = TestBytes.generate(seed: 4, offset: 0, count: S3MultipartUploader.minimumPartSize + 1000)
+        try uploader.write(multi)
+        let multiETag = try uploader.finish().etag
+        XCTAssertTrue(multiETag.hasSuffix("-2"), multiETag)
+        for (key, etag, body) in [("single", singleETag, single), ("multi", multiETag, multi)] {
+            var request = S3Client.Request(operation: "GetObject", method: "GET", bucket: bucket, key: key)
+            request.headers = [("Range", "bytes=900-"), ("If-Match", "\"\(etag)\"")]
+            let response = try client.send(request)
+            XCTAssertEqual(response.head.status, 206, key)
+            XCTAssertEqual(response.body, Array(body[900...]), key)
+            request.headers = [("Range", "bytes=900-"), ("If-Match", "\"0123456789abcdef0123456789abcdef\"")]
+            XCTAssertThrowsError(try client.send(request), key) {
+                XCTAssertEqual($0 as? S3Error, .integrity(operation: "GetObject", detail: "\(key) changed while it was being read"))
+            }
+        }
+    }
+
     func testSmallObjectThroughTheUploaderIsOnePut() throws {
         let uploader = try S3MultipartUploader(client: client, bucket: bucket, key: "small")
         try uploader.write(Array("tiny".utf8))
