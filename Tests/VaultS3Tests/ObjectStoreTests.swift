@@ -121,12 +121,14 @@ final class ObjectStoreTests: XCTestCase {
         XCTAssertEqual(try client.deleteObjects(bucket: bucket, keys: []), [])
     }
 
-    /// A 23 MiB object streamed in 64 KiB writes through 5 MiB parts, at most 2 in flight: the uploader never holds
-    /// more than 3 parts, the object reads back identical (streamed and ranged across a part boundary), and its ETag
-    /// is the multipart one the client computed.
+    /// A 43 MiB object streamed in 64 KiB writes through 5 MiB parts, at most 2 in flight: the uploader never holds
+    /// more than 3 parts (its own count, and the process's peak resident memory, which grows by far less than the
+    /// object), the object reads back identical (streamed and ranged across a part boundary), and its ETag is the
+    /// multipart one the client computed.
     func testMultipartUploadStreamsWithBoundedMemory() throws {
         let partSize = S3MultipartUploader.minimumPartSize
-        let total = 23 * 1024 * 1024 + 12_345
+        let total = 43 * 1024 * 1024 + 12_345
+        let residentBefore = try ResidentMemory.resetPeak()
         let uploader = try S3MultipartUploader(
             client: client, bucket: bucket, key: "big/object", partSize: partSize, maxPartsInFlight: 2)
         let written = try SHA256()
@@ -139,9 +141,12 @@ final class ObjectStoreTests: XCTestCase {
         }
         XCTAssertNotNil(uploader.uploadID)
         let result = try uploader.finish()
-        XCTAssertEqual(result.parts, 5)
+        let uploadGrowth = try ResidentMemory.peak() - residentBefore
+        print("multipart upload of \(total) bytes: peak resident memory grew by \(uploadGrowth / 1024) KiB")
+        XCTAssertLessThan(uploadGrowth, 3 * partSize + 8 * 1024 * 1024, "the upload held more than its parts in flight")
+        XCTAssertEqual(result.parts, 9)
         XCTAssertEqual(result.size, UInt64(total))
-        XCTAssertTrue(result.etag.hasSuffix("-5"), result.etag)
+        XCTAssertTrue(result.etag.hasSuffix("-9"), result.etag)
         XCTAssertLessThanOrEqual(uploader.peakBufferedBytes, 3 * partSize, "at most 2 parts in flight + 1 filling")
         XCTAssertGreaterThanOrEqual(uploader.peakBufferedBytes, partSize)
 
@@ -150,10 +155,14 @@ final class ObjectStoreTests: XCTestCase {
         XCTAssertEqual(info.etag, result.etag)
         let read = try SHA256()
         var received = 0
+        let residentBeforeDownload = try ResidentMemory.resetPeak()
         try client.getObject(bucket: bucket, key: "big/object") {
             received += $0.count
             try read.update($0)
         }
+        let downloadGrowth = try ResidentMemory.peak() - residentBeforeDownload
+        print("streamed download of \(total) bytes: peak resident memory grew by \(downloadGrowth / 1024) KiB")
+        XCTAssertLessThan(downloadGrowth, 8 * 1024 * 1024, "the download was buffered")
         XCTAssertEqual(received, total)
         XCTAssertEqual(try read.finalize(), try written.finalize())
         let boundary = partSize * 2 - 100
@@ -286,6 +295,26 @@ final class ObjectStoreTests: XCTestCase {
             XCTAssertTrue(text.hasPrefix("Cannot reach the object store at http://127.0.0.1:\(port): "), text)
         }
         XCTAssertLessThan(Date().timeIntervalSince(began), 5)
+    }
+}
+
+/// The process's resident memory (Linux /proc/self/status), and its peak since the last reset.
+enum ResidentMemory {
+    /// Resets the peak (VmHWM) to the current resident size (`5` to /proc/self/clear_refs, Linux 4.0+) and returns it.
+    static func resetPeak() throws -> Int {
+        try "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
+        return try value("VmRSS")
+    }
+
+    /// The peak resident size since the last reset, in bytes.
+    static func peak() throws -> Int { try value("VmHWM") }
+
+    private static func value(_ field: String) throws -> Int {
+        let status = try String(contentsOfFile: "/proc/self/status", encoding: .utf8)
+        guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") }),
+              let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+        else { throw LocalObjectStore.StoreError("/proc/self/status has no \(field)") }
+        return kilobytes * 1024
     }
 }
 
