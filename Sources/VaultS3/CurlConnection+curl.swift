@@ -43,6 +43,9 @@ final class CurlConnection {
             defer { curl_slist_free_all(headerList) }
             // libcurl would add "Expect: 100-continue" to larger bodies (a 1 s wait on some servers) and, for
             // uploads, "Transfer-Encoding"/"Content-Type" headers nobody signed: suppress what we do not send.
+            for (name, value) in request.headers where (name + value).contains(where: { $0 == "\r" || $0 == "\n" }) {
+                throw TransportFailure(phase: .local, reason: "header \(name) contains a line break", retryable: false)
+            }
             for line in request.headers.map({ "\($0.name): \($0.value)" }) + ["Expect:", "Accept:"] {
                 guard let appended = curl_slist_append(headerList, line) else {
                     throw TransportFailure(phase: .local, reason: "curl_slist_append failed", retryable: false)

@@ -12,17 +12,10 @@ public final class S3Client: Sendable {
     public let configuration: S3Configuration
     let signer: SigV4Signer
     private let pool = ConnectionPool()
-    /// The clock requests are signed with (a test may fix it).
-    private let now: @Sendable () -> Date
 
-    public convenience init(configuration: S3Configuration) {
-        self.init(configuration: configuration, clock: { Date() })
-    }
-
-    init(configuration: S3Configuration, clock: @escaping @Sendable () -> Date) {
+    public init(configuration: S3Configuration) {
         self.configuration = configuration
         self.signer = SigV4Signer(credentials: configuration.credentials, region: configuration.region)
-        self.now = clock
     }
 
     /// A client configured from the standard AWS environment variables (`S3Configuration.fromEnvironment`).
@@ -61,6 +54,8 @@ public final class S3Client: Sendable {
     /// Sends `request`, retrying as `configuration.retry` allows; the body of a 2xx answer goes to `onBody`.
     /// A request whose answer started to reach `onBody` is not retried here (the caller decides: see `getObject`).
     func send(_ request: Request, onBody: (UnsafeRawBufferPointer) throws -> Void) throws -> HTTPResponseHead {
+        var request = request
+        if request.payloadHash == nil { request.payloadHash = LowerHex.encode(try SHA256.hash(request.body)) }  // once
         var streamed = false
         return try withRetries(request.operation) { _ in
             try self.sendOnce(request, onHead: { _ in }) { bytes in
@@ -141,7 +136,7 @@ public final class S3Client: Sendable {
             SigV4Signer.Request(
                 method: request.method, path: path, query: request.query,
                 headers: [("Host", host)] + request.headers, payloadHash: payloadHash),
-            at: now())
+            at: Date())
         let origin = configuration.addressing == .virtualHosted && request.bucket != nil
             ? "\(endpoint.scheme)://\(host)" : endpoint.origin
         return (origin + signed.pathAndQuery, signed.headers)

@@ -29,6 +29,7 @@ public final class S3MultipartUploader {
     private var nextPartNumber = 1
     private var totalBytes: UInt64 = 0
     private var finished = false
+    private var completed = false
     private let shared = Shared()
     private let slots: DispatchSemaphore
     private let group = DispatchGroup()
@@ -83,6 +84,7 @@ public final class S3MultipartUploader {
             if uploadID == nil {
                 let result = try client.putObject(bucket: bucket, key: key, body: current, contentType: contentType)
                 current = []
+                completed = true
                 return result
             }
             if !current.isEmpty { try dispatchCurrentPart() }
@@ -90,6 +92,7 @@ public final class S3MultipartUploader {
             try throwIfFailed()
             let parts = shared.withLock { $0.parts }
             let etag = try client.completeMultipartUpload(bucket: bucket, key: key, uploadID: uploadID!, parts: parts)
+            completed = true
             return S3UploadResult(etag: etag, size: totalBytes, parts: parts.count)
         } catch {
             abortUpload()
@@ -97,9 +100,11 @@ public final class S3MultipartUploader {
         }
     }
 
-    /// Discards the object: waits for parts in flight, then aborts the multipart upload (if one was started).
+    /// Discards the object: waits for parts in flight, then aborts the multipart upload (if one was started and
+    /// not completed). After a successful `finish()` it does nothing: the object stays.
     public func abort() {
         finished = true
+        guard !completed else { return }
         abortUpload()
     }
 

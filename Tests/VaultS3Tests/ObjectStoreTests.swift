@@ -23,7 +23,10 @@ final class ObjectStoreTests: XCTestCase {
     private var client: S3Client!
     private var bucket = ""
 
-    override func setUpWithError() throws {
+    /// Each test starts here: the shared store, a client for it and a fresh bucket. Called from the test body, not
+    /// from setUpWithError, so a store that could not start fails the test (corelibs XCTest counts an error thrown
+    /// by setUpWithError as a failure *and* a skip, and no test here may skip).
+    private func prepare() throws {
         store = try Self.shared.get()
         client = try S3Client(environment: store.environment)
         bucket = "vaults3-" + UUID().uuidString.lowercased().prefix(13).replacingOccurrences(of: "-", with: "")
@@ -32,12 +35,14 @@ final class ObjectStoreTests: XCTestCase {
 
     /// The store started from a clean state and answered a signed ListBuckets within the budget.
     func testStoreStartsQuickly() throws {
+        try prepare()
         XCTAssertLessThan(store.startSeconds, 15, "tools/object-store start took \(store.startSeconds) s")
         XCTAssertEqual(store.environment["AWS_REGION"], "us-east-1")
         XCTAssertTrue(store.environment["AWS_ENDPOINT_URL"]!.hasPrefix("http://127.0.0.1:"))
     }
 
     func testPutGetHeadDelete() throws {
+        try prepare()
         let key = "2026/11/29/bundle one+two&<ü>?#%.bin"
         let body = Array("hello, object store\n".utf8)
         let put = try client.putObject(bucket: bucket, key: key, body: body)
@@ -63,6 +68,7 @@ final class ObjectStoreTests: XCTestCase {
     }
 
     func testRangedGet() throws {
+        try prepare()
         let body = TestBytes.generate(seed: 7, offset: 0, count: 300_000)
         try client.putObject(bucket: bucket, key: "ranged", body: body)
         XCTAssertEqual(try client.getObjectBytes(bucket: bucket, key: "ranged", range: S3ByteRange(0..<10)), Array(body[0..<10]))
@@ -85,6 +91,7 @@ final class ObjectStoreTests: XCTestCase {
 
     /// More than one page (max-keys 3), keys that need URL encoding in the listing, a prefix, and start-after.
     func testListObjectsWithContinuation() throws {
+        try prepare()
         let keys = ["u/a", "u/b c", "u/b+c", "u/d&e<f>", "u/ü", "u/x/1", "u/x/2"].sorted()
         for key in keys + ["v/outside", "t"] {
             try client.putObject(bucket: bucket, key: key, body: Array(key.utf8))
@@ -112,6 +119,7 @@ final class ObjectStoreTests: XCTestCase {
     }
 
     func testDeleteObjects() throws {
+        try prepare()
         let keys = (0..<25).map { "batch/\($0)" }
         for key in keys { try client.putObject(bucket: bucket, key: key, body: [1, 2, 3]) }
         try client.putObject(bucket: bucket, key: "keep", body: [4])
@@ -126,6 +134,7 @@ final class ObjectStoreTests: XCTestCase {
     /// object), the object reads back identical (streamed and ranged across a part boundary), and its ETag is the
     /// multipart one the client computed.
     func testMultipartUploadStreamsWithBoundedMemory() throws {
+        try prepare()
         let partSize = S3MultipartUploader.minimumPartSize
         let total = 43 * 1024 * 1024 + 12_345
         let residentBefore = try ResidentMemory.resetPeak()
@@ -175,6 +184,7 @@ final class ObjectStoreTests: XCTestCase {
     /// A resumed download asks for the rest of the object with `If-Match` on the first answer's ETag: the store must
     /// honour it for single-part and multipart objects alike (answer 206 on a match, 412 once the object changed: an integrity error).
     func testTheStoreHonoursIfMatchOnRangedReads() throws {
+        try prepare()
         let single = TestBytes.generate(seed: 3, offset: 0, count: 1000)
         let singleETag = try client.putObject(bucket: bucket, key: "single", body: single).etag
         let uploader = try S3MultipartUploader(
@@ -197,6 +207,7 @@ final class ObjectStoreTests: XCTestCase {
     }
 
     func testSmallObjectThroughTheUploaderIsOnePut() throws {
+        try prepare()
         let uploader = try S3MultipartUploader(client: client, bucket: bucket, key: "small")
         try uploader.write(Array("tiny".utf8))
         let result = try uploader.finish()
@@ -207,6 +218,7 @@ final class ObjectStoreTests: XCTestCase {
     }
 
     func testAbortAndListMultipartUploads() throws {
+        try prepare()
         let first = try client.createMultipartUpload(bucket: bucket, key: "pending/one")
         let second = try client.createMultipartUpload(bucket: bucket, key: "pending/two")
         let part = try client.uploadPart(
@@ -239,6 +251,7 @@ final class ObjectStoreTests: XCTestCase {
 
     /// A wrong secret: one clear error naming the store's code and the variables to check, never the secret.
     func testWrongSecretIsOneClearError() throws {
+        try prepare()
         var environment = store.environment
         environment["AWS_SECRET_ACCESS_KEY"] = "not-the-secret-0123456789"
         let wrong = try S3Client(environment: environment)
@@ -265,6 +278,7 @@ final class ObjectStoreTests: XCTestCase {
     }
 
     func testMissingBucketIsOneClearError() throws {
+        try prepare()
         let missing = "vaults3-missing-" + bucket.suffix(8)
         for call in [
             { _ = try self.client.listObjectsV2(bucket: missing) },
@@ -280,6 +294,7 @@ final class ObjectStoreTests: XCTestCase {
     }
 
     func testUnreachableEndpointIsOneClearError() throws {
+        try prepare()
         var environment = store.environment
         let port = try TestPorts.closedLoopbackPort()
         environment["AWS_ENDPOINT_URL"] = "http://127.0.0.1:\(port)"
