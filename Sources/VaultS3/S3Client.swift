@@ -120,7 +120,7 @@ public final class S3Client: Sendable {
     }()
 
     /// The URL and the signed headers of `request`, addressed path-style or virtual-hosted.
-    private func signedURLAndHeaders(_ request: Request) throws -> (String, [(name: String, value: String)]) {
+    func signedURLAndHeaders(_ request: Request) throws -> (String, [(name: String, value: String)]) {
         let endpoint = configuration.endpoint
         var host = endpoint.hostHeader
         var path = endpoint.basePath
