@@ -315,8 +315,10 @@ final class ObjectStoreTests: XCTestCase {
 
 /// The process's resident memory (Linux /proc/self/status), and its peak since the last reset.
 enum ResidentMemory {
-    /// Resets the peak (VmHWM) to the current resident size (`5` to /proc/self/clear_refs, Linux 4.0+) and returns it.
+    /// Returns freed memory to the system (glibc `malloc_trim`, so memory an earlier test freed cannot hide growth),
+    /// resets the peak (VmHWM) to the current resident size (`5` to /proc/self/clear_refs, Linux 4.0+) and returns it.
     static func resetPeak() throws -> Int {
+        _ = glibcMallocTrim(0)
         try "5".write(toFile: "/proc/self/clear_refs", atomically: false, encoding: .utf8)
         return try value("VmRSS")
     }
@@ -332,6 +334,10 @@ enum ResidentMemory {
         return kilobytes * 1024
     }
 }
+
+/// glibc's `malloc_trim`, which Swift's Glibc module does not export.
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
 
 /// Deterministic test data: byte `offset + i` of stream `seed`, computable for any slice without the rest.
 enum TestBytes {
