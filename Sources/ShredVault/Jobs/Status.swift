@@ -24,6 +24,10 @@ public struct VaultStatus: Sendable, Codable {
     /// Open requests past their deadline.
     public var deletionRequestsOverdue: [Request]
     public var keys: [String: Int]
+    /// Archived users whose source directory an archive run could not remove (catalog `source_state`
+    /// `pending-removal`): their data is still in the export. Every archive run retries.
+    public struct PendingRemoval: Sendable, Codable { public var user: String; public var bundleId: String; public var archivedAt: String }
+    public var sourcesPendingRemoval: [PendingRemoval] = []
     public var lastSweepAt: String?
     public var auditRecords: Int
 }
@@ -46,7 +50,7 @@ extension Vault {
         let today = CivilDay(unixSeconds: now)
         let soon = today.adding(days: 2).daysSinceEpoch
         let keyCounts = try keystore.count()
-        return try catalog.read { db in
+        var status = try catalog.read { db in
             // Totals kept by triggers (catalog migration v5): O(1) however many bundles there are.
             let live = try Row.fetchOne(db, sql: "SELECT bundles AS n, users, size, plain, held FROM live_stats WHERE id = 1")!
             let next = try Int64.fetchOne(db, sql: """
@@ -76,6 +80,12 @@ extension Vault {
                 lastSweepAt: try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'lastSweepAt'").flatMap { Int64($0) }.map(Timestamp.format),
                 auditRecords: try Int.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit") ?? 0)
         }
+        status.sourcesPendingRemoval = try catalog.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT user_id, id, archived_at FROM bundles WHERE source_state = 'pending-removal' AND state = 'live' ORDER BY user_id, id
+                """).map { .init(user: $0["user_id"], bundleId: $0["id"], archivedAt: Timestamp.format($0["archived_at"])) }
+        }
+        return status
     }
 
     /// Streams live bundles in expiry order, optionally only those expiring before a day and/or of one user.
