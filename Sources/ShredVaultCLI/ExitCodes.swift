@@ -34,6 +34,8 @@ enum ExitCodes {
         case .violations: return violations
         case .invalidArgument: return usage
         case .io: return ioError
+        case .notArchived: return notFound
+        case .backupTargetRefused: return cannotCreate
         }
     }
 }
