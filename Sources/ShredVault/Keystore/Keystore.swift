@@ -33,10 +33,13 @@ public final class Keystore: @unchecked Sendable {
     /// The outer wrap of every stored private key (§3.7); set by the vault when it opens the database.
     var ratchet: KeystoreRatchet?
 
-    public init(path: String, kind: Kind = .keystore) throws {
+    /// - Parameter readOnly: a job that changes nothing opens the file read-only (no write access needed); its
+    ///   migrations must have run (a pending one fails: SQLite refuses the write).
+    public init(path: String, kind: Kind = .keystore, readOnly: Bool = false) throws {
         self.path = path
         self.kind = kind
         var config = Configuration()
+        config.readonly = readOnly
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
             try db.execute(sql: "PRAGMA journal_mode = DELETE")
@@ -76,7 +79,7 @@ public final class Keystore: @unchecked Sendable {
             // needs the destruction root.
             migrator.registerMigration("ratchet-v1") { db in try db.execute(sql: Self.ratchetSchema) }
             try migrator.migrate(queue)
-            try Posix.setPermissions(path, 0o600)
+            if !readOnly { try Posix.setPermissions(path, 0o600) }
         } catch let e as DatabaseError {
             throw VaultError.database(path: path, message: e.message ?? "\(e)")
         }
