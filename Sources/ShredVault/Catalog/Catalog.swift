@@ -91,8 +91,8 @@ public final class Catalog: @unchecked Sendable {
     public let path: String
     let queue: DatabaseQueue
 
-    /// - Parameter readOnly: a job that changes nothing opens the catalog read-only: it needs no write access to the
-    ///   vault directory (`openReadOnly`) and refuses a catalog whose schema a writing job has yet to upgrade.
+    /// - Parameter readOnly: a job that changes nothing: where the catalog cannot be opened for writing (a read-only
+    ///   file system, a directory this user may not write) it is opened read-only instead (`openReadOnly`).
     public init(path: String, create: Bool, readOnly: Bool = false) throws {
         self.path = path
         if !create, !Posix.exists(path) { throw VaultError.notFound(path: path, what: "catalog") }
@@ -102,24 +102,28 @@ public final class Catalog: @unchecked Sendable {
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
         config.label = "catalog"
-        if readOnly {
-            config.readonly = true
-            queue = try Self.openReadOnly(path: path, configuration: config)
-            return
-        }
         do {
-            queue = try DatabaseQueue(path: path, configuration: config)
-            try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
-            try CatalogSchema.migrator().migrate(queue)
+            let opened: DatabaseQueue
+            do {
+                let queue = try DatabaseQueue(path: path, configuration: config)
+                try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+                try CatalogSchema.migrator().migrate(queue)
+                opened = queue
+            } catch let e as DatabaseError where readOnly && [.SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_PERM].contains(e.resultCode) {
+                config.readonly = true
+                opened = try Self.openReadOnly(path: path, configuration: config)
+            }
+            queue = opened
         } catch let e as DatabaseError {
             throw VaultError.database(path: path, message: e.message ?? "\(e)")
         }
     }
 
-    /// Opens the catalog (a WAL database) read-only. SQLite reads a WAL database through its `-shm` index, which it
-    /// creates beside the file; where it cannot (a read-only mount, a directory this user may not write) and no `-wal`
-    /// file holds changes, the file is opened as immutable: nothing can change it under the shared vault lock, and
-    /// everything committed is in it (every job checkpoints the WAL into it when it ends).
+    /// Opens the catalog (a WAL database) read-only, for a read-only job that may not write it. SQLite reads a WAL
+    /// database through its `-shm` index, which it creates beside the file; where it cannot (a read-only mount, a
+    /// directory this user may not write) and no `-wal` file holds changes, the file is opened as immutable: nothing
+    /// can change it under the shared vault lock, and everything committed is in it (every job that writes checkpoints
+    /// the WAL into it when it ends). A schema a writing job has yet to upgrade is refused.
     private static func openReadOnly(path: String, configuration: Configuration) throws -> DatabaseQueue {
         func open(_ name: String) throws -> DatabaseQueue {
             let queue = try DatabaseQueue(path: name, configuration: configuration)

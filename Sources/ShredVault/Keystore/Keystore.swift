@@ -33,13 +33,12 @@ public final class Keystore: @unchecked Sendable {
     /// The outer wrap of every stored private key (§3.7); set by the vault when it opens the database.
     var ratchet: KeystoreRatchet?
 
-    /// - Parameter readOnly: a job that changes nothing opens the file read-only (no write access needed); its
-    ///   migrations must have run (a pending one fails: SQLite refuses the write).
+    /// - Parameter readOnly: a job that changes nothing: it leaves the file's mode alone, so it also reads a file it may
+    ///   not write (SQLite opens such a file read-only by itself; a migration still pending then fails).
     public init(path: String, kind: Kind = .keystore, readOnly: Bool = false) throws {
         self.path = path
         self.kind = kind
         var config = Configuration()
-        config.readonly = readOnly
         config.prepareDatabase { db in
             try db.execute(sql: "PRAGMA secure_delete = ON")
             try db.execute(sql: "PRAGMA journal_mode = DELETE")
