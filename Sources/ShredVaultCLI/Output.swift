@@ -36,6 +36,13 @@ enum Output {
         return String(format: value < 10 ? "%.2f %@" : value < 100 ? "%.1f %@" : "%.0f %@", value, units[unit])
     }
 
+    /// A duration in whole days, or hours or minutes under a day: "3 days", "5 hours", "0 minutes".
+    static func age(_ seconds: Int64) -> String {
+        if seconds >= 86_400 { return plural(Int(seconds / 86_400), "day") }
+        if seconds >= 3_600 { return plural(Int(seconds / 3_600), "hour") }
+        return plural(Int(seconds / 60), "minute")
+    }
+
     static func plural(_ n: Int, _ word: String, _ plural: String? = nil) -> String {
         "\(n) \(n == 1 ? word : plural ?? word + "s")"
     }
@@ -47,6 +54,7 @@ enum Output {
             var parts: [String] = []
             if !c.resumedIntents.isEmpty { parts.append("finished \(plural(c.resumedIntents.count, "interrupted job step")) (\(c.resumedIntents.joined(separator: ", ")))") }
             if !c.completedDeletions.isEmpty { parts.append("completed deletion requests \(c.completedDeletions.joined(separator: ", "))") }
+            if !c.lateReceipts.isEmpty { parts.append("issued the missing receipts of deletion requests \(c.lateReceipts.joined(separator: ", "))") }
             if !c.destroyedHoldKeys.isEmpty { parts.append("destroyed the unused hold keys of \(c.destroyedHoldKeys.joined(separator: ", "))") }
             if !c.removedLeftovers.isEmpty { parts.append("removed \(plural(c.removedLeftovers.count, "temporary file")) of an interrupted job") }
             if !parts.isEmpty { note(parts.joined(separator: "; ")) }

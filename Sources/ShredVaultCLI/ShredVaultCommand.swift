@@ -19,7 +19,9 @@ struct ShredVaultCommand: ParsableCommand {
                                        hold release,  kept outside the vault
                                        restore,
                                        check --read-data
-              status, list, hold list, check and audit verify need no key.
+              status, list, hold list, check, audit verify and receipt show|export|list
+              need no key; receipt verify needs neither key nor vault: a user checks a
+              deletion receipt with a copy of the vault's trust record.
 
             ENVIRONMENT (each replaces the option of the same name)
               SHREDVAULT_VAULT            --vault DIR
@@ -44,7 +46,8 @@ struct ShredVaultCommand: ParsableCommand {
               11  unrecoverable: the user's keys were destroyed (expired or deleted)
               64  usage error (bad option or value, no --vault)
               65  bad data: malformed accounts.csv, corrupt, truncated or tampered
-                  bundle; archive: some users failed (the others were archived)
+                  bundle; archive: some users failed (the others were archived);
+                  receipt: a receipt or trust record that does not verify
               66  not found: vault, user, file, bundle or directory
               69  newer format version or unknown algorithm: upgrade shredvault
               73  the output, target, vault or key file already exists
@@ -57,7 +60,8 @@ struct ShredVaultCommand: ParsableCommand {
         subcommands: [
             InitCommand.self, ArchiveCommand.self, SweepCommand.self, DeleteCommand.self, HoldCommand.self,
             RestoreCommand.self, ListCommand.self, StatusCommand.self, CheckCommand.self, AuditCommand.self,
-            BackupCommand.self, RecoverCommand.self, KeystoreCommand.self, TrustCommand.self, ReindexCommand.self, BundleCommand.self,
+            BackupCommand.self, RecoverCommand.self, KeystoreCommand.self, TrustCommand.self, ReceiptCommand.self, ReindexCommand.self,
+            BundleCommand.self,
         ]
     )
 }

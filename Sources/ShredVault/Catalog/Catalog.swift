@@ -155,9 +155,23 @@ public final class Catalog: @unchecked Sendable {
         return try databaseCall(path) { try queue.read(body) }
     }
 
+    /// Runs `body` in one write transaction. When a head signer is set (a vault with a trust record) and `body`
+    /// appended audit records, the transaction also appends their signed head (§6.2), so records and head commit
+    /// together or not at all.
     public func write<T>(_ body: (Database) throws -> T) throws -> T {
-        return try databaseCall(path) { try queue.write(body) }
+        guard let signer = auditHeadSigner else { return try databaseCall(path) { try queue.write(body) } }
+        return try databaseCall(path) {
+            try queue.write { db in
+                let before = try Self.lastAuditSeq(db)
+                let result = try body(db)
+                try Self.appendAuditHead(db, after: before, signer: signer)
+                return result
+            }
+        }
     }
+
+    /// Signs the audit records each write transaction appends (§6.2); set by the vault at open.
+    var auditHeadSigner: AuditHeadSigner?
 
     /// Closes the database; a job that changed the vault first folds the WAL back in (checkpoint TRUNCATE), and
     /// either failing is reported (a close must not fail silently). Idempotent.
@@ -192,22 +206,10 @@ public final class Catalog: @unchecked Sendable {
 
     /// A JSON object with sorted keys and string values (what JSONSerialization would print, much faster).
     static func encodeDetail(_ detail: [String: String]) -> String {
-        func quoted(_ s: String) -> String {
-            var out = "\""
-            for u in s.unicodeScalars {
-                switch u {
-                case "\"": out += "\\\""
-                case "\\": out += "\\\\"
-                case "\n": out += "\\n"
-                case "\r": out += "\\r"
-                case "\t": out += "\\t"
-                case _ where u.value < 0x20: out += String(format: "\\u%04x", u.value)
-                default: out.unicodeScalars.append(u)
-                }
-            }
-            return out + "\""
+        let members: [String] = detail.keys.sorted().map { (key: String) -> String in
+            CanonicalJSON.string(key) + ":" + CanonicalJSON.string(detail[key]!)
         }
-        return "{" + detail.keys.sorted().map { quoted($0) + ":" + quoted(detail[$0]!) }.joined(separator: ",") + "}"
+        return "{" + members.joined(separator: ",") + "}"
     }
 
     /// `SHA-256(prev ‖ be64(seq) ‖ be64(at) ‖ action ‖ 0 ‖ user ‖ 0 ‖ detail)`.
@@ -219,26 +221,46 @@ public final class Catalog: @unchecked Sendable {
         return Data(try SHA256.hash(bytes))
     }
 
-    /// Verifies the audit chain; returns the number of records and the first problem, if any.
+    /// Verifies the audit chain; returns the number of records and the first problem, if any. (The signed heads
+    /// are checked by `Vault.verifyAudit`, which needs the trust record.)
     public func verifyAudit() throws -> (records: Int, problem: String?) {
-        try read { db in
-            var prev = Self.genesisHash
-            var expectedSeq: Int64 = 1
-            var count = 0
-            let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY seq")
-            while let row = try cursor.next() {
-                let seq: Int64 = row["seq"]
-                let storedPrev: Data = row["prev_hash"], stored: Data = row["hash"]
-                guard seq == expectedSeq else { return (count, "audit record \(expectedSeq) is missing (next is \(seq))") }
-                guard storedPrev == prev else { return (count, "audit record \(seq) does not chain to record \(seq - 1)") }
-                let h = try Self.auditHash(prev: prev, seq: seq, at: row["at"], action: row["action"], user: row["user_id"], detail: row["detail"])
-                guard h == stored else { return (count, "audit record \(seq) was modified (hash mismatch)") }
-                prev = stored
-                expectedSeq += 1
-                count += 1
-            }
-            return (count, nil)
+        let chain = try read { db in try Self.walkAudit(db, collecting: []) }
+        return (chain.records, chain.problem)
+    }
+
+    /// The audit chain as `walkAudit` found it.
+    struct AuditChain {
+        /// Records verified before the first problem (all of them without one).
+        var records = 0
+        var problem: String?
+        /// The last record's sequence number (0 for an empty log); meaningful without a problem.
+        var lastSeq: Int64 = 0
+        var firstAction: String?
+        /// `prev_hash` and `hash` of the records asked for that the walk verified.
+        var links: [Int64: (prev: [UInt8], hash: [UInt8])] = [:]
+    }
+
+    /// Walks the chain from the genesis: consecutive sequence numbers from 1, each `prev_hash` the previous `hash`,
+    /// each `hash` recomputed. Stops at the first problem.
+    static func walkAudit(_ db: Database, collecting wanted: Set<Int64>) throws -> AuditChain {
+        var chain = AuditChain()
+        var prev = genesisHash
+        let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM audit ORDER BY seq")
+        while let row = try cursor.next() {
+            let seq: Int64 = row["seq"], expected = chain.lastSeq + 1
+            let storedPrev: Data = row["prev_hash"], stored: Data = row["hash"]
+            guard seq == expected else { chain.problem = "audit record \(expected) is missing (next is \(seq))"; return chain }
+            guard storedPrev == prev else { chain.problem = "audit record \(seq) does not chain to record \(seq - 1)"; return chain }
+            let action: String = row["action"]
+            let h = try auditHash(prev: prev, seq: seq, at: row["at"], action: action, user: row["user_id"], detail: row["detail"])
+            guard h == stored else { chain.problem = "audit record \(seq) was modified (hash mismatch)"; return chain }
+            if seq == 1 { chain.firstAction = action }
+            if wanted.contains(seq) { chain.links[seq] = (Array(storedPrev), Array(stored)) }
+            prev = stored
+            chain.lastSeq = seq
+            chain.records += 1
         }
+        return chain
     }
 
     // MARK: - Queries
@@ -267,6 +289,21 @@ public final class Catalog: @unchecked Sendable {
 
     public func meta(_ key: String) throws -> String? {
         try read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
+    }
+
+    /// Sets `meta` values outside a job's write transaction: an immediate transaction that waits up to 5 s for another
+    /// writer. For the bookkeeping of a command that runs under the shared vault lock (`audit head`), where another
+    /// such command may write at the same time.
+    func writeMeta(_ values: [String: String]) throws {
+        try databaseCall(path) {
+            try queue.writeWithoutTransaction { db in
+                try db.execute(sql: "PRAGMA busy_timeout = 5000")
+                try db.inTransaction(.immediate) {
+                    for (key, value) in values { try Self.setMeta(db, key, value) }
+                    return .commit
+                }
+            }
+        }
     }
 
     static func setMeta(_ db: Database, _ key: String, _ value: String) throws {

@@ -38,6 +38,19 @@ enum CatalogSchema {
         ) STRICT
         """
 
+    /// The keyring's mirror of `receipts` (§6.3), written after the catalog commits a receipt (its text names the audit
+    /// record of that transaction) and before the catalog marks it mirrored; `reindex` and `recover` bring receipts back
+    /// from it.
+    static let receiptsMirrorTable = """
+        CREATE TABLE receipts (
+            request_id TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            issued_at INTEGER NOT NULL,
+            text TEXT NOT NULL,
+            signature BLOB NOT NULL CHECK (length(signature) = 80)
+        ) STRICT
+        """
+
     static func migrator() -> DatabaseMigrator {
         var m = DatabaseMigrator()
         m.registerMigration("v1") { db in
@@ -197,6 +210,35 @@ enum CatalogSchema {
                 ALTER TABLE bundles ADD COLUMN inner_sha256 BLOB CHECK (inner_sha256 IS NULL OR length(inner_sha256) = 32);
                 ALTER TABLE bundles ADD COLUMN bundle_sig BLOB CHECK (bundle_sig IS NULL OR length(bundle_sig) = 80);
                 ALTER TABLE bundles ADD COLUMN seal_sig BLOB CHECK (seal_sig IS NULL OR length(seal_sig) = 80);
+                """)
+        }
+        m.registerMigration("v8-audit-heads") { db in
+            // Signed audit heads (vault-format.md §6.2): one row per write transaction that appended audit records
+            // first_seq…last_seq, written in that transaction; `signature` is the §3.10 signature (signer key id ‖ r ‖ s)
+            // over the head's body. `audit verify` checks that the heads tile the log, each record in exactly one.
+            try db.execute(sql: """
+                CREATE TABLE audit_heads (
+                    first_seq INTEGER PRIMARY KEY CHECK (first_seq >= 1),
+                    last_seq INTEGER NOT NULL UNIQUE CHECK (last_seq >= first_seq),
+                    at INTEGER NOT NULL,
+                    signature BLOB NOT NULL CHECK (length(signature) = 80)
+                ) STRICT;
+                """)
+        }
+        m.registerMigration("v9-receipts") { db in
+            // Signed deletion receipts (vault-format.md §6.3): one per completed request, written in the transaction
+            // that completes it (or, for a request completed before the vault could sign, by a later `converge`).
+            // `mirrored` turns 1 once the keyring holds a copy.
+            try db.execute(sql: """
+                CREATE TABLE receipts (
+                    request_id TEXT PRIMARY KEY REFERENCES deletion_requests (request_id),
+                    user_id TEXT NOT NULL,
+                    issued_at INTEGER NOT NULL,
+                    text TEXT NOT NULL,
+                    signature BLOB NOT NULL CHECK (length(signature) = 80),
+                    mirrored INTEGER NOT NULL DEFAULT 0 CHECK (mirrored IN (0, 1))
+                ) STRICT;
+                CREATE INDEX receipts_unmirrored ON receipts (request_id) WHERE mirrored = 0;
                 """)
         }
         return m

@@ -99,6 +99,15 @@ public enum FuzzTargets {
     static let dayKey = fixedKey("day")
     static let holdKey = fixedKey("hold")
     static let epochKey = fixedKey("epoch")
+    /// The job credential of the fixture vault's trust record (signs version 2 sidecars).
+    static let signerKey = fixedKey("signer")
+    static let trust: TrustRecord = TrustRecord(
+        format: TrustRecord.formatName, vaultId: Hex.encode(vaultId), masterKey: Hex.encode(masterKey.publicKey.x963Representation),
+        masterKeyId: Hex.encode((try? KeyHierarchy.keyId(masterKey.publicKey)) ?? []),
+        signers: [.init(keyId: Hex.encode((try? KeyHierarchy.keyId(signerKey.publicKey)) ?? []),
+                        publicKey: Hex.encode(signerKey.publicKey.x963Representation), role: "job", addedAt: 0, revokedAt: nil)],
+        serial: 1, signedAt: 0)
+    static let bundleId = Array(repeating: UInt8(0xab), count: 16)
     static let vaultId = Hex.decode("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff")!
 
     /// The binding of sealed DEKs in the sidecar and sealed-key targets: a vault bundle of user u0000001.
@@ -246,6 +255,20 @@ public enum FuzzTargets {
         guard let sidecar = describe(vaultErrorsOnly: true, { try DEKSidecar.decode(bytes, path: "fuzz.dek") }) else { return false }
         precondition(sidecar.encoded() == bytes, "a decoded sidecar does not re-encode to its bytes")
         let outer = sidecar.outerRole == .hold ? holdKey : dayKey
+        // Version 2: the seal signature must verify (vault-format.md §3.10) and the inner layer must hash to the signed
+        // value before the DEK is opened; a sidecar failing either is refused like a forged one.
+        if let provenance = sidecar.provenance {
+            let body = BundleStatement.seal(vaultId: vaultId, bundleId: bundleId, role: sidecar.outerRole, outerKeyId: sidecar.outerKeyId,
+                                            expiryDay: 20875, outer: sidecar.sealedDEK)
+            guard trust.problem(with: provenance.sealSignature, object: .seal, body: body) == nil else { return false }
+            return describe {
+                let inner = try KeyHierarchy.openOuter(sidecar.sealedDEK, binding: binding, role: sidecar.outerRole, outerKey: outer)
+                guard try SHA256.hash(inner.withUnsafeBytes { Array($0) }) == provenance.innerSHA256 else {
+                    throw VaultError.notGenuine(subject: "fuzz.dek", reason: "inner hash")
+                }
+                return try KeyHierarchy.openInner(inner, binding: binding, userKey: userKey)
+            } != nil
+        }
         return describe {
             try KeyHierarchy.openDataKey(sidecar.sealedDEK, binding: binding, outerRole: sidecar.outerRole, outerKey: outer,
                                          userKey: userKey)

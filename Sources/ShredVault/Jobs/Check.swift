@@ -17,6 +17,8 @@ public struct CheckReport: Sendable, Codable {
     public var checkedBytes: Int64 = 0
     public var auditRecords = 0
     public var violations: [Violation] = [] { didSet { ok = violations.isEmpty } }
+    /// Advisory findings (e.g. `audit-head-not-exported`, `audit-head-stale`): reported, but `ok` does not depend on them.
+    public var notices: [Violation] = []
     /// No violation (encoded in the JSON report).
     public private(set) var ok = true
 }
@@ -157,6 +159,30 @@ extension Vault {
             violation("unfinished-deletion", "deletion request \(r.requestId) of \(r.userId)",
                       "no hold blocks it but it is not done; run any job that changes the vault (e.g. `shredvault sweep`)")
         }
+        // Deletion receipts (§6.3): every completed request has one (once the vault can sign), each verifies against
+        // the trust record, and the keyring mirrors it.
+        if trust != nil {
+            let unreceipted = try catalog.read { db in
+                try String.fetchAll(db, sql: """
+                    SELECT request_id FROM deletion_requests r WHERE state = 'done'
+                    AND NOT EXISTS (SELECT 1 FROM receipts WHERE request_id = r.request_id) ORDER BY request_id
+                    """)
+            }
+            for id in unreceipted {
+                violation("missing-receipt", "deletion request \(id)", "completed but has no signed receipt yet; any job that changes the vault (e.g. `shredvault sweep`) issues it")
+            }
+        }
+        let mirroredReceipts = Set(try keyring.mirroredReceipts().map(\.requestId))
+        for record in try receipts() {
+            do { _ = try verify(record) } catch let e as VaultError {
+                guard case .notVerified(_, let reason) = e else { throw e }
+                violation("bad-receipt", "receipt of deletion request \(record.requestId)", reason)
+            }
+            if !mirroredReceipts.contains(record.requestId) {
+                violation("unmirrored-receipt", "receipt of deletion request \(record.requestId)",
+                          "the keyring lacks its copy (reindex and recover could not bring it back); any job that changes the vault copies it")
+            }
+        }
         let activeCases = try catalog.read { db in try String.fetchSet(db, sql: "SELECT DISTINCT case_id FROM holds WHERE released_at IS NULL") }
         for k in try keystore.keys(role: .hold) where !activeCases.contains(k.subject) {
             violation("unused-hold-key", "hold key \(k.subject)", "the case holds nobody but its key still exists; `shredvault sweep` destroys it")
@@ -175,9 +201,25 @@ extension Vault {
         if trust == nil {
             violation("no-trust-record", "vault", "the vault has no signed trust record (G8): the restore-key holder should run `shredvault trust init`")
         }
-        let (records, problem) = try catalog.verifyAudit()
-        report.auditRecords = records
-        if let problem { violation("audit-chain", "audit log", problem) }
+        let audit = try verifyAudit()
+        report.auditRecords = audit.records
+        if let problem = audit.problem { violation(audit.kind?.rawValue ?? "audit-chain", "audit log", problem) }
+        // §6.2: only an exported head shows that records at the end of the log were not removed.
+        if trust != nil {
+            if let export = try lastAuditHeadExport() {
+                if now - export.at > Self.auditHeadExportMaxAge {
+                    report.notices.append(.init(kind: "audit-head-stale", subject: "audit log", message: """
+                        the last exported audit head (record \(export.seq)) is \((now - export.at) / 86_400) days old: records after it could be \
+                        removed unnoticed; export one with `shredvault audit head --out FILE` and store it outside the vault
+                        """))
+                }
+            } else {
+                report.notices.append(.init(kind: "audit-head-not-exported", subject: "audit log", message: """
+                    no audit head was ever exported: records could be removed from the end of the log unnoticed; export one \
+                    with `shredvault audit head --out FILE` and store it outside the vault
+                    """))
+            }
+        }
         return report
     }
 

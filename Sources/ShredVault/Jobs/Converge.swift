@@ -14,6 +14,8 @@ public struct ConvergeReport: Sendable, Codable, Equatable {
     public var destroyedHoldKeys: [String] = []
     /// Temporary files an interrupted job left, removed (vault-relative or absolute paths).
     public var removedLeftovers: [String] = []
+    /// Deletion receipts issued late (§6.3), by request id: requests completed before the vault could sign.
+    public var lateReceipts: [String] = []
 
     public var isEmpty: Bool { self == ConvergeReport() }
 }
@@ -56,7 +58,8 @@ extension Vault {
     /// it through `sweep`, and `hold`, `delete`, `restore`, `archive`, `backup`, `keystore` call that first):
     /// 1. removes temporary files (a killed snapshot, restore, atomic write or copy) from the vault and keystore
     ///    directories; 2. finishes recorded intents in order; 3. completes every deletion request that is pending
-    ///    (interrupted) or blocked by holds that no longer exist; 4. destroys hold keys of cases that hold nobody.
+    ///    (interrupted) or blocked by holds that no longer exist, issues the receipts completed requests lack and
+    ///    mirrors receipts into the keyring; 4. destroys hold keys of cases that hold nobody.
     /// Each step is idempotent, so a crash inside `converge` is finished by the next one.
     @discardableResult
     public func converge(now: Int64) throws -> ConvergeReport {
@@ -77,6 +80,8 @@ extension Vault {
             report.resumedIntents.append(kind)
         }
         report.completedDeletions = try convergeDeletions(now: now)
+        report.lateReceipts = try issueMissingReceipts(now: now)
+        try mirrorReceipts()
         report.destroyedHoldKeys = try destroyUnusedHoldKeys(now: now)
         return report
     }

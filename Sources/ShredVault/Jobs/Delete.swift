@@ -19,6 +19,8 @@ public struct DeleteReport: Sendable, Codable {
     public var sweep: SweepReport?
     /// Destruction-root operations of the whole job (§3.7).
     public var rootOperations: Int?
+    /// The completed request has its signed receipt (§6.3; `shredvault receipt export`).
+    public var receipt = false
 }
 
 extension Vault {
@@ -68,13 +70,19 @@ extension Vault {
             }
         }
         if let tomb = try catalog.tombstone(user: u) {
+            // Done at once; its receipt names the request that deleted the user (§6.3).
+            let generation = try keystore.ratchetGeneration()
             try catalog.write { db in
                 try db.execute(sql: "UPDATE deletion_requests SET state = 'done', blocked_by = NULL, completed_at = ? WHERE request_id = ? AND state != 'done'",
                                arguments: [now, requestId])
+                guard db.changesCount == 1, let done = try DeletionRequestRecord.fetchOne(db, key: requestId) else { return }
+                try Catalog.audit(db, at: now, action: "deletion-done", user: u, detail: ["request": requestId, "deletedBy": tomb.requestId])
+                try issueReceipts(db, [(done, tomb.requestId == requestId ? nil : tomb.requestId)], rootGeneration: generation, now: now)
             }
+            try mirrorReceipts()
+            report.receipt = try hasReceipt(requestId)
             report.outcome = .alreadyDeleted
             report.receivedAt = Timestamp.format(existing?.receivedAt ?? receivedAt)
-            _ = tomb
             return report
         }
         if !holdsNow.isEmpty {
@@ -93,7 +101,12 @@ extension Vault {
         report.removedBundles = bundles
         if !known { report.outcome = .recordedBeforeArchive }
         report.rootOperations = destructionRoot?.operations
+        report.receipt = try hasReceipt(requestId)
         return report
+    }
+
+    private func hasReceipt(_ requestId: String) throws -> Bool {
+        try catalog.read { db in try ReceiptRecord.fetchOne(db, key: requestId) != nil }
     }
 
     /// Destroys a user's key and data and completes `requestId` and every other open request of the user (also
@@ -101,10 +114,14 @@ extension Vault {
     /// ledger (with audit), key, bundle files, catalog rows: a crash at any point is finished by the next job.
     func shredUser(_ user: String, requestId: String, now: Int64) throws -> (keys: Int, bundles: Int) {
         let userKey = try keystore.key(role: .user, subject: user)
+        // The generation the receipts name (§6.3): the one this destruction creates, or, when an interrupted run
+        // destroyed the key already, the current one (every job's convergeRoot left it the only one).
+        var generation: UInt64?
         if let userKey {
             try recordErasures([userKey], now: now, reason: "deletion request \(requestId)")
-            try destroyKeys([userKey.keyId], in: keystore)
+            generation = try destroyKeys([userKey.keyId], in: keystore)
         }
+        if generation == nil { generation = try keystore.ratchetGeneration() }
         try reached("shred:key")
         let bundles = try catalog.bundles(user: user).filter { $0.state == .live || $0.state == .writing }
         try removeBundleFiles(bundles.map(\.location))
@@ -115,10 +132,17 @@ extension Vault {
                 """, arguments: [now, "deletion request " + requestId, user])
             try db.execute(sql: "INSERT INTO tombstones (user_id, deleted_at, request_id) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                            arguments: [user, now, requestId])
+            let completing = try String.fetchAll(db, sql: "SELECT request_id FROM deletion_requests WHERE user_id = ? AND state != 'done' ORDER BY request_id",
+                                                 arguments: [user])
             try db.execute(sql: "UPDATE deletion_requests SET state = 'done', blocked_by = NULL, completed_at = ? WHERE user_id = ? AND state != 'done'",
                            arguments: [now, user])
             try Catalog.audit(db, at: now, action: "shred", user: user, detail: ["request": requestId, "bundles": String(bundles.count)])
+            // Every request this completes gets its signed receipt in the same transaction (§6.3).
+            let done = try completing.compactMap { try DeletionRequestRecord.fetchOne(db, key: $0) }
+            try issueReceipts(db, done.map { ($0, nil) }, rootGeneration: generation, now: now)
         }
+        try reached("shred:receipt")
+        try mirrorReceipts()
         try catalog.checkpoint()
         return (userKey == nil ? 0 : 1, bundles.count)
     }

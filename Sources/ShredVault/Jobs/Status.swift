@@ -30,6 +30,12 @@ public struct VaultStatus: Sendable, Codable {
     public var sourcesPendingRemoval: [PendingRemoval] = []
     public var lastSweepAt: String?
     public var auditRecords: Int
+    /// When the last signed audit head was exported (`audit head`, §6.2), its record, and how many records came after
+    /// it (those a truncation could remove unnoticed); nil if never.
+    public var auditHeadExportedAt: String?
+    public var auditHeadExportAgeSeconds: Int64?
+    public var auditHeadExportedSeq: Int64?
+    public var auditRecordsAfterExportedHead: Int?
 }
 
 public struct ListedBundle: Sendable, Codable {
@@ -66,6 +72,8 @@ extension Vault {
             func req(_ r: DeletionRequestRecord) -> VaultStatus.Request {
                 .init(requestId: r.requestId, user: r.userId, state: r.state.rawValue, deadline: CivilDay(daysSinceEpoch: r.deadlineDay).iso, blockedBy: r.blockedBy)
             }
+            let records = try Int.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit") ?? 0
+            let export = try Self.lastAuditHeadExport(db)
             return VaultStatus(
                 vaultId: config.vaultId, today: today.iso, policy: policy,
                 liveBundles: live["n"], liveUsers: live["users"], liveBundleBytes: live["size"], livePlaintextBytes: live["plain"],
@@ -78,7 +86,9 @@ extension Vault {
                 deletionRequestsOverdue: open.filter { $0.deadlineDay < today.daysSinceEpoch }.map(req),
                 keys: Dictionary(uniqueKeysWithValues: keyCounts.map { ($0.key.rawValue, $0.value) }),
                 lastSweepAt: try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'lastSweepAt'").flatMap { Int64($0) }.map(Timestamp.format),
-                auditRecords: try Int.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit") ?? 0)
+                auditRecords: records,
+                auditHeadExportedAt: export.map { Timestamp.format($0.at) }, auditHeadExportAgeSeconds: export.map { max(0, now - $0.at) },
+                auditHeadExportedSeq: export?.seq, auditRecordsAfterExportedHead: export.map { max(0, records - Int($0.seq)) })
         }
         status.sourcesPendingRemoval = try catalog.read { db in
             try Row.fetchAll(db, sql: """

@@ -34,6 +34,8 @@ public struct RecoverReport: Sendable, Codable {
     public var keystore: KeystoreRestoreReport?
     /// Bundles whose keys the erasure ledger says were destroyed after the backup: shredded again.
     public var shreddedByLedger = 0
+    /// Deletion receipts issued after the backup, brought back from the keyring's mirror (§6.3).
+    public var restoredReceipts = 0
     public var check: CheckReport?
 }
 
@@ -44,6 +46,8 @@ public struct ReindexReport: Sendable, Codable {
     public var recoveredTombstones = 0
     /// Deletion requests that came back from the keyring's mirror (blocked ones run when their holds end).
     public var recoveredDeletionRequests = 0
+    /// Signed deletion receipts that came back from the keyring's mirror (§6.3).
+    public var recoveredReceipts = 0
     public var skipped: [String] = []
     public var sweep: SweepReport?
 }
@@ -216,6 +220,9 @@ extension Vault {
         }
         let vault = try Vault(root: root, recovering: true, adoptKeyring: copies)
         report.shreddedByLedger = try vault.reconcileWithLedger(now: now)
+        // Receipts issued after the backup: the keyring mirrors them (the sweep's converge issues any still missing).
+        let receipts = try vault.keyring.mirroredReceipts()
+        report.restoredReceipts = try vault.catalog.write { db in try restoreReceipts(db, from: receipts) }
         _ = try vault.sweep(now: now)
         try vault.catalog.write { db in
             try Catalog.audit(db, at: now, action: "recover", user: nil, detail: ["from": dir, "bundles": String(report.restoredBundles)])
@@ -328,6 +335,7 @@ extension Vault {
             }
         }
         let requests = try keyring.mirroredDeletionRequests()
+        let receipts = try keyring.mirroredReceipts()
         try catalog.write { db in
             for r in records { try r.insert(db) }
             for h in holds { try h.insert(db) }
@@ -350,6 +358,8 @@ extension Vault {
                                arguments: [user, at, request])
                 report.recoveredTombstones += db.changesCount
             }
+            // Signed receipts, with their requests' completion times (§6.3).
+            report.recoveredReceipts = try Self.restoreReceipts(db, from: receipts)
             try db.execute(sql: "UPDATE deletion_requests SET state = 'done', completed_at = coalesce(completed_at, ?) WHERE user_id IN (SELECT user_id FROM tombstones)",
                            arguments: [now])
             try Catalog.audit(db, at: now, action: "reindex", user: nil, detail: ["bundles": String(records.count), "skipped": String(report.skipped.count)])

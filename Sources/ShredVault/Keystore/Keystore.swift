@@ -77,6 +77,10 @@ public final class Keystore: @unchecked Sendable {
             // The ratchet's columns and table (§3.7); the rows are wrapped by the vault's ratchet migration, which
             // needs the destruction root.
             migrator.registerMigration("ratchet-v1") { db in try db.execute(sql: Self.ratchetSchema) }
+            if kind == .keyring {
+                // The mirror of signed deletion receipts (§6.3), so `reindex` and `recover` bring them back.
+                migrator.registerMigration("keyring-v4-receipts") { db in try db.execute(sql: CatalogSchema.receiptsMirrorTable) }
+            }
             try migrator.migrate(queue)
             if !readOnly { try Posix.setPermissions(path, 0o600) }
         } catch let e as DatabaseError {
@@ -310,6 +314,29 @@ public final class Keystore: @unchecked Sendable {
             try Row.fetchAll(db, sql: "SELECT * FROM deletion_requests ORDER BY received_at, request_id").map {
                 DeletionRequestRecord(requestId: $0["request_id"], userId: $0["user_id"], receivedAt: $0["received_at"],
                                       deadlineDay: $0["deadline_day"], recordedAt: $0["recorded_at"], state: .pending, blockedBy: nil, completedAt: nil)
+            }
+        }
+    }
+
+    /// Keyring only: copies signed deletion receipts (§6.3), after the catalog committed them; a receipt already
+    /// mirrored is left as it is (a request has one receipt).
+    func mirrorReceipts(_ receipts: [ReceiptRecord]) throws {
+        guard kind == .keyring, !receipts.isEmpty else { return }
+        try write { db in
+            let insert = try db.cachedStatement(sql: """
+                INSERT INTO receipts (request_id, user_id, issued_at, text, signature) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+                """)
+            for r in receipts { try insert.execute(arguments: [r.requestId, r.userId, r.issuedAt, r.text, r.signature]) }
+        }
+    }
+
+    /// Keyring only: the mirrored receipts.
+    func mirroredReceipts() throws -> [ReceiptRecord] {
+        guard kind == .keyring else { return [] }
+        return try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM receipts ORDER BY issued_at, request_id").map {
+                ReceiptRecord(requestId: $0["request_id"], userId: $0["user_id"], issuedAt: $0["issued_at"], text: $0["text"],
+                              signature: $0["signature"], mirrored: true)
             }
         }
     }

@@ -67,6 +67,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     case bundleMismatch(path: String, reason: String)
     /// G8: a bundle, sealed DEK or catalog record that this vault's jobs did not make (vault-format.md §3.10).
     case notGenuine(subject: String, reason: String)
+    /// A signed object checked offline (a deletion receipt, or the trust record it is checked with) is not genuine.
+    case notVerified(path: String, reason: String)
     /// A keystore snapshot whose epoch key was destroyed (G3).
     case snapshotPastWindow(path: String, takenDay: String, days: Int)
     /// `check` or `audit verify` found violations.
@@ -133,6 +135,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
             return "\(path) does not match the catalog: \(reason); run `shredvault check`"
         case .notGenuine(let subject, let reason):
             return "\(subject) was not made by this vault's jobs: \(reason); refused (run `shredvault check`)"
+        case .notVerified(let path, let reason):
+            return "\(path) does not verify: \(reason)"
         case .snapshotPastWindow(let path, let takenDay, let days):
             return "\(path): backup taken \(takenDay) is past the \(days)-day backup window and is permanently unreadable"
         case .violations(let count):

@@ -135,6 +135,14 @@ extension Vault {
         return try? VaultSigner(jobCredential.key)
     }
 
+    /// Signs an audit head (§6.2) in the transaction that appends its records: with the job credential, or with the
+    /// restore key in `trust init|rotate` (also for the record of the `trust init` that gives the vault its first
+    /// trust record, which this job's `trust` does not show yet). Nil in a vault without a trust record.
+    func signAuditHead(_ body: [UInt8]) throws -> VaultSignature? {
+        if let administrativeSigner { return try administrativeSigner.sign(.auditHead, body) }
+        return try sign(.auditHead, body)
+    }
+
     /// Signs `body` as `object` for this vault; nil in a vault without a trust record (made before §3.9, until
     /// `trust init`).
     func sign(_ object: SignedObject, _ body: [UInt8]) throws -> VaultSignature? {

@@ -25,6 +25,9 @@ public struct TrustRecord: Codable, Equatable, Sendable {
     /// Increases with every re-signing (a credential added or revoked).
     public var serial: Int64
     public var signedAt: Int64
+    /// The first audit record that signed heads cover (§6.2): every record from it on must be covered. Absent in a
+    /// record signed before audit heads existed (then the vault's first head marks the start).
+    public var auditSignedFrom: Int64?
 
     public var activeSigners: [Signer] { signers.filter { $0.revokedAt == nil } }
 }
@@ -36,6 +39,42 @@ struct TrustFile: Codable {
     var signature: String
 
     static let context = Array("shredvault.org/trust@v1".utf8) + [0]
+
+    /// Why a trust file was not accepted.
+    enum Problem: Error {
+        /// Not `{"record": TEXT, "signature": HEX}`.
+        case notATrustFile
+        /// The signature does not verify with the expected master key (or, offline, with the one the record names).
+        case badSignature
+        /// The signed text is not a trust record of this format, or its master key id is not the id of its master key.
+        case notARecord
+        /// The record names another master key than the expected one.
+        case otherMasterKey
+    }
+
+    /// Decodes the text of a trust file and checks it (§3.9): the restore key's signature verifies with `master` (the
+    /// vault's master.pub) or, when `master` is nil (offline verification, §6.3), with the master key the record itself
+    /// names; the record has this format, names that master key, and its master key id is that key's id. The one
+    /// check that `loadTrust` and `receipt verify` share.
+    static func verify(_ text: String, master: P256PublicKey?) -> Result<TrustRecord, Problem> {
+        guard let file = try? JSONDecoder().decode(TrustFile.self, from: Data(text.utf8)) else { return .failure(.notATrustFile) }
+        let signed = TrustFile.context + Array(file.record.utf8)
+        // With the vault's key the signature is checked before the record is even parsed.
+        if let master, !(Hex.decode(file.signature).map { ECDSAP256.verify($0, message: signed, publicKey: master) } ?? false) {
+            return .failure(.badSignature)
+        }
+        guard let record = try? JSONDecoder().decode(TrustRecord.self, from: Data(file.record.utf8)), record.format == TrustRecord.formatName,
+              let named = Hex.decode(record.masterKey).flatMap({ try? P256PublicKey(x963Representation: $0) }),
+              let namedId = try? KeyHierarchy.keyId(named), Hex.encode(namedId) == record.masterKeyId else {
+            return .failure(.notARecord)
+        }
+        if let master {
+            guard named == master else { return .failure(.otherMasterKey) }
+        } else if !(Hex.decode(file.signature).map { ECDSAP256.verify($0, message: signed, publicKey: named) } ?? false) {
+            return .failure(.badSignature)
+        }
+        return .success(record)
+    }
 }
 
 /// A job credential (vault-format.md §3.9): a P-256 signing key in a 0600 file outside the vault,
@@ -83,24 +122,19 @@ extension Vault {
     static func loadTrust(root: String, vaultId: String, master: P256PublicKey) throws -> TrustRecord? {
         let path = trustPath(root)
         guard Posix.exists(path) else { return nil }
-        let file: TrustFile
-        do { file = try JSONDecoder().decode(TrustFile.self, from: Data(try Posix.readTextFile(path, maxLength: 1 << 20).utf8)) } catch let e as VaultError {
-            throw e
-        } catch {
+        switch TrustFile.verify(try Posix.readTextFile(path, maxLength: 1 << 20), master: master) {
+        case .failure(.notATrustFile):
             throw VaultError.bundleMismatch(path: path, reason: "is not a ShredVault trust record")
-        }
-        guard let signature = Hex.decode(file.signature),
-              ECDSAP256.verify(signature, message: TrustFile.context + Array(file.record.utf8), publicKey: master) else {
+        case .failure(.badSignature):
             throw VaultError.bundleMismatch(path: path, reason: "its signature does not verify with master.pub: master.pub or the trust record was replaced; no job runs until the restore-key holder checks the vault")
-        }
-        let record: TrustRecord
-        do { record = try JSONDecoder().decode(TrustRecord.self, from: Data(file.record.utf8)) } catch {
+        case .failure(.notARecord):
             throw VaultError.bundleMismatch(path: path, reason: "its signed record is not a trust record")
-        }
-        guard record.format == TrustRecord.formatName, record.vaultId == vaultId, record.masterKey == Hex.encode(master.x963Representation) else {
+        case .failure(.otherMasterKey):
             throw VaultError.bundleMismatch(path: path, reason: "it names another vault or master key")
+        case .success(let record):
+            guard record.vaultId == vaultId else { throw VaultError.bundleMismatch(path: path, reason: "it names another vault or master key") }
+            return record
         }
-        return record
     }
 
     /// Signs and writes a trust record with the restore key (atomic replace).
@@ -119,8 +153,10 @@ extension Vault {
 
     /// Creates (or re-signs) the trust record with the restore key, issuing a new job credential at `jobKeyPath` and
     /// revoking the active ones (rotation). Used by `init` and `trust init|rotate`.
+    /// - Parameter auditSignedFrom: the first audit record signed heads cover (§6.2): 1 for a new vault, the next
+    ///   record for a vault that gets its first trust record; a rotation keeps the previous record's value.
     static func issueTrust(root: String, config: VaultConfig, restoreKey: P256PrivateKey, jobKeyPath: String, previous: TrustRecord?,
-                           now: Int64) throws -> TrustRecord {
+                           auditSignedFrom: Int64? = nil, now: Int64) throws -> TrustRecord {
         let masterKeyId = Hex.encode(try KeyHierarchy.keyId(restoreKey.publicKey))
         let credential = try JobCredential.create(jobKeyPath, vaultId: config.vaultId, masterKeyId: masterKeyId)
         var signers = previous?.signers ?? []
@@ -128,7 +164,8 @@ extension Vault {
         signers.append(.init(keyId: credential.keyId, publicKey: Hex.encode(credential.key.publicKey.x963Representation), role: "job",
                              addedAt: now, revokedAt: nil))
         let record = TrustRecord(format: TrustRecord.formatName, vaultId: config.vaultId, masterKey: Hex.encode(restoreKey.publicKey.x963Representation),
-                                 masterKeyId: masterKeyId, signers: signers, serial: (previous?.serial ?? 0) + 1, signedAt: now)
+                                 masterKeyId: masterKeyId, signers: signers, serial: (previous?.serial ?? 0) + 1, signedAt: now,
+                                 auditSignedFrom: previous?.auditSignedFrom ?? auditSignedFrom)
         try writeTrust(record, root: root, restoreKey: restoreKey)
         return record
     }
@@ -166,7 +203,10 @@ extension Vault {
         // Upgrade (§3.10): the restore-key holder endorses every live bundle before the record exists, so a crash
         // in between leaves a vault that `trust init` simply upgrades again.
         let endorsed = rotate ? 0 : try endorseLiveBundles(restoreKey: restoreKey)
-        let record = try Self.issueTrust(root: root, config: config, restoreKey: restoreKey, jobKeyPath: path, previous: trust, now: now)
+        // From the record this job appends on, every audit record is covered by a signed head (§6.2).
+        let nextRecord = try catalog.read { db in try Catalog.lastAuditSeq(db) } + 1
+        let record = try Self.issueTrust(root: root, config: config, restoreKey: restoreKey, jobKeyPath: path, previous: trust,
+                                         auditSignedFrom: nextRecord, now: now)
         config.jobKeyPath = path
         try Self.writeConfig(config, root: root)
         let revoked = record.signers.filter { $0.revokedAt == now }.map(\.keyId)

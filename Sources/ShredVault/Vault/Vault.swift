@@ -155,6 +155,11 @@ public final class Vault: @unchecked Sendable {
         keyring = try Keystore(path: kr, kind: .keyring, readOnly: readOnly)
         destructionRoot = try Self.openRoot(config)
         attachRatchets()
+        // Every write transaction that appends audit records also appends their signed head (§6.2).
+        catalog.auditHeadSigner = AuditHeadSigner(vaultId: config.vaultIdBytes) { [weak self] body in
+            guard let self else { throw VaultError.invalidArgument("internal error: the vault was released before its catalog") }
+            return try self.signAuditHead(body)
+        }
         if !readOnly { try claimKeyring(adopt: adoptKeyring) }
     }
 
@@ -294,7 +299,7 @@ public final class Vault: @unchecked Sendable {
         // G8: the trust record, signed by the restore key, and the job credential beside the keyring (§3.9).
         let jobKeyPath = defaultJobKeyPath(keyringPath: absoluteKeyring, vaultId: vaultId)
         if Posix.exists(jobKeyPath) { throw VaultError.targetExists(path: jobKeyPath) }
-        _ = try issueTrust(root: root, config: config, restoreKey: master, jobKeyPath: jobKeyPath, previous: nil, now: now)
+        _ = try issueTrust(root: root, config: config, restoreKey: master, jobKeyPath: jobKeyPath, previous: nil, auditSignedFrom: 1, now: now)
         createdJobKey = jobKeyPath
         config.jobKeyPath = jobKeyPath
         // The config is written last: its presence marks a complete vault.

@@ -73,12 +73,14 @@ extension Vault {
 
     /// Destroys keys so that no copy of any file opens them again (G7): a new root generation, the keys deleted and
     /// their buckets rekeyed in `store`, the other database resealed, then the old generation destroyed. A crash at
-    /// any point is finished by `convergeRoot`.
-    func destroyKeys(_ ids: [[UInt8]], in store: Keystore) throws {
-        guard !ids.isEmpty else { return }
+    /// any point is finished by `convergeRoot`. Returns the new root generation, the only one left (nil in a vault
+    /// without a destruction root, or when there was nothing to destroy); deletion receipts name it (§6.3).
+    @discardableResult
+    func destroyKeys(_ ids: [[UInt8]], in store: Keystore) throws -> UInt64? {
+        guard !ids.isEmpty else { return nil }
         guard let root = destructionRoot, let current = try store.ratchetGeneration() else {
             try store.destroy(keyIds: ids)
-            return
+            return nil
         }
         let next = max(current, try root.generations().max() ?? current) + 1
         try root.create(generation: next)
@@ -88,6 +90,7 @@ extension Vault {
         try (store === keystore ? keyring : keystore).rotate(to: next, destroying: [])
         try reached("destroy:resealed")
         for g in try root.generations() where g != next { try root.destroy(generation: g) }
+        return next
     }
 
     static func writeConfig(_ config: VaultConfig, root: String) throws {

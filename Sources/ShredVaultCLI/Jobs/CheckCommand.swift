@@ -11,14 +11,20 @@ struct CheckCommand: ParsableCommand {
             sidecar matches the catalog; its user and day (or hold) keys exist; no day key of an \
             ended day and no user key of a deleted user remains; no unheld bundle is past its \
             expiry day; no backup-epoch key or keystore snapshot outlives the backup window; no \
-            file under bundles/ is unknown to the catalog; the audit chain is intact. Needs no key.
+            file under bundles/ is unknown to the catalog; the audit chain is intact and, in a vault with a trust \
+            record, every record since it is covered by a head signed by a job of the vault. Needs no key.
 
             --read-data also unseals every data key and decrypts every bundle in full (every chunk, the zstd \
             checksum, every file's SHA-256): run it where the restore key is.
 
             Each violation is printed as KIND SUBJECT: MESSAGE, with a stable KIND such as \
             bundle-missing, bundle-mismatch, key-missing, overdue-expiry, ended-day-key, \
-            tombstoned-user-key, orphan-file or audit-chain.
+            tombstoned-user-key, orphan-file, audit-chain or audit-signature.
+
+            Notes (printed as note: KIND SUBJECT: MESSAGE, and in "notices" with --json) do not fail the check: \
+            audit-head-not-exported (no signed audit head was ever exported with `shredvault audit head`) and \
+            audit-head-stale (the last export is more than 7 days old). Only an exported head kept outside the \
+            vault shows that records were not removed from the end of the audit log.
 
             Example:
               shredvault check --vault /srv/shredvault
@@ -47,6 +53,7 @@ struct CheckCommand: ParsableCommand {
                 try Output.json(report)
             } else {
                 for v in report.violations { print("\(v.kind) \(v.subject): \(v.message)") }
+                for n in report.notices { print("note: \(n.kind) \(n.subject): \(n.message)") }
                 print("check \(report.today): \(Output.plural(report.checkedBundles, "live bundle")) (\(Output.bytes(report.checkedBytes))) "
                       + (report.readData ? "decrypted and verified" : "checked (files and keys; --read-data also decrypts)")
                       + ", audit log \(Output.plural(report.auditRecords, "record")): "

@@ -19,6 +19,8 @@ struct DeleteCommand: ParsableCommand {
             tombstone is written, so the nightly job never archives the user ("recorded-before-archive"); remove \
             the user's data from the export as well.
 
+            Every completed request gets a signed receipt (`shredvault receipt export ID`) to hand to the user.
+
             Example:
               shredvault delete u0100037 --request-id DSR-2026-0412 \\
                   --received 2026-11-27T09:30:00Z
@@ -62,6 +64,9 @@ struct DeleteCommand: ParsableCommand {
                 try Output.json(report)
             } else {
                 if let line = Output.sweepLine(report.sweep) { print(line) }
+                defer {
+                    if report.receipt { Output.note("signed receipt for the user: `shredvault receipt export \(report.requestId) --out FILE`") }
+                }
                 switch report.outcome {
                 case .shredded:
                     print("shredded user \(report.user) (request \(report.requestId), received \(report.receivedAt), due \(report.deadline)): "

@@ -8,7 +8,8 @@ struct StatusCommand: ParsableCommand {
         discussion: """
             Warns (on stderr, exit 0) when a live bundle is past its expiry day, i.e. the sweep is overdue, and \
             when a deletion request is past its deadline. Counts come from indexed catalog queries, so status is \
-            fast on large vaults.
+            fast on large vaults. Also shows when the audit log's signed head was last exported (`shredvault audit \
+            head`) and how many records came after it: those are the ones a truncation could remove unnoticed.
 
             Example:
               shredvault status --vault /srv/shredvault
@@ -62,6 +63,11 @@ struct StatusCommand: ParsableCommand {
         }
         print("last sweep: \(s.lastSweepAt ?? "never")")
         print("audit log:  \(Output.plural(s.auditRecords, "record")) (verify with `shredvault audit verify`)")
+        if let at = s.auditHeadExportedAt, let age = s.auditHeadExportAgeSeconds, let seq = s.auditHeadExportedSeq {
+            print("audit head: last exported \(at), \(Output.age(age)) ago (record \(seq); \(Output.plural(s.auditRecordsAfterExportedHead ?? 0, "record")) after it)")
+        } else {
+            print("audit head: never exported (`shredvault audit head --out FILE`, stored outside the vault, proves later that no record was removed)")
+        }
     }
 
     private func describe(_ r: VaultStatus.Request) -> String {

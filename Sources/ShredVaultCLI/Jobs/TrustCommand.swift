@@ -70,7 +70,8 @@ struct TrustShow: ParsableCommand {
             let vault = try global.openVault(readOnly: true)
             guard let trust = vault.trust else { throw VaultError.notFound(path: global.vaultPath + "/trust", what: "trust record (run `shredvault trust init`)") }
             if global.json { return try Output.json(trust) }
-            print("trust record \(trust.serial), signed \(Timestamp.format(trust.signedAt)), master key \(trust.masterKeyId)")
+            print("trust record \(trust.serial), signed \(Timestamp.format(trust.signedAt)), master key \(trust.masterKeyId)"
+                  + (trust.auditSignedFrom.map { "; audit records signed from record \($0) on" } ?? ""))
             for s in trust.signers {
                 print("  \(s.role) \(s.keyId) added \(Timestamp.format(s.addedAt))" + (s.revokedAt.map { ", revoked \(Timestamp.format($0))" } ?? ""))
             }
