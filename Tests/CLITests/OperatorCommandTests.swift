@@ -170,9 +170,11 @@ final class OperatorCommandTests: XCTestCase {
     // MARK: - read-only vault
 
     func testReadOnlyCommandsWorkOnAReadOnlyVault() throws {
-        let s = try archivedScenario(["ua", "ub"])
+        let s = try archivedScenario(["ua", "ub", "uc"])
         assertSuccess(try s.svk(["hold", "place", "ua", "--case", "C1", "--reason", "keep"], day: 1), "hold")
-        let commands: [[String]] = [["status"], ["list"], ["check"], ["audit", "verify"], ["hold", "list", "--all"], ["trust", "show"]]
+        assertSuccess(try s.sv(["delete", "uc", "--request-id", "DSR-1"], day: 1), "delete (a receipt)")
+        let commands: [[String]] = [["status"], ["list"], ["check"], ["audit", "verify"], ["hold", "list", "--all"], ["trust", "show"],
+                                    ["receipt", "list"], ["receipt", "show", "DSR-1"]]
         let expected = try commands.map { try s.sv($0, day: 2) }
         for (c, r) in zip(commands, expected) { assertSuccess(r, c.joined(separator: " ") + " on the writable vault") }
 
