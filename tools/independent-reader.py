@@ -5,8 +5,8 @@ Usage: tools/independent-reader.py BUNDLE KEYFILE > payload.tar
 
 Parses the header (vault-format.md §2.1), derives the Cobblestone-256 key, base nonce and
 commitment with HKDF-Expand-SHA-512 (§2.3), checks the commitment, decrypts every 16 KiB chunk
-with AES-256-GCM, enforces the always-short final chunk, and pipes the plaintext through
-`zstd -d` to stdout (a pax tar). Needs the Python `cryptography` package and the zstd tool.
+with AES-256-GCM, enforces the always-short final chunk, checks that the plaintext is a standard
+zstd frame with a content checksum (§2.4), and pipes it through `zstd -d` to stdout (a pax tar). Needs the Python `cryptography` package and the zstd tool.
 """
 import hmac
 import struct
@@ -61,6 +61,13 @@ def main() -> int:
         counter += 1
         if final:
             break
+    # §2.4: one standard RFC 8878 frame (magic 0xFD2FB528, little-endian) whose Frame_Header_Descriptor has
+    # Content_Checksum_flag (bit 2) set, the reserved bit 3 clear and no dictionary id (bits 0-1); the zstd tool
+    # alone would also decode legacy and skippable frames and frames without a checksum.
+    if len(plain) < 5 or plain[:4] != b"\x28\xb5\x2f\xfd":
+        sys.exit("the plaintext does not start with a zstd frame (magic 0xfd2fb528)")
+    if plain[4] & 0x0F != 0x04:
+        sys.exit("the zstd frame header descriptor is 0x%02x: no content checksum, a reserved bit or a dictionary" % plain[4])
     tar = subprocess.run(["zstd", "-dc"], input=bytes(plain), stdout=subprocess.PIPE, check=True).stdout
     sys.stdout.buffer.write(tar)
     return 0

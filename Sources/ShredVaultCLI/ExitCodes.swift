@@ -22,7 +22,8 @@ enum ExitCodes {
 
     static func code(for error: VaultError) -> Int32 {
         switch error {
-        case .notABundle, .malformedHeader, .corruptBundle, .invalidContents, .invalidSource, .malformedInput, .bundleMismatch, .notGenuine, .notVerified: return dataError
+        case .notABundle, .malformedHeader, .corruptBundle, .invalidContents, .invalidSource, .malformedInput, .bundleMismatch, .notGenuine,
+             .notVerified, .invalidConfig: return dataError
         case .unsupportedVersion, .unsupportedAlgorithm: return unsupported
         case .wrongKeyOrModifiedHeader, .keyFile, .restoreKeyRequired, .wrongRestoreKey: return keyError
         case .targetExists, .vaultExists: return cannotCreate

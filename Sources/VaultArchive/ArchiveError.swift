@@ -17,6 +17,9 @@ public enum ArchiveError: Error, Equatable, CustomStringConvertible {
     case unsupportedEntry(String)
     /// A file's data is longer or shorter than the size declared in its header.
     case sizeMismatch(String)
+    /// The compressed stream is not one standard zstd frame with a content checksum (a legacy or skippable frame,
+    /// no checksum, a dictionary).
+    case unsupportedFrame(String)
 
     /// One sentence saying what failed.
     public var description: String {
@@ -35,6 +38,8 @@ public enum ArchiveError: Error, Equatable, CustomStringConvertible {
             return "The archive entry is not supported: \(Self.clause(detail))."
         case let .sizeMismatch(detail):
             return "The file data does not match its declared size: \(Self.clause(detail))."
+        case let .unsupportedFrame(detail):
+            return "The compressed data is not a standard zstd frame with a content checksum: \(Self.clause(detail))."
         }
     }
 

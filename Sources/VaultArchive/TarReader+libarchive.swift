@@ -89,8 +89,8 @@ final class TarArchiveReader {
         return filled
     }
 
-    /// Reads the next header; `nil` after a complete end-of-archive marker.
-    func nextHeader() throws -> TarEntryHeader? {
+    /// Reads the next header and how it is stored; `nil` after a complete end-of-archive marker.
+    func nextHeader() throws -> (header: TarEntryHeader, encoding: TarEntryEncoding)? {
         try UTF8CharacterLocale.run {
             var entry: OpaquePointer?
             let result = archive_read_next_header(archive, &entry)
@@ -98,7 +98,8 @@ final class TarArchiveReader {
             try rethrowSourceError()
             switch result {
             case ARCHIVE_OK:
-                return try header(of: entry!)
+                let blocks = try headerBlocks(isSparse: archive_entry_sparse_count(entry!) > 0)
+                return (try header(of: entry!, paxPath: blocks.paxPath), blocks.encoding)
             case ARCHIVE_EOF:
                 try requireEndMarker()
                 return nil
@@ -127,9 +128,48 @@ final class TarArchiveReader {
         }
     }
 
-    /// Converts libarchive's entry into a header, requiring valid UTF-8 paths.
-    private func header(of entry: OpaquePointer) throws -> TarEntryHeader {
-        guard let path = archive_entry_pathname_utf8(entry).flatMap({ String(validatingCString: $0) }) else {
+    /// The raw header blocks of the entry libarchive just read: from the header position it recorded for the entry
+    /// to what it has consumed since (extension headers, their bodies, the entry's own header). They lie in the
+    /// latest read buffers: libarchive reads ahead only as far as it consumes while reading a header.
+    private func headerBlocks(isSparse: Bool) throws -> TarHeaderBlocks {
+        let start = archive_read_header_position(archive)
+        let end = archive_filter_bytes(archive, 0)
+        guard start >= 0, end >= start, end - start <= Int64(2 * Self.bufferSize),
+              let bytes = bufferedBytes(from: start, to: end)
+        else {
+            throw ArchiveError.unsupportedEntry("the header blocks of an entry (bytes \(start)..<\(end)) are not in the read buffers")
+        }
+        return try TarHeaderBlocks(bytes, isSparse: isSparse)
+    }
+
+    /// Stream bytes `start..<end` if both read buffers together still hold them.
+    private func bufferedBytes(from start: Int64, to end: Int64) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(Int(end - start))
+        var offset = start
+        while offset < end {
+            guard let index = windows.firstIndex(where: { offset >= $0.offset && offset < $0.offset + Int64($0.count) }) else {
+                return nil
+            }
+            let window = windows[index]
+            let from = Int(offset - window.offset)
+            let to = Int(min(end, window.offset + Int64(window.count)) - window.offset)
+            out += buffer(index)[from..<to]
+            offset = window.offset + Int64(to)
+        }
+        return out
+    }
+
+    /// Converts libarchive's entry into a header, requiring valid UTF-8 paths. A path stored in a pax extended header
+    /// is taken from the record's bytes, not from libarchive, which converts it to Unicode NFC on the way.
+    private func header(of entry: OpaquePointer, paxPath: [UInt8]?) throws -> TarEntryHeader {
+        let stored: String?
+        if let paxPath {
+            stored = paxPath.contains(0) ? nil : String(validating: paxPath, as: UTF8.self)
+        } else {
+            stored = archive_entry_pathname_utf8(entry).flatMap { String(validatingCString: $0) }
+        }
+        guard let path = stored else {
             throw ArchiveError.unsupportedEntry("an entry path is not valid UTF-8")
         }
         let fileType = archive_entry_filetype(entry) & TarFileType.mask
@@ -149,8 +189,9 @@ final class TarArchiveReader {
             }
         }
         var storedPath = path
-        if kind == .directory && storedPath.count > 1 && storedPath.hasSuffix("/") {
-            storedPath.removeLast()
+        // Bytes, not Characters: a trailing "/" followed by a combining mark is not a trailing "/".
+        if kind == .directory && storedPath.utf8.count > 1 && storedPath.utf8.last == UInt8(ascii: "/") {
+            storedPath = String(storedPath.utf8.dropLast())!
         }
         return TarEntryHeader(
             path: storedPath,

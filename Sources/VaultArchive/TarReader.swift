@@ -6,8 +6,10 @@
 /// bytes follow the marker. Errors thrown by the source reach the caller unchanged; every error is
 /// sticky.
 ///
-/// Paths are reported as stored; the reader does not judge them (absolute paths and `..` components
-/// are the extracting code's concern).
+/// Paths are reported as stored, byte for byte; the reader does not judge them (absolute paths and `..`
+/// components are the extracting code's concern), nor the header types libarchive folds into regular files
+/// (``entryEncoding`` reports them). An entry whose header blocks (extension headers included) do not fit in the
+/// reader's two 64 KiB read buffers cannot be re-read for ``entryEncoding`` and is refused.
 public final class TarReader {
     private enum Position {
         case beforeFirstEntry
@@ -18,6 +20,10 @@ public final class TarReader {
     private let archive: TarArchiveReader
     private var state = StreamState.open
     private var position = Position.beforeFirstEntry
+
+    /// How the entry that ``nextEntry()`` last returned is stored (its raw header blocks); nil before the first
+    /// entry and at the end of the archive.
+    public private(set) var entryEncoding: TarEntryEncoding?
 
     /// Creates a reader; libarchive reads the first block from `source` to recognise the format.
     /// - Parameter source: fills the buffer with up to `buffer.count` bytes and returns the count, 0 at
@@ -32,11 +38,13 @@ public final class TarReader {
         try state.throwIfFailed()
         if state.isFinished || position == .atEndOfArchive { return nil }
         return try perform {
-            guard let header = try archive.nextHeader() else {
+            entryEncoding = nil
+            guard let (header, encoding) = try archive.nextHeader() else {
                 position = .atEndOfArchive
                 return nil
             }
             position = .inEntry
+            entryEncoding = encoding
             return header
         }
     }

@@ -69,7 +69,10 @@ final class TarArchiveWriter {
     func writeHeader(path: String, isDirectory: Bool, size: Int64, mode: UInt32, mtime: Int64) throws {
         try UTF8CharacterLocale.run {
             archive_entry_clear(entry)
-            path.withCString { archive_entry_set_pathname_utf8(entry, $0) }
+            // Set as a string of the thread's (UTF-8) locale, not with archive_entry_set_pathname_utf8: libarchive
+            // turns a UTF-8-set name into Unicode NFC on its way into the header, so "e\u{301}" would be stored as
+            // "\u{e9}". A locale string reaches the pax `path` record and the ustar fields byte for byte.
+            path.withCString { archive_entry_copy_pathname(entry, $0) }
             archive_entry_set_filetype(entry, isDirectory ? TarFileType.directory : TarFileType.regular)
             archive_entry_set_perm(entry, mode)
             archive_entry_set_size(entry, size)

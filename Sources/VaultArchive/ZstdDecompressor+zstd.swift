@@ -24,6 +24,24 @@ final class ZstdDecompressionContext {
     /// Input bytes read from the source but not yet given to zstd.
     var bufferedInputCount: Int { inputEnd - inputStart }
 
+    /// The buffered input not yet given to zstd (valid until the next refill or decompress).
+    var bufferedInput: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: input[inputStart..<inputEnd])
+    }
+
+    /// Before anything was given to zstd: reads from the source until at least `count` bytes are buffered or the
+    /// source ends; returns whether it ended.
+    func fill(atLeast count: Int, from source: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> Bool {
+        precondition(inputStart == 0 && count <= input.count, "fill(atLeast:) is only for the first bytes of the stream")
+        while inputEnd < count {
+            let n = try source(UnsafeMutableRawBufferPointer(rebasing: input[inputEnd...]))
+            precondition((0...(input.count - inputEnd)).contains(n), "source returned \(n) for a \(input.count - inputEnd)-byte buffer")
+            if n == 0 { return true }
+            inputEnd += n
+        }
+        return false
+    }
+
     /// Replaces the (fully consumed) input buffer with the source's next bytes; returns their count.
     func refill(from source: (UnsafeMutableRawBufferPointer) throws -> Int) throws -> Int {
         let count = try source(input)

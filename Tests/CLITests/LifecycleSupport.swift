@@ -213,21 +213,56 @@ let activeDate = "2026-11-01"
 /// A directory tree's contents by relative path (directories map to nil), for byte-identical comparison.
 struct Tree: Equatable, CustomStringConvertible {
     var entries: [String: Data?] = [:]
+    /// Every relative path's UTF-8 bytes, sorted: String keys (Unicode canonical equivalence) cannot tell "é" from
+    /// "e" + U+0301, two different files.
+    var names: [[UInt8]] = []
 
+    /// Walks with opendir/readdir and reads with open/read: Foundation's enumerator and URL paths treat a name that
+    /// starts with a combining mark as part of the "/" before it.
     init(_ root: String) throws {
-        let fm = FileManager.default
-        guard let e = fm.enumerator(atPath: root) else { return }
-        while let rel = e.nextObject() as? String {
-            let full = root + "/" + rel
-            var isDir: ObjCBool = false
-            _ = fm.fileExists(atPath: full, isDirectory: &isDir)
-            entries[rel] = isDir.boolValue ? Optional<Data>.none : try Data(contentsOf: URL(fileURLWithPath: full))
+        func walk(_ rel: String?) throws {
+            let dir = rel.map { root + "/" + $0 } ?? root
+            guard let handle = opendir(dir) else { return }
+            defer { closedir(handle) }
+            while let entry = readdir(handle) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name == "." || name == ".." { continue }
+                let child = rel.map { $0 + "/" + name } ?? name
+                var st = stat(), target = stat()
+                guard lstat(root + "/" + child, &st) == 0 else { continue }
+                names.append(Array(child.utf8))
+                if st.st_mode & S_IFMT == S_IFDIR {
+                    entries[child] = Optional<Data>.none
+                    try walk(child)
+                } else if st.st_mode & S_IFMT == S_IFLNK, stat(root + "/" + child, &target) == 0, target.st_mode & S_IFMT == S_IFDIR {
+                    entries[child] = Optional<Data>.none  // a link to a directory: listed, not followed
+                } else {
+                    entries[child] = try readWholeFile(root + "/" + child)
+                }
+            }
         }
+        try walk(nil)
+        names.sort { $0.lexicographicallyPrecedes($1) }
     }
 
     var fileCount: Int { entries.values.filter { $0 != nil }.count }
     var description: String {
         entries.keys.sorted().map { "\($0)\(entries[$0]! == nil ? "/" : " (\(entries[$0]!!.count) B)")" }.joined(separator: ", ")
+    }
+}
+
+/// A file's bytes through open(2)/read(2), the path's bytes as given.
+func readWholeFile(_ path: String) throws -> Data {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw NSError(domain: NSPOSIXErrorDomain, code: Int(errno), userInfo: [NSFilePathErrorKey: path]) }
+    defer { close(fd) }
+    var out = Data()
+    var buffer = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 { throw NSError(domain: NSPOSIXErrorDomain, code: Int(errno), userInfo: [NSFilePathErrorKey: path]) }
+        if n == 0 { return out }
+        out.append(contentsOf: buffer[0..<n])
     }
 }
 

@@ -36,6 +36,37 @@ final class BundleRoundTripTests: XCTestCase {
         XCTAssertEqual(try BundleReader.verify(path: dir + "/b.svb", dataKey: testKey).manifest, manifest)
     }
 
+    /// File names are bytes (vault-format.md §2.4): canonically equivalent spellings are different files, and a name
+    /// may start with a combining mark. Each is sealed and restored byte for byte.
+    func testNamesAreSealedAndRestoredByteForByte() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let src = dir + "/src"
+        let names = ["\u{e9}.txt", "e\u{301}.txt", "\u{301}starts-with-a-combining-mark.txt", "K.txt", "\u{212A}.txt",
+                     "\u{301}dir/e\u{301}\u{301}.txt", "Å/A\u{30A}.txt"]
+        for (i, name) in names.enumerated() { try writeFile(src + "/" + name, Array("file \(i)\n".utf8)) }
+        let sourceNames = try TreeSnapshot(src).paths
+        XCTAssertEqual(sourceNames.count, names.count + 2, "the file system keeps every spelling apart")
+        let sealed = try BundleWriter.seal(source: src, header: testHeader(), dataKey: testKey, to: dir + "/b.svb")
+        for target in [dir + "/out", dir + "/again"] {
+            let (_, manifest) = try BundleReader.extract(path: dir + "/b.svb", dataKey: testKey, to: target)
+            XCTAssertEqual(manifest, sealed.manifest)
+            XCTAssertEqual(manifest.entries.map { Array($0.path.utf8) }, sourceNames)
+            XCTAssertEqual(try TreeSnapshot(target).paths, sourceNames, "restored names are the sealed bytes")
+            for (i, name) in names.enumerated() {
+                XCTAssertEqual(try readBytes(target + "/" + name), Array("file \(i)\n".utf8), "\(Array(name.unicodeScalars))")
+            }
+        }
+        XCTAssertEqual(try BundleReader.verify(path: dir + "/b.svb", dataKey: testKey).manifest, sealed.manifest)
+    }
+
+    func testManifestEqualityIsByteEquality() throws {
+        let nfc = try fileEntry("\u{e9}", [1]), nfd = try fileEntry("e\u{301}", [1])
+        XCTAssertEqual(nfc.path, nfd.path, "Swift String equality: canonical equivalence")
+        XCTAssertNotEqual(nfc, nfd)
+        XCTAssertNotEqual(Manifest(bundleId: "ab", userId: "uK", entries: []), Manifest(bundleId: "ab", userId: "u\u{212A}", entries: []))
+        XCTAssertEqual(Manifest(bundleId: "ab", userId: "uK", entries: [nfc]), Manifest(bundleId: "ab", userId: "uK", entries: [nfc]))
+    }
+
     func testBigTreeIsCompressedByWorkerThreadsAndRoundTrips() throws {
         let dir = try makeTemporaryDirectory(self)
         let src = try makeSource(in: dir)

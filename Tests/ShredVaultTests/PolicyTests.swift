@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import VaultCrypto
 @testable import ShredVault
@@ -23,6 +24,42 @@ final class PolicyTests: XCTestCase {
         XCTAssertEqual(policy.deletionDeadline(received: day("2026-11-28")), day("2026-12-04"))
         // Across Christmas and New Year (both Fridays in 2026): Mon 12-21 + 5 = 12-28 (12-25 skipped).
         XCTAssertEqual(policy.deletionDeadline(received: day("2026-12-21")), day("2026-12-29"))
+    }
+
+    /// 20 000 holidays in a row (55 years) right after the request: the deadline is the fifth business day after
+    /// them, and finding it is one set lookup per day, not a scan of every holiday for every day (that took 37 s).
+    func testManyHolidaysCostOneLookupPerDay() {
+        let received = day("2026-11-27")  // a Friday
+        let holidays = (1...20_000).map { received.adding(days: Int64($0)).iso }
+        var policy = RetentionPolicy(holidays: holidays)
+        XCTAssertNil(policy.problem)
+        let start = Date()
+        let deadline = policy.deletionDeadline(received: received)
+        let elapsed = Date().timeIntervalSince(start)
+        var expected = received.adding(days: 20_000)
+        var remaining = 5
+        while remaining > 0 {
+            expected = expected.adding(days: 1)
+            if expected.weekdayIndex < 5 { remaining -= 1 }
+        }
+        XCTAssertEqual(deadline, expected)
+        XCTAssertLessThan(elapsed, 5, "one deadline over 20 000 holidays took \(elapsed) s")
+        // The lookup set follows the holidays when they change.
+        policy.holidays = []
+        XCTAssertEqual(policy.deletionDeadline(received: received), day("2026-12-04"))
+        XCTAssertFalse(RetentionPolicy(holidays: ["2026-12-25"]).isBusinessDay(day("2026-12-25")))
+        XCTAssertTrue(RetentionPolicy(holidays: ["2026-12-25"]).isBusinessDay(day("2026-12-24")))
+    }
+
+    func testInvalidPolicyFieldsAreNamed() {
+        XCTAssertEqual(RetentionPolicy(archiveDays: 91).invalidField?.field, "archiveDays")
+        XCTAssertEqual(RetentionPolicy(inactiveDays: 0).invalidField?.field, "inactiveDays")
+        XCTAssertEqual(RetentionPolicy(inactiveDays: 36_501).invalidField?.field, "inactiveDays")
+        XCTAssertNil(RetentionPolicy(inactiveDays: 36_500).invalidField)
+        XCTAssertEqual(RetentionPolicy(deletionBusinessDays: 8).invalidField?.field, "deletionBusinessDays")
+        XCTAssertEqual(RetentionPolicy(backupDays: 31).invalidField?.field, "backupDays")
+        XCTAssertEqual(RetentionPolicy(holidays: ["2026-12-25", "2026-13-01"]).invalidField?.field, "holidays[1]")
+        XCTAssertEqual(RetentionPolicy(backupDays: 7, backupEpochDays: 8).invalidField?.field, "backupEpochDays")
     }
 
     func testPolicyBoundsFollowThePrivacyPolicy() {

@@ -35,6 +35,9 @@ func pseudoRandomBytes(_ count: Int, seed: UInt64, text: Bool = false) -> [UInt8
 struct TreeSnapshot: Equatable {
     struct Item: Equatable { var isDirectory: Bool; var contents: [UInt8]; var mode: UInt32; var mtime: Int64 }
     var items: [String: Item] = [:]
+    /// Every relative path as UTF-8 bytes, sorted: `items` is keyed by String, whose equality (and hashing) is Unicode
+    /// canonical equivalence, so it alone cannot tell "é" from "e" + U+0301.
+    var paths: [[UInt8]] = []
 
     init(_ root: String) throws {
         func visit(_ rel: String?) throws {
@@ -42,6 +45,7 @@ struct TreeSnapshot: Equatable {
             for name in try Posix.listDirectory(dir) {
                 let r = rel.map { $0 + "/" + name } ?? name
                 let st = try Posix.status(root + "/" + r)!
+                paths.append(Array(r.utf8))
                 if st.kind == .directory {
                     items[r] = Item(isDirectory: true, contents: [], mode: st.mode, mtime: st.mtime)
                     try visit(r)
@@ -52,6 +56,7 @@ struct TreeSnapshot: Equatable {
             }
         }
         try visit(nil)
+        paths.sort { $0.lexicographicallyPrecedes($1) }
     }
 }
 
@@ -66,8 +71,15 @@ func testHeader(user: String = "u0000001", bundleId: [UInt8] = Array(repeating: 
 struct UstarBuilder {
     var bytes: [UInt8] = []
 
+    static let posixMagic = Array("ustar\u{0}00".utf8)
+    /// GNU tar's header magic and version ("ustar  \0").
+    static let gnuMagic = Array("ustar  \u{0}".utf8)
+
+    /// Adds one header block (and `contents`, padded). `name` is stored as given, byte for byte, in the 100-byte name
+    /// field; `patch` edits the block before its checksum is computed.
     mutating func add(name: String, type: UInt8 = UInt8(ascii: "0"), contents: [UInt8] = [], mode: UInt32 = 0o644,
-                      mtime: Int64 = 1_700_000_000, linkName: String = "") {
+                      mtime: Int64 = 1_700_000_000, linkName: String = "", magic: [UInt8] = posixMagic,
+                      patch: (inout [UInt8]) -> Void = { _ in }) {
         var h = [UInt8](repeating: 0, count: 512)
         func put(_ s: [UInt8], _ offset: Int, _ width: Int) { for (i, b) in s.prefix(width).enumerated() { h[offset + i] = b } }
         func octal(_ v: Int64, _ width: Int) -> [UInt8] {
@@ -83,12 +95,26 @@ struct UstarBuilder {
         put(Array(repeating: UInt8(ascii: " "), count: 8), 148, 8)
         h[156] = type
         put(Array(linkName.utf8), 157, 100)
-        put(Array("ustar\u{0}00".utf8), 257, 8)
+        put(magic, 257, 8)
+        patch(&h)
         let sum = h.reduce(0) { $0 + Int64($1) }
         put(Array(String(format: "%06o", sum).utf8) + [0, UInt8(ascii: " ")], 148, 8)
         bytes += h
         bytes += contents
         bytes += [UInt8](repeating: 0, count: (512 - contents.count % 512) % 512)
+    }
+
+    /// Adds a pax extended header (`x`, or `type`) holding `records` in order, each `LENGTH KEY=VALUE\n`, with the
+    /// value's bytes as given.
+    mutating func addPax(_ records: [(String, [UInt8])], type: UInt8 = UInt8(ascii: "x")) {
+        var body = [UInt8]()
+        for (key, value) in records {
+            let rest = [0x20] + Array(key.utf8) + [UInt8(ascii: "=")] + value + [0x0a]
+            var length = rest.count + 1
+            while String(length).utf8.count + rest.count != length { length += 1 }
+            body += Array(String(length).utf8) + rest
+        }
+        add(name: "PaxHeader/entry", type: type, contents: body)
     }
 
     /// Adds a correct manifest for `entries` (files only, in order).

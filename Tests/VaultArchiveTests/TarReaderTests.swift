@@ -191,6 +191,78 @@ final class TarReaderTests: XCTestCase {
         assertThrows(try reader.nextEntry(), equals: InjectedFailure(tag: "source"))
     }
 
+    /// Reads every entry's header and how it is stored.
+    private func encodings(_ bytes: [UInt8], readSizes: [Int] = [Int.max]) throws -> [(TarEntryHeader, TarEntryEncoding)] {
+        let reader = try TarReader(source: ArraySource(bytes, readSizes: readSizes).read)
+        XCTAssertNil(reader.entryEncoding, "no encoding before the first entry")
+        var out: [(TarEntryHeader, TarEntryEncoding)] = []
+        while let header = try reader.nextEntry() {
+            out.append((header, try XCTUnwrap(reader.entryEncoding, header.path)))
+        }
+        XCTAssertNil(reader.entryEncoding, "no encoding at the end of the archive")
+        try reader.finish()
+        return out
+    }
+
+    /// Sets the typeflag of the header block at `offset` and recomputes its checksum.
+    private func retype(_ tar: inout [UInt8], headerAt offset: Int, to typeflag: UInt8) {
+        tar[offset + 156] = typeflag
+        for i in 148..<156 { tar[offset + i] = 0x20 }
+        let sum = tar[offset..<(offset + 512)].reduce(0) { $0 + Int($1) }
+        let digits = Array(String(sum, radix: 8).utf8)
+        let field = [UInt8](repeating: UInt8(ascii: "0"), count: 6 - digits.count) + digits + [0, 0x20]
+        tar.replaceSubrange((offset + 148)..<(offset + 156), with: field)
+    }
+
+    func testEntryEncodingReportsTheStoredHeaderBlocks() throws {
+        let nfc = "\u{e9}.txt", nfd = "e\u{301}.txt", mark = "\u{301}mark.txt"
+        let long = String(repeating: "l", count: 150)
+        var output = [UInt8]()
+        let writer = try TarWriter { output.append(contentsOf: $0) }
+        try writer.addDirectory(path: "d", mode: 0o755, mtime: 1)
+        try writer.addFile(path: "d/a", contents: [1], mode: 0o644, mtime: 2)
+        try writer.addFile(path: long, contents: [2], mode: 0o644, mtime: 3)
+        for name in [nfc, nfd, mark] { try writer.addFile(path: name, contents: Array(name.utf8), mode: 0o644, mtime: 4) }
+        try writer.finish()
+        for readSizes in [[Int.max], [100], [65_536 - 700]] {
+            let read = try encodings(output, readSizes: readSizes)
+            let zero = UInt8(ascii: "0"), x = UInt8(ascii: "x")
+            XCTAssertEqual(read.map(\.1.typeflags), [[UInt8(ascii: "5")], [zero], [x, zero], [x, zero], [x, zero], [x, zero]])
+            XCTAssertEqual(read.map(\.1.paxKeywords), [[], [], ["path"], ["path"], ["path"], ["path"]])
+            XCTAssertTrue(read.allSatisfy { $0.1.isPOSIXUstar && !$0.1.isSparse })
+            // Paths byte for byte: libarchive alone hands out the NFC spelling of a pax path.
+            XCTAssertEqual(read.map { Array($0.0.path.utf8) }, ["d", "d/a", long, nfc, nfd, mark].map { Array($0.utf8) }, "\(readSizes)")
+        }
+        // Another tar's formats: GNU headers are not POSIX ustar.
+        XCTAssertFalse(try encodings(try gnuTar(format: "gnu")).contains { $0.1.isPOSIXUstar })
+        XCTAssertTrue(try encodings(try gnuTar(format: "posix")).allSatisfy { $0.1.isPOSIXUstar })
+    }
+
+    func testTypeflagsLibarchiveReadsAsRegularFilesAreReported() throws {
+        // libarchive reads an old-style NUL, a contiguous-file '7' and an unknown 'Q' typeflag as a regular file.
+        for typeflag in [UInt8(0), UInt8(ascii: "7"), UInt8(ascii: "Q")] {
+            var tar = try smallTar()
+            retype(&tar, headerAt: 1536, to: typeflag)
+            let read = try encodings(tar)
+            XCTAssertEqual(read.map(\.0.kind), [.file, .file])
+            XCTAssertEqual(read.map(\.1.typeflag), [UInt8(ascii: "0"), typeflag])
+        }
+        XCTAssertEqual(TarEntryEncoding.describe(0), "0x00")
+        XCTAssertEqual(TarEntryEncoding.describe(UInt8(ascii: "7")), "'7'")
+    }
+
+    func testPaxRecordsAreParsed() throws {
+        let records = try TarHeaderBlocks.paxRecords(Array("12 path=a\u{301}\n11 size=99\n".utf8) + [0, 0])
+        XCTAssertEqual(records.map { Array($0.key) }, [Array("path".utf8), Array("size".utf8)])
+        XCTAssertEqual(records.map(\.value), [Array("a\u{301}".utf8), Array("99".utf8)])
+        for bad in ["12 path=a\n", "x path=a\n", "5 p\n", "9 =value\n"] {
+            XCTAssertThrowsError(try TarHeaderBlocks.paxRecords(Array(bad.utf8)), bad)
+        }
+        XCTAssertEqual(TarHeaderBlocks.number(ArraySlice(Array("0000017\0".utf8))), 15)
+        XCTAssertEqual(TarHeaderBlocks.number(ArraySlice([0x80, 0, 0, 1, 0])), 256)
+        XCTAssertNil(TarHeaderBlocks.number(ArraySlice(Array("12a".utf8))))
+    }
+
     func testUnreadDataIsSkipped() throws {
         let reader = try TarReader(source: ArraySource(try smallTar(), readSizes: [300]).read)
         XCTAssertEqual(try reader.nextEntry()?.path, "a.txt")

@@ -86,6 +86,47 @@ final class ZstdStreamTests: XCTestCase {
         XCTAssertEqual(frame[4] & 0x04, 0x04)
     }
 
+    func testOnlyStandardFramesWithAContentChecksumAreRead() throws {
+        let directory = try makeTemporaryDirectory(self)
+        let input = compressibleBytes(50_000)
+        let frame = try zstdCompress(input)
+        // The control: the frame header may arrive a byte at a time.
+        XCTAssertEqual(try zstdDecompress(frame, readSizes: [1, 1, 1, 1, 1, 1000]), input)
+        var noChecksum = frame
+        noChecksum[4] &= ~0x04  // Content_Checksum_flag
+        noChecksum.removeLast(4)
+        var legacy: [UInt8] = [0x25, 0xB5, 0x2F, 0xFD, 6, 0x40, UInt8(input.count >> 8 & 0xff), UInt8(input.count & 0xff)]
+        legacy[5] |= UInt8(input.count >> 16)
+        legacy += input + [0xC0, 0, 0]  // zstd v0.5: one raw block, end block
+        // libzstd (here through the zstd tool) decodes both, so the decompressor must look at the header itself.
+        for (name, bytes) in [("no-checksum", noChecksum), ("legacy-v05", legacy)] {
+            let file = directory.appendingPathComponent(name + ".zst")
+            try Data(bytes).write(to: file)
+            let decoded = try runTool("/usr/bin/zstd", ["-q", "-d", "-c", file.path])
+            XCTAssertEqual(decoded.status, 0, name)
+            XCTAssertEqual([UInt8](decoded.output), input, name)
+        }
+        var reserved = frame
+        reserved[4] |= 0x08
+        var dictionary = frame
+        dictionary[4] |= 0x01
+        let cases: [([UInt8], String)] = [
+            (noChecksum, "its frame header declares no content checksum"),
+            (legacy, "it starts with the magic number of a legacy (pre-RFC 8878) zstd format, 0xfd2fb525"),
+            ([0x5A, 0x2A, 0x4D, 0x18, 0, 0, 0, 0] + frame, "it starts with a skippable frame (magic 0x184d2a5a)"),
+            (reserved, "its frame header sets the reserved bit"),
+            (dictionary, "its frame header names a dictionary"),
+            (Array("hello, world".utf8), "it does not start with the zstd magic number 0xfd2fb528"),
+        ]
+        for (bytes, detail) in cases {
+            for readSizes in [[Int.max], [2, 2, 1000]] {
+                assertThrows(try zstdDecompress(bytes, readSizes: readSizes), equals: ArchiveError.unsupportedFrame(detail))
+            }
+        }
+        XCTAssertEqual(ArchiveError.unsupportedFrame("its frame header names a dictionary").description,
+                       "The compressed data is not a standard zstd frame with a content checksum: its frame header names a dictionary.")
+    }
+
     func testTruncatedFrameIsRejected() throws {
         let frame = try zstdCompress(compressibleBytes(200_000))
         for length in [0, 1, 4, 5, frame.count / 2, frame.count - 4, frame.count - 1] {

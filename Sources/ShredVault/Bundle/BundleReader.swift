@@ -160,14 +160,20 @@ final class ExtractSink: EntrySink {
     }
 }
 
-/// Applies the tar rules of vault-format.md §2.4 entry by entry.
+/// Applies the tar rules of vault-format.md §2.4 entry by entry. Paths and ids are compared as UTF-8 bytes, never
+/// as Swift Strings (whose equality is Unicode canonical equivalence: "é" and "e\u{301}", "K" and the Kelvin sign
+/// would be one name).
 private struct PayloadWalker {
     let path: String
     let tar: TarReader
     let sink: EntrySink
     var seen: [Manifest.Entry] = []
-    var seenPaths: Set<String> = []
-    var directories: Set<String> = []
+    var seenPaths: Set<[UInt8]> = []
+    var directories: Set<[UInt8]> = []
+
+    /// The pax extended header records the writer emits (libarchive's restricted pax: a long or non-ASCII path, a
+    /// size of 8 GiB or more, an mtime outside the ustar range).
+    static let paxKeywords: Set<String> = ["path", "size", "mtime"]
 
     init(path: String, tar: TarReader, sink: EntrySink) {
         self.path = path
@@ -182,8 +188,9 @@ private struct PayloadWalker {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BundleReader.bufferSize, alignment: 16)
         defer { buffer.deallocate() }
         while let entry = try tar.nextEntry() {
-            if entry.path == Manifest.entryPath {
+            if entry.path.utf8.elementsEqual(Manifest.entryPath.utf8) {
                 guard entry.kind == .file else { throw invalid("manifest entry is not a regular file") }
+                try checkEncoding(of: Manifest.entryPath, as: UInt8(ascii: "0"))
                 guard entry.size <= Int64(Manifest.maxEncodedSize) else { throw invalid("manifest larger than \(Manifest.maxEncodedSize >> 20) MiB") }
                 var bytes = [UInt8]()
                 bytes.reserveCapacity(Int(entry.size))
@@ -202,21 +209,27 @@ private struct PayloadWalker {
     }
 
     private mutating func walk(_ entry: TarEntryHeader, buffer: UnsafeMutableRawBufferPointer) throws {
-        guard entry.path.hasPrefix(Manifest.dataPrefix) else { throw invalid("entry '\(entry.path)' is outside files/") }
-        var rel = String(entry.path.dropFirst(Manifest.dataPrefix.count))
-        if entry.kind == .directory && rel.hasSuffix("/") { rel.removeLast() }
+        let full = Array(entry.path.utf8)
+        let prefix = Array(Manifest.dataPrefix.utf8)
+        guard full.starts(with: prefix) else { throw invalid("entry '\(entry.path)' is outside files/") }
+        var relBytes = Array(full.dropFirst(prefix.count))
+        if entry.kind == .directory && relBytes.last == UInt8(ascii: "/") { relBytes.removeLast() }
+        // Valid UTF-8 (the tar path is) with an ASCII prefix removed: still valid UTF-8, byte for byte.
+        let rel = String(decoding: relBytes, as: UTF8.self)
         if let problem = EntryPath.problem(rel) { throw invalid("entry '\(entry.path)': \(problem)") }
-        guard seenPaths.insert(rel).inserted else { throw invalid("duplicate entry '\(rel)'") }
-        if let parent = EntryPath.parent(rel), !directories.contains(parent) {
-            throw invalid("entry '\(rel)' comes before its directory '\(parent)'")
+        guard seenPaths.insert(relBytes).inserted else { throw invalid("duplicate entry '\(rel)'") }
+        if let slash = relBytes.lastIndex(of: UInt8(ascii: "/")), !directories.contains(Array(relBytes[..<slash])) {
+            throw invalid("entry '\(rel)' comes before its directory '\(String(decoding: relBytes[..<slash], as: UTF8.self))'")
         }
         let mode = entry.mode & 0o777
         switch entry.kind {
         case .directory:
-            directories.insert(rel)
+            try checkEncoding(of: rel, as: UInt8(ascii: "5"))
+            directories.insert(relBytes)
             try sink.makeDirectory(rel, mode: mode, mtime: entry.mtime)
             seen.append(.init(path: rel, type: .dir, size: 0, mode: mode, mtime: entry.mtime, sha256: nil))
         case .file:
+            try checkEncoding(of: rel, as: UInt8(ascii: "0"))
             try sink.beginFile(rel)
             let hash = try SHA256()
             var total: Int64 = 0
@@ -241,18 +254,40 @@ private struct PayloadWalker {
         }
     }
 
+    /// vault-format.md §2.4: an entry is one POSIX ustar header of type `expected` (`0` regular file, `5` directory),
+    /// at most one pax extended header (`x`) before it with only the records the writer emits, and no sparse map.
+    /// libarchive reads an old-style NUL or a contiguous-file `7` typeflag, a GNU sparse `S` entry and more as
+    /// regular files; the raw header says what was stored.
+    private func checkEncoding(of name: String, as expected: UInt8) throws {
+        guard let encoding = tar.entryEncoding else { throw invalid("entry '\(name)': its tar header was not read") }
+        let extensions = encoding.typeflags.dropLast()
+        if let other = extensions.first(where: { $0 != UInt8(ascii: "x") }) {
+            throw invalid("entry '\(name)' has a tar header of type \(TarEntryEncoding.describe(other)); bundles use only pax extended headers ('x')")
+        }
+        guard extensions.count <= 1 else { throw invalid("entry '\(name)' has \(extensions.count) pax extended headers; bundles use at most one") }
+        guard encoding.typeflag == expected else {
+            throw invalid("entry '\(name)' is stored as tar type \(TarEntryEncoding.describe(encoding.typeflag)), not \(TarEntryEncoding.describe(expected)); bundles hold only regular files ('0') and directories ('5')")
+        }
+        guard encoding.isPOSIXUstar else { throw invalid("entry '\(name)' is not in POSIX ustar format") }
+        if let keyword = encoding.paxKeywords.first(where: { !Self.paxKeywords.contains($0) }) {
+            throw invalid("entry '\(name)' has the pax record '\(keyword)'; bundles use only path, size and mtime")
+        }
+        guard !encoding.isSparse else { throw invalid("entry '\(name)' is a sparse file") }
+    }
+
     /// The manifest must list exactly the entries seen, in order, with equal size, mode, mtime and hash.
     func checkManifest(_ bytes: [UInt8], header: BundleHeader) throws -> Manifest {
         let manifest: Manifest
         do { manifest = try Manifest.decode(bytes) } catch { throw invalid("manifest is not valid JSON of \(Manifest.formatName)") }
-        guard manifest.format == Manifest.formatName else { throw invalid("manifest format '\(manifest.format)' is unknown") }
-        guard manifest.bundleId == header.bundleIdHex, manifest.userId == header.userId.rawValue else {
+        guard manifest.format.utf8.elementsEqual(Manifest.formatName.utf8) else { throw invalid("manifest format '\(manifest.format)' is unknown") }
+        guard manifest.bundleId.utf8.elementsEqual(header.bundleIdHex.utf8), manifest.userId.utf8.elementsEqual(header.userId.rawValue.utf8) else {
             throw invalid("manifest names bundle \(manifest.bundleId) of user \(manifest.userId), not this bundle")
         }
         for (i, listed) in manifest.entries.enumerated() {
             guard i < seen.count else { throw invalid("manifest lists '\(listed.path)', which the archive lacks") }
+            // Manifest.Entry's == compares paths and hashes as bytes.
             guard listed == seen[i] else {
-                if listed.path != seen[i].path {
+                if !listed.path.utf8.elementsEqual(seen[i].path.utf8) {
                     throw invalid("archive entry '\(seen[i].path)' is not where the manifest lists '\(listed.path)'")
                 }
                 throw invalid("entry '\(listed.path)' differs from the manifest (size, mode, mtime or SHA-256)")

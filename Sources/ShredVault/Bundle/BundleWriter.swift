@@ -55,7 +55,7 @@ public enum BundleWriter {
 
         let directory = Posix.directoryName(output)
         let temporary = directory + "/." + Posix.baseName(output) + ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
-        let file = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+        let file = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
         do {
             let (manifest, size, digest) = try write(
                 source: source, header: header, dataKey: dataKey, to: file,

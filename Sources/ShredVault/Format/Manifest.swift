@@ -25,6 +25,13 @@ public struct Manifest: Codable, Equatable, Sendable {
         public var mtime: Int64
         /// Lower-case hex SHA-256 of the contents (files only).
         public var sha256: String?
+
+        /// Equal when every field is: the path and hash byte for byte (Swift String equality would make canonically
+        /// equivalent spellings of one name equal, vault-format.md §2.4).
+        public static func == (a: Entry, b: Entry) -> Bool {
+            a.path.utf8.elementsEqual(b.path.utf8) && a.type == b.type && a.size == b.size && a.mode == b.mode
+                && a.mtime == b.mtime && a.sha256.map { Array($0.utf8) } == b.sha256.map { Array($0.utf8) }
+        }
     }
 
     public var format: String
@@ -37,6 +44,12 @@ public struct Manifest: Codable, Equatable, Sendable {
         self.bundleId = bundleId
         self.userId = userId
         self.entries = entries
+    }
+
+    /// Equal when every field is, the strings byte for byte.
+    public static func == (a: Manifest, b: Manifest) -> Bool {
+        a.format.utf8.elementsEqual(b.format.utf8) && a.bundleId.utf8.elementsEqual(b.bundleId.utf8)
+            && a.userId.utf8.elementsEqual(b.userId.utf8) && a.entries == b.entries
     }
 
     public var fileCount: Int { entries.reduce(0) { $0 + ($1.type == .file ? 1 : 0) } }
@@ -76,7 +89,8 @@ enum EntryPath {
     }
 
     static func parent(_ path: String) -> String? {
-        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return nil }
-        return String(path[..<slash])
+        let bytes = Array(path.utf8)
+        guard let slash = bytes.lastIndex(of: UInt8(ascii: "/")) else { return nil }
+        return String(decoding: bytes[..<slash], as: UTF8.self)
     }
 }

@@ -106,13 +106,17 @@ extension Vault {
     }
 
     private func resumeIntent(id: Int64, kind: String, payload: String, now: Int64) throws {
+        /// A record the catalog cannot have written is bad data (exit 65), not an internal error.
+        func decode<T: Decodable>(_ type: T.Type) throws -> T {
+            do { return try JSONDecoder().decode(type, from: Data(payload.utf8)) } catch is DecodingError {
+                throw VaultError.malformedInput(path: catalog.path, line: 1, reason: "the record of unfinished job \(id) (\(kind)) is not valid JSON of its kind")
+            }
+        }
         switch IntentKind(rawValue: kind) {
         case .reseal:
-            let intent = try JSONDecoder().decode(ResealIntent.self, from: Data(payload.utf8))
-            try applyReseal(id: id, intent)
+            try applyReseal(id: id, try decode(ResealIntent.self))
         case .destroyHoldKey:
-            let intent = try JSONDecoder().decode(HoldKeyIntent.self, from: Data(payload.utf8))
-            try finishHoldKey(id: id, intent)
+            try finishHoldKey(id: id, try decode(HoldKeyIntent.self))
         case nil:
             throw VaultError.malformedInput(path: catalog.path, line: 1,
                                             reason: "unfinished job of unknown kind '\(kind)' (written by a newer shredvault?); upgrade shredvault")

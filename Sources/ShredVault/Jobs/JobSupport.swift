@@ -48,7 +48,8 @@ extension Vault {
         guard header.vaultId == vaultId else {
             throw VaultError.bundleMismatch(path: path, reason: "it belongs to vault \(header.vaultIdHex), not this vault")
         }
-        guard header.bundleIdHex == record.id, header.userId.rawValue == record.userId else {
+        // Bytes, not Strings: canonically equivalent spellings (a Kelvin sign for "K") are other ids.
+        guard header.bundleIdHex.utf8.elementsEqual(record.id.utf8), header.userId.rawValue.utf8.elementsEqual(record.userId.utf8) else {
             throw VaultError.bundleMismatch(path: path, reason: "its header names bundle \(header.bundleIdHex) of user \(header.userId), not bundle \(record.id) of user \(record.userId) (a bundle moved to another path?)")
         }
         guard Array(header.userKeyId) == Array(record.userKeyId), header.expiryDay.daysSinceEpoch == record.originalExpiryDay else {

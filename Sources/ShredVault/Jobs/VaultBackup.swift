@@ -24,6 +24,14 @@ struct BackupManifest: Codable {
     var takenAt: Int64
     var keystoreSnapshot: String
     var liveBundles: Int
+
+    /// Reads `DIR/backup.json`; a file that is not one is bad data (naming the field), never an internal error.
+    static func read(_ path: String) throws -> BackupManifest {
+        do { return try JSONDecoder().decode(BackupManifest.self, from: Data(try Posix.readTextFile(path).utf8)) } catch let error as DecodingError {
+            let (field, reason) = VaultConfig.describe(error, document: "a ShredVault backup manifest")
+            throw VaultError.malformedInput(path: path, line: 1, reason: (field.isEmpty ? "" : "field \(field) ") + reason)
+        }
+    }
 }
 
 public struct RecoverReport: Sendable, Codable {
@@ -63,7 +71,7 @@ extension Vault {
         try Posix.makeDirectories(dir, mode: 0o700)
         let manifestPath = dir + "/backup.json"
         if Posix.exists(manifestPath) {
-            let old = try JSONDecoder().decode(BackupManifest.self, from: Data(try Posix.readTextFile(manifestPath).utf8))
+            let old = try BackupManifest.read(manifestPath)
             guard old.vaultId == config.vaultId else {
                 throw VaultError.bundleMismatch(path: dir, reason: "it holds a backup of vault \(old.vaultId), not of this vault")
             }
@@ -160,8 +168,8 @@ extension Vault {
                                rootPath: String? = nil, now: Int64) throws -> RecoverReport {
         let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         guard Posix.exists(dir + "/backup.json") else { throw VaultError.notFound(path: dir + "/backup.json", what: "backup manifest") }
-        let manifest = try JSONDecoder().decode(BackupManifest.self, from: Data(try Posix.readTextFile(dir + "/backup.json").utf8))
-        var config = try JSONDecoder().decode(VaultConfig.self, from: Data(try Posix.readTextFile(dir + "/config").utf8))
+        let manifest = try BackupManifest.read(dir + "/backup.json")
+        var config = try VaultConfig.parse(try Posix.readTextFile(dir + "/config"), path: dir + "/config")
         guard manifest.format == BackupManifest.formatName, manifest.vaultId == config.vaultId else {
             throw VaultError.malformedInput(path: dir + "/backup.json", line: 1, reason: "not a ShredVault backup of the vault named in its config")
         }
@@ -191,7 +199,7 @@ extension Vault {
         try Posix.makeDirectories(root, mode: 0o700)
         if !Posix.exists(marker) {
             // Made in place (O_EXCL) and fsynced with its directory: its existence is what counts, not its contents.
-            let file = try FileDescriptor(open: marker, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            let file = try FileDescriptor(open: marker, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
             try file.write(Array("recovering from \(dir)\n".utf8))
             try file.sync()
             try file.close()
@@ -381,7 +389,7 @@ extension Vault {
         let input = try FileDescriptor(open: source, flags: O_RDONLY)
         let directory = Posix.directoryName(destination)
         let temporary = directory + "/." + Posix.baseName(destination) + ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
-        let output = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+        let output = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
         do {
             let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
             defer { buffer.deallocate() }

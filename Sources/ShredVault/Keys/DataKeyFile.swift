@@ -17,7 +17,7 @@ public enum DataKeyFile {
         } catch SecretKeyText.Problem.shape {
             throw VaultError.keyFile(path: path, reason: "expected 64 hex characters (a 32-byte key); create one with `shredvault bundle keygen`")
         } catch {
-            throw VaultError.keyFile(path: path, reason: "contains a character that is not hexadecimal")
+            throw VaultError.keyFile(path: path, reason: SecretKeyText.reason(error))
         }
     }
 

@@ -59,6 +59,16 @@ public enum KeyHierarchy {
         func outerAAD(role: KeyRole, outerKeyId: [UInt8]) -> [UInt8] {
             bytes + Array(role.rawValue.utf8) + [0] + outerKeyId
         }
+
+        /// Runs a KeySeal.open of this bundle's sealed DEK: with the right (stored) private key, a seal that does not
+        /// open was modified or made for another bundle, user or key: forged or corrupt input (exit 65), never an
+        /// internal error.
+        func refusingForgery<T>(_ layer: String, _ open: () throws -> T) throws -> T {
+            do { return try open() } catch is CryptoError {
+                throw VaultError.notGenuine(subject: "the sealed data key of bundle \(Hex.encode(bundleId)) of \(userId)",
+                                            reason: "its \(layer) layer does not open with the keystore's key (modified, or sealed for another bundle or key)")
+            }
+        }
     }
 
     /// `inner = KeySeal(user, DEK)`; `outer = KeySeal(day or hold, inner)`. Only `outer` is stored.
@@ -79,7 +89,9 @@ public enum KeyHierarchy {
     /// Opens the inner layer (from `openOuter`), giving the DEK.
     public static func openInner(_ inner: SecretBytes, binding: Binding, userKey: P256PrivateKey) throws -> SecretBytes {
         let innerBytes: [UInt8] = inner.withUnsafeBytes { Array($0) }
-        return try KeySeal.open(innerBytes, with: userKey, info: Array("dek-inner".utf8), aad: binding.bytes)
+        return try binding.refusingForgery("inner") {
+            try KeySeal.open(innerBytes, with: userKey, info: Array("dek-inner".utf8), aad: binding.bytes)
+        }
     }
 
     static func sealOuter(_ inner: SecretBytes, binding: Binding, role: KeyRole, outerKey: P256PublicKey) throws -> [UInt8] {
@@ -89,8 +101,8 @@ public enum KeyHierarchy {
 
     /// Opens the outer layer, giving the inner sealed DEK (used to reseal under a hold or back to a day key).
     public static func openOuter(_ outer: [UInt8], binding: Binding, role: KeyRole, outerKey: P256PrivateKey) throws -> SecretBytes {
-        try KeySeal.open(outer, with: outerKey, info: Array("dek-outer".utf8),
-                         aad: binding.outerAAD(role: role, outerKeyId: try keyId(outerKey.publicKey)))
+        let aad = binding.outerAAD(role: role, outerKeyId: try keyId(outerKey.publicKey))
+        return try binding.refusingForgery("outer") { try KeySeal.open(outer, with: outerKey, info: Array("dek-outer".utf8), aad: aad) }
     }
 
     /// Reseals the outer layer to another key; the bundle file is not touched.

@@ -21,7 +21,7 @@ public enum MasterKey {
         } catch SecretKeyText.Problem.shape {
             throw VaultError.keyFile(path: path, reason: "is not a ShredVault restore key (expected one line '\(restorePrefix)<64 hex>')")
         } catch {
-            throw VaultError.keyFile(path: path, reason: "contains a character that is not hexadecimal")
+            throw VaultError.keyFile(path: path, reason: SecretKeyText.reason(error))
         }
         do { return try P256PrivateKey(rawScalar: scalar) } catch {
             throw VaultError.keyFile(path: path, reason: "does not hold a valid P-256 private key")
@@ -40,11 +40,25 @@ public enum MasterKey {
         archivePrefix + Hex.encode(key.x963Representation) + "\n"
     }
 
+    /// Decodes `master.pub`: exactly `shredvault-archive-key-v1:` and 130 lower-case hex digits, optionally followed by
+    /// one "\n" (vault-format.md §3.2), holding a valid uncompressed P-256 point.
     public static func decodeArchiveKey(_ text: String, path: String) throws -> P256PublicKey {
-        let line = text.trimmingCharacters(in: "\n\r ")
-        guard line.hasPrefix(archivePrefix), let bytes = Hex.decode(line.dropFirst(archivePrefix.count)),
-              let key = try? P256PublicKey(x963Representation: bytes)
-        else { throw VaultError.keyFile(path: path, reason: "is not a ShredVault archive key ('\(archivePrefix)<130 hex>')") }
+        var bytes = Array(text.utf8)
+        if bytes.last == 0x0a { bytes.removeLast() }
+        let prefix = Array(archivePrefix.utf8)
+        guard bytes.starts(with: prefix) else {
+            throw VaultError.keyFile(path: path, reason: "is not a ShredVault archive key ('\(archivePrefix)<130 hex>')")
+        }
+        let digits = bytes.dropFirst(prefix.count)
+        guard digits.count == 130 else {
+            throw VaultError.keyFile(path: path, reason: "has \(digits.count) characters after '\(archivePrefix)', not 130 hex digits and at most one newline")
+        }
+        guard digits.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw VaultError.keyFile(path: path, reason: "holds a character that is not a lower-case hexadecimal digit")
+        }
+        guard let point = Hex.decode(String(decoding: digits, as: UTF8.self)), let key = try? P256PublicKey(x963Representation: point) else {
+            throw VaultError.keyFile(path: path, reason: "does not hold a valid P-256 public key")
+        }
         return key
     }
 }

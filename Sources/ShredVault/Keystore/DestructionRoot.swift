@@ -51,7 +51,7 @@ public final class RootFile: DestructionRoot {
 
     /// Creates a new, empty root file (no generation yet); refuses an existing path.
     public static func create(path: String) throws -> RootFile {
-        let file = try FileDescriptor(open: path, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+        let file = try FileDescriptor(open: path, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
         try file.write([UInt8](repeating: 0, count: 2 * slotSize))
         try file.sync()
         try file.close()

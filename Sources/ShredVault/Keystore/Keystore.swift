@@ -102,6 +102,9 @@ public final class Keystore: @unchecked Sendable {
                              createdAt: try row.decode(forColumn: "created_at"))
         } catch let e as RowDecodingError {
             throw VaultError.database(path: path, message: "a key row cannot be read: \(e)")
+        } catch is CryptoError {
+            // A stored public key is validated like every received point (§3.1): a forged or damaged row.
+            throw VaultError.notGenuine(subject: "a key row in \(path)", reason: "its public key is not a valid P-256 point")
         }
     }
 
@@ -217,14 +220,24 @@ public final class Keystore: @unchecked Sendable {
         return out
     }
 
-    /// Opens a stored private key with the restore key.
+    /// Opens a stored private key with the restore key, which the caller has checked against master.pub: a row that
+    /// then does not open (its seal modified, moved from another role, subject or vault) or opens to a key other than
+    /// its public half is forged or corrupt (exit 65), not a key problem. A ratchet wrap that does not authenticate
+    /// reports itself (`unwrapStored`).
     public func privateKey(_ stored: StoredKey, restoreKey: P256PrivateKey, vaultId: [UInt8]) throws -> P256PrivateKey {
+        let sealed = try unwrapStored(stored)
+        let what = "the \(stored.role.rawValue) key \(Hex.encode(stored.keyId)) (\(stored.subject)) in \(path)"
+        let key: P256PrivateKey
         do {
-            return try KeyHierarchy.openPrivateKey(try unwrapStored(stored), restoreKey: restoreKey, vaultId: vaultId,
-                                                   role: stored.role, subject: stored.subject, keyId: stored.keyId)
-        } catch {
-            throw VaultError.wrongRestoreKey
+            key = try KeyHierarchy.openPrivateKey(sealed, restoreKey: restoreKey, vaultId: vaultId,
+                                                  role: stored.role, subject: stored.subject, keyId: stored.keyId)
+        } catch is CryptoError {
+            throw VaultError.notGenuine(subject: what, reason: "its sealed private key does not open with the restore key (modified, or moved from another key's row)")
         }
+        guard key.publicKey == stored.publicKey else {
+            throw VaultError.notGenuine(subject: what, reason: "its sealed private key is not the private half of its public key")
+        }
+        return key
     }
 
     /// Destroys keys: deletes their rows. `secure_delete = ON` overwrites the deleted cells and every page put on

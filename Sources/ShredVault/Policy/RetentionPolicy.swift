@@ -9,12 +9,16 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     /// Days a keystore backup stays readable (clause 6 residual data: at most 30).
     public var backupDays: Int
     /// Non-working days (YYYY-MM-DD) skipped when counting business days.
-    public var holidays: [String]
+    public var holidays: [String] { didSet { holidayDays = Self.days(holidays) } }
+    /// `holidays` as days since 1970-01-01, so a business-day test is one lookup however many holidays there are.
+    private var holidayDays: Set<Int64>
     /// Length of a backup epoch in days: keystore backups taken in one epoch share one epoch key (G3).
     public var backupEpochDays: Int
 
     public static let maxArchiveDays = 90
     public static let maxBackupDays = 30
+    /// A century: a larger inactivity threshold is a typo, not a policy.
+    public static let maxInactiveDays = 36_500
 
     public init(archiveDays: Int = 90, inactiveDays: Int = 365, deletionBusinessDays: Int = 5, backupDays: Int = 30,
                 holidays: [String] = [], backupEpochDays: Int = 1) {
@@ -23,7 +27,12 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         self.deletionBusinessDays = deletionBusinessDays
         self.backupDays = backupDays
         self.holidays = holidays
+        self.holidayDays = Self.days(holidays)
         self.backupEpochDays = backupEpochDays
+    }
+
+    private static func days(_ holidays: [String]) -> Set<Int64> {
+        Set(holidays.compactMap { CivilDay(iso: $0)?.daysSinceEpoch })
     }
 
     enum CodingKeys: String, CodingKey { case archiveDays, inactiveDays, deletionBusinessDays, backupDays, holidays, backupEpochDays }
@@ -37,17 +46,30 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         deletionBusinessDays = try c.decodeIfPresent(Int.self, forKey: .deletionBusinessDays) ?? d.deletionBusinessDays
         backupDays = try c.decodeIfPresent(Int.self, forKey: .backupDays) ?? d.backupDays
         holidays = try c.decodeIfPresent([String].self, forKey: .holidays) ?? d.holidays
+        holidayDays = Self.days(holidays)
         backupEpochDays = try c.decodeIfPresent(Int.self, forKey: .backupEpochDays) ?? d.backupEpochDays
     }
 
     /// nil when valid, else what is wrong.
-    public var problem: String? {
-        if !(1...Self.maxArchiveDays).contains(archiveDays) { return "archive-days must be between 1 and \(Self.maxArchiveDays) (privacy policy clause 5)" }
-        if inactiveDays < 1 { return "inactive-days must be at least 1" }
-        if !(1...7).contains(deletionBusinessDays) { return "deletion business days must be between 1 and 7 (clause 6)" }
-        if !(1...Self.maxBackupDays).contains(backupDays) { return "backup-days must be between 1 and \(Self.maxBackupDays) (clause 6)" }
-        if let bad = holidays.first(where: { CivilDay(iso: $0) == nil }) { return "holiday '\(bad)' is not a YYYY-MM-DD date" }
-        if !(1...backupDays).contains(backupEpochDays) { return "backup-epoch-days must be between 1 and backup-days (\(backupDays))" }
+    public var problem: String? { invalidField?.reason }
+
+    /// The first invalid field, named as in the config's `policy` object (`holidays[3]`), and what is wrong with it;
+    /// nil when every field is valid.
+    public var invalidField: (field: String, reason: String)? {
+        if !(1...Self.maxArchiveDays).contains(archiveDays) {
+            return ("archiveDays", "archive-days must be between 1 and \(Self.maxArchiveDays) (privacy policy clause 5)")
+        }
+        if !(1...Self.maxInactiveDays).contains(inactiveDays) { return ("inactiveDays", "inactive-days must be between 1 and \(Self.maxInactiveDays)") }
+        if !(1...7).contains(deletionBusinessDays) {
+            return ("deletionBusinessDays", "deletion business days must be between 1 and 7 (clause 6)")
+        }
+        if !(1...Self.maxBackupDays).contains(backupDays) { return ("backupDays", "backup-days must be between 1 and \(Self.maxBackupDays) (clause 6)") }
+        if let i = holidays.firstIndex(where: { CivilDay(iso: $0) == nil }) {
+            return ("holidays[\(i)]", "holiday \(String(holidays[i].prefix(64)).debugDescription) is not a YYYY-MM-DD date")
+        }
+        if !(1...backupDays).contains(backupEpochDays) {
+            return ("backupEpochDays", "backup-epoch-days must be between 1 and backup-days (\(backupDays))")
+        }
         return nil
     }
 
@@ -60,10 +82,11 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     }
 
     public func isBusinessDay(_ day: CivilDay) -> Bool {
-        day.weekdayIndex < 5 && !holidays.contains(day.iso)
+        day.weekdayIndex < 5 && !holidayDays.contains(day.daysSinceEpoch)
     }
 
-    /// Deadline of a deletion request received on `received`: the N-th business day after it.
+    /// Deadline of a deletion request received on `received`: the N-th business day after it. Each day costs one set
+    /// lookup, so the loop is linear in the days it passes (at most the holidays in a row plus a few weeks).
     public func deletionDeadline(received: CivilDay) -> CivilDay {
         var day = received
         var remaining = deletionBusinessDays

@@ -13,7 +13,7 @@ enum SealedFile {
         let directory = Posix.directoryName(output)
         guard let st = try Posix.status(directory), st.kind == .directory else { throw VaultError.notFound(path: directory, what: "directory") }
         let temporary = directory + "/." + Posix.baseName(output) + ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
-        let out = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+        let out = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
         do {
             let buffered = BufferedOutput(out)
             try header.withUnsafeBytes { try buffered.write($0) }

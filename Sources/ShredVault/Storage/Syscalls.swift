@@ -308,7 +308,9 @@ final class FileLock {
     /// Waits up to `wait` seconds (0 = don't wait) for the lock; throws `VaultError.locked` when it stays taken.
     /// `shared`: read-only jobs take a shared lock, so they run beside each other but never beside a writer.
     init(path: String, wait: Double, shared: Bool = false) throws {
-        file = try FileDescriptor(open: path, flags: O_RDWR | O_CREAT, mode: 0o600)
+        // O_NOFOLLOW: a symbolic link planted at the lock's name is refused (ELOOP), never followed to create or lock
+        // a file elsewhere.
+        file = try FileDescriptor(open: path, flags: O_RDWR | O_CREAT | O_NOFOLLOW, mode: 0o600)
         let deadline = Double(time(nil)) + max(0, wait)
         while flock(file.fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
             guard errno == EWOULDBLOCK || errno == EINTR else { throw VaultError.io(operation: "flock", path: path, errno: errno) }
@@ -391,7 +393,7 @@ extension Posix {
     private static func writeAndRename(_ path: String, _ bytes: [UInt8], mode: UInt32,
                                        beforeRename: (FileDescriptor) throws -> Void) throws -> FileDescriptor {
         let temporary = path + ".tmp-" + String(getpid()) + "-" + String(UInt64(pthread_self()) & 0xffff_ffff)
-        let file = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_TRUNC, mode: mode_t(mode))
+        let file = try createExclusive(temporary, mode: mode)
         do {
             try file.write(bytes)
             try beforeRename(file)
@@ -401,6 +403,26 @@ extension Posix {
             _ = unlink(temporary)
             throw error
         }
+    }
+
+    /// Creates a new file with `O_CREAT|O_EXCL|O_NOFOLLOW` (never through a symbolic link, never reusing a file). A
+    /// file already at a per-process temporary name (`NAME.tmp-<pid>-<tid>`) can only be left by a dead process whose
+    /// pid and thread id this one reuses, or planted: it is unlinked (a link itself, not its target) and the create
+    /// retried once.
+    static func createExclusive(_ path: String, mode: UInt32) throws -> FileDescriptor {
+        let flags = O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW
+        do {
+            return try FileDescriptor(open: path, flags: flags, mode: mode_t(mode))
+        } catch VaultError.io(_, _, EEXIST) {
+            guard unlink(path) == 0 || errno == ENOENT else { throw VaultError.io(operation: "unlink", path: path, errno: errno) }
+            return try FileDescriptor(open: path, flags: flags, mode: mode_t(mode))
+        }
+    }
+
+    /// Creates a new empty file with mode 0600 that must not exist (a database about to be created), fsyncing nothing:
+    /// the database's own creation syncs.
+    static func createPrivateFile(_ path: String) throws {
+        try FileDescriptor(open: path, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600).close()
     }
 
     /// mkdir -p with a mode for each created directory; fsyncs each new directory's parent.

@@ -39,6 +39,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     case database(path: String, message: String)
     /// An input file (accounts.csv) is malformed at a line.
     case malformedInput(path: String, line: Int, reason: String)
+    /// A field of the vault's `config` (or a backup's copy) is missing or invalid; `field` is its JSON path.
+    case invalidConfig(path: String, field: String, reason: String)
     /// No vault at the path.
     case vaultNotFound(path: String)
     /// `init` on a directory that already holds a vault.
@@ -106,6 +108,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
             return "database \(path): \(message)"
         case .malformedInput(let path, let line, let reason):
             return "\(path) line \(line): \(reason); fix the file and run again (nothing was changed)"
+        case .invalidConfig(let path, let field, let reason):
+            return "\(path)\(field.isEmpty ? "" : ": field " + field): \(reason); fix the config and run again (nothing was changed)"
         case .vaultNotFound(let path):
             return "no vault at \(path); create one with `shredvault init --vault \(path)` or set SHREDVAULT_VAULT"
         case .vaultExists(let path):

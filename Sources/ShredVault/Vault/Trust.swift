@@ -99,7 +99,7 @@ public struct JobCredential {
             }
             throw VaultError.keyFile(path: path, reason: "is not a ShredVault job credential (expected one line '\(expected)<64 hex>')")
         } catch {
-            throw VaultError.keyFile(path: path, reason: "contains a character that is not hexadecimal")
+            throw VaultError.keyFile(path: path, reason: SecretKeyText.reason(error))
         }
         do { return JobCredential(key: try P256PrivateKey(rawScalar: scalar)) } catch {
             throw VaultError.keyFile(path: path, reason: "does not hold a valid P-256 private key")

@@ -21,18 +21,21 @@ public struct VaultConfig: Codable, Sendable, Equatable {
     /// use; absent in a vault made before the trust record.
     public var jobKeyPath: String?
 
-    public var vaultIdBytes: [UInt8] { Hex.decode(vaultId) ?? BundleHeader.zeroId }
+    /// The vault id's 16 bytes; `parse` accepts only 32 lower-case hex digits.
+    public var vaultIdBytes: [UInt8] {
+        guard let bytes = Hex.decode(vaultId), bytes.count == 16 else { preconditionFailure("vaultId was not validated") }
+        return bytes
+    }
 
-    /// Decodes and validates the text of a `config` file: format name and policy.
+    /// Decodes the text of a `config` file and validates every field (`invalidField`); a failure names the file and
+    /// the field (`VaultError.invalidConfig`).
     public static func parse(_ text: String, path: String) throws -> VaultConfig {
         let config: VaultConfig
-        do { config = try JSONDecoder().decode(VaultConfig.self, from: Data(text.utf8)) } catch {
-            throw VaultError.malformedInput(path: path, line: 1, reason: "not a ShredVault config: \(error)")
+        do { config = try JSONDecoder().decode(VaultConfig.self, from: Data(text.utf8)) } catch let error as DecodingError {
+            let (field, reason) = describe(error)
+            throw VaultError.invalidConfig(path: path, field: field, reason: reason)
         }
-        guard config.format == formatName else {
-            throw VaultError.malformedInput(path: path, line: 1, reason: "unknown vault format '\(config.format)'; upgrade shredvault")
-        }
-        if let problem = config.policy.problem { throw VaultError.malformedInput(path: path, line: 1, reason: problem) }
+        if let (field, reason) = config.invalidField { throw VaultError.invalidConfig(path: path, field: field, reason: reason) }
         return config
     }
 }
@@ -221,6 +224,10 @@ public final class Vault: @unchecked Sendable {
             guard st.kind == .directory, try Posix.listDirectory(root).isEmpty else {
                 throw VaultError.invalidArgument("\(root) exists and is not an empty directory; choose a new vault directory")
             }
+            // Whoever may write to the vault directory can replace its files (§6): refuse rather than inherit that.
+            guard st.mode & 0o022 == 0 else {
+                throw VaultError.invalidArgument("\(root) is writable by group or others (mode \(String(st.mode & 0o777, radix: 8))); run `chmod 700 \(root)` or choose another directory")
+            }
         }
         let rootExisted = Posix.exists(root)
         let created = !Posix.exists(restoreKeyPath)
@@ -252,6 +259,7 @@ public final class Vault: @unchecked Sendable {
                                        rootConfig: RootConfig?, now: Int64, createdKeyring: inout String?,
                                        createdRoot: inout String?, createdJobKey: inout String?) throws -> InitResult {
         try Posix.makeDirectories(root, mode: 0o700)
+        try Posix.setPermissions(root, 0o700)  // an existing empty directory becomes private too
         let master = created ? try MasterKey.createRestoreKey(restoreKeyPath) : try MasterKey.readRestoreKey(restoreKeyPath)
         let vaultId = Hex.encode(try SecureRandom.bytes(count: 16))
         // The keyring lives beside the restore key by default, never inside the vault directory.
@@ -290,6 +298,10 @@ public final class Vault: @unchecked Sendable {
         try Posix.makeDirectories(Posix.directoryName(ksPath), mode: 0o700)
         try Posix.setPermissions(Posix.directoryName(ksPath), 0o700)
         try Posix.makeDirectories(root + "/bundles", mode: 0o700)
+        // The databases are created empty with mode 0600 before SQLite opens them: SQLite would make them 0644 (less
+        // the umask), and gives its journal, WAL and shared-memory files the database file's mode.
+        if Posix.exists(ksPath) { throw VaultError.targetExists(path: ksPath) }
+        for database in [ksPath, absoluteKeyring, root + "/catalog.db"] { try Posix.createPrivateFile(database) }
         _ = try Keystore(path: ksPath)
         _ = try Keystore(path: absoluteKeyring, kind: .keyring)
         _ = try Catalog(path: root + "/catalog.db", create: true)

@@ -45,8 +45,9 @@ struct BundleSeal: ParsableCommand {
             throw ValidationError("--user '\(user)' is not a valid user id: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with . or -")
         }
         guard CivilDay(iso: expiry) != nil else { throw ValidationError("--expiry '\(expiry)' is not a date of the form YYYY-MM-DD") }
-        if let vaultId, vaultId.count != 32 || !vaultId.allSatisfy(\.isHexDigit) {
-            throw ValidationError("--vault-id must be 32 hex characters")
+        // Bytes, not Characters: Character.isHexDigit also accepts fullwidth digits, which Hex.decode does not.
+        if let vaultId, vaultId.utf8.count != 32 || !vaultId.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) {
+            throw ValidationError("--vault-id must be 32 lower-case hex characters")
         }
         if let now, Timestamp.parse(now) == nil { throw ValidationError("--now '\(now)' is not an ISO-8601 time such as 2026-11-29T03:00:00Z") }
         guard (1...19).contains(level) else { throw ValidationError("--level must be between 1 and 19") }
@@ -56,7 +57,7 @@ struct BundleSeal: ParsableCommand {
         try reportingErrors {
             let key = try DataKeyFile.read(keyFile)
             let header = BundleHeader(
-                vaultId: vaultId.flatMap(hexBytes) ?? BundleHeader.zeroId,
+                vaultId: vaultId.map { hexBytes($0)! } ?? BundleHeader.zeroId,
                 bundleId: try randomBundleId(),
                 createdAt: now.flatMap(Timestamp.parse) ?? Timestamp.now,
                 expiryDay: CivilDay(iso: expiry)!,
