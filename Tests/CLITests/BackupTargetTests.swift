@@ -100,5 +100,13 @@ final class BackupTargetTests: XCTestCase {
         assertSuccess(rerun, "rerun of an interrupted first backup")
         XCTAssertEqual(rerun.json?["presentBundles"] as? Int, 2, rerun.stdout)
         XCTAssertTrue(FileManager.default.fileExists(atPath: first + "/backup.json"))
+        // Beside this vault's manifest, a damaged copy of the config is simply written again.
+        try write("{ damaged\n", to: first + "/config")
+        assertSuccess(try s.sv(["backup", "--to", first], day: 2), "backup over a damaged config copy")
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: first + "/config")), try Data(contentsOf: URL(fileURLWithPath: s.vault + "/config")))
+        // Without a manifest, a config that is no vault's makes the directory unknown: refused.
+        try FileManager.default.removeItem(atPath: first + "/backup.json")
+        try write("{ damaged\n", to: first + "/config")
+        try assertRefused(s, to: first, ["holds a config that is not one of this vault"], "a damaged config without a manifest")
     }
 }

@@ -22,9 +22,9 @@ extension Vault {
         let names = try Posix.listDirectory(target)
         if names.isEmpty { return }
         if names.contains("backup.json") {
-            let text = try Posix.readTextFile(target + "/backup.json", maxLength: 1 << 20)
-            guard let manifest = try? JSONDecoder().decode(BackupManifest.self, from: Data(text.utf8)),
-                  manifest.format == BackupManifest.formatName else {
+            // A manifest that is not valid JSON of its kind is bad data, named like the vault's own files (exit 65).
+            let manifest = try BackupManifest.read(target + "/backup.json")
+            guard manifest.format == BackupManifest.formatName else {
                 throw refuse("its backup.json is not a manifest of \(BackupManifest.formatName)")
             }
             guard manifest.vaultId == config.vaultId else {
@@ -33,14 +33,18 @@ extension Vault {
         }
         if names.contains("config") {
             // A vault's directory, another vault's backup without its manifest, or this vault's first backup interrupted
-            // before its manifest (which a rerun finishes).
-            let other = (try? Posix.readTextFile(target + "/config", maxLength: 1 << 20)).flatMap { try? VaultConfig.parse($0, path: target + "/config") }
-            guard let other else { throw refuse("it holds a file named config that is not a ShredVault vault config") }
-            if !names.contains("backup.json"), names.contains("lock") || names.contains("keys") {
-                throw refuse("it is the directory of the live vault \(other.vaultId)")
-            }
-            guard other.vaultId == config.vaultId else {
-                throw refuse("it holds the config of vault \(other.vaultId), not of this vault (\(config.vaultId))")
+            // before its manifest (which a rerun finishes). Beside this vault's manifest, a damaged copy is rewritten.
+            do {
+                let other = try VaultConfig.parse(try Posix.readTextFile(target + "/config", maxLength: 1 << 20), path: target + "/config")
+                if !names.contains("backup.json"), names.contains("lock") || names.contains("keys") {
+                    throw refuse("it is the directory of the live vault \(other.vaultId)")
+                }
+                guard other.vaultId == config.vaultId else {
+                    throw refuse("it holds the config of vault \(other.vaultId), not of this vault (\(config.vaultId))")
+                }
+            } catch let error as VaultError {
+                if case .backupTargetRefused = error { throw error }
+                if !names.contains("backup.json") { throw refuse("it holds a config that is not one of this vault (\(error))") }
             }
         }
         if let unknown = names.first(where: { !Self.isBackupEntry($0) }) {
