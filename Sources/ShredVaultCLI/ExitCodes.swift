@@ -18,6 +18,8 @@ enum ExitCodes {
     static let partialFailure: Int32 = 3
     static let blockedByHold: Int32 = 10
     static let unrecoverable: Int32 = 11
+    static let clockRefused: Int32 = 12
+    static let keyringMismatch: Int32 = 13
     static let locked: Int32 = 75
 
     static func code(for error: VaultError) -> Int32 {
@@ -27,12 +29,14 @@ enum ExitCodes {
         case .unsupportedVersion, .unsupportedAlgorithm: return unsupported
         case .wrongKeyOrModifiedHeader, .keyFile, .restoreKeyRequired, .wrongRestoreKey: return keyError
         case .targetExists, .vaultExists: return cannotCreate
-        case .notFound, .vaultNotFound, .unknownUser, .holdNotFound: return notFound
+        case .notFound, .vaultNotFound, .unknownUser, .holdNotFound, .keyringMissing: return notFound
         case .database: return ioError
         case .locked: return locked
         case .blockedByHold, .holdRequired: return blockedByHold
         case .unrecoverable, .snapshotPastWindow: return unrecoverable
         case .violations: return violations
+        case .clockRefused: return clockRefused
+        case .keyringMismatch: return keyringMismatch
         case .invalidArgument: return usage
         case .io: return ioError
         case .notArchived: return notFound

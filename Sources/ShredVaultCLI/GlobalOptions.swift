@@ -18,9 +18,13 @@ struct GlobalOptions: ParsableArguments {
     var masterKeyFileOption: String?
 
     @Option(name: .customLong("now"),
-            help: ArgumentHelp("Simulated clock for drills, tests and audits, ISO-8601 such as 2026-11-29T00:15:00Z (default: $SHREDVAULT_NOW, else the real clock).",
+            help: ArgumentHelp("Simulated clock, ISO-8601 such as 2026-11-29T00:15:00Z (default: $SHREDVAULT_NOW, else the real clock). Every command of a drill vault takes it; a production vault takes it only for commands that change nothing (status, list, check, hold list, audit verify, trust show, --dry-run).",
                                valueName: "TIME"))
     var nowOption: String?
+
+    @Flag(name: .customLong("accept-clock"),
+          help: "Confirm a clock that a production vault's guard refuses (more than 5 minutes behind its latest job, or further ahead than its max-clock-jump-days); recorded in the audit log.")
+    var acceptClock = false
 
     @Flag(help: "Print the result as one JSON object on stdout (list: one object per line).")
     var json = false
@@ -40,28 +44,44 @@ struct GlobalOptions: ParsableArguments {
 
     private var nowText: String? { nonEmpty(nowOption) ?? nonEmpty(Self.environment(Self.nowVariable)) }
 
+    /// What set a simulated clock (`--now` or `SHREDVAULT_NOW`), nil for the real clock.
+    var nowSource: String? {
+        nonEmpty(nowOption) != nil ? "--now" : nonEmpty(Self.environment(Self.nowVariable)) != nil ? Self.nowVariable : nil
+    }
+
     func validate() throws {
         guard lockWait.isFinite, lockWait >= 0 else { throw ValidationError("--lock-wait must be a number of seconds, 0 or more") }
     }
 
     /// Checks the values that may come from the environment: a vault is named, the clock parses. These fail as
     /// one `shredvault: error:` line with exit 64 (not the usage screen), since the culprit may be a variable.
-    func checkSettings() throws {
-        if vaultPath.isEmpty {
+    func checkSettings(needsVault: Bool = true) throws {
+        if needsVault, vaultPath.isEmpty {
             throw VaultError.invalidArgument("no vault given: pass --vault DIR or set \(Self.vaultVariable)")
         }
-        if let text = nowText, Timestamp.parse(text) == nil {
-            let source = nonEmpty(nowOption) != nil ? "--now" : Self.nowVariable
-            throw VaultError.invalidArgument("\(source) '\(text)' is not an ISO-8601 time such as 2026-11-29T00:15:00Z or 2026-11-29")
+        if let text = nowText, let source = nowSource {
+            guard let t = Timestamp.parse(text) else {
+                throw VaultError.invalidArgument("\(source) '\(text)' is not an ISO-8601 time such as 2026-11-29T00:15:00Z or 2026-11-29")
+            }
+            guard Timestamp.isRepresentable(t) else {
+                throw VaultError.invalidArgument("\(source) '\(text)' is \(Timestamp.format(t)) UTC, outside 1970-01-01 to 9999-12-31, the days a vault can hold")
+            }
         }
     }
 
     /// Opens the vault, taking its lock (waiting up to `--lock-wait` seconds): shared for read-only commands,
-    /// exclusive for the others.
-    func openVault(readOnly: Bool = false) throws -> Vault {
+    /// exclusive for the others. A command that would change a production vault refuses a simulated clock here, before
+    /// anything changes; `--dry-run` changes nothing and takes one (vault-format.md §6.4).
+    func openVault(readOnly: Bool = false, dryRun: Bool = false, createMissingCatalog: Bool = false, createMissingKeystore: Bool = false,
+                   createMissingKeyring: Bool = false, trustAdministration: Bool = false) throws -> Vault {
         try checkSettings()
-        let vault = try Vault(root: vaultPath, lockWait: lockWait, readOnly: readOnly)
+        let vault = try Vault(root: vaultPath, lockWait: lockWait, readOnly: readOnly, createMissingCatalog: createMissingCatalog,
+                              createMissingKeystore: createMissingKeystore, trustAdministration: trustAdministration,
+                              createMissingKeyring: createMissingKeyring)
         OpenVaults.shared.add(vault)
+        if vault.config.isDrill { Output.drill = true }
+        if !readOnly && !dryRun, let source = nowSource, !vault.config.isDrill { throw Vault.simulatedClockRefusal(source: source) }
+        vault.acceptClock = acceptClock
         return vault
     }
 

@@ -13,9 +13,33 @@ enum Output {
         return e
     }()
 
-    /// Prints one JSON value on one line of stdout.
+    /// The command works on a drill vault: every JSON object it prints says `"drill": true` (vault-format.md §6.4).
+    nonisolated(unsafe) static var drill = false
+
+    /// Prints one JSON value on one line of stdout (for a drill vault with `"drill": true` in each object).
     static func json<T: Encodable>(_ value: T) throws {
-        print(String(decoding: try encoder.encode(value), as: UTF8.self))
+        var data = try encoder.encode(value)
+        if drill, let marked = markedAsDrill(data) { data = marked }
+        print(String(decoding: data, as: UTF8.self))
+    }
+
+    /// The JSON with `"drill": true` added to the object (or to each object of an array), keys still sorted.
+    private static func markedAsDrill(_ data: Data) -> Data? {
+        guard let value = try? JSONSerialization.jsonObject(with: data) else { return nil }
+        let marked: Any
+        if var object = value as? [String: Any] {
+            object["drill"] = true
+            marked = object
+        } else if let array = value as? [Any] {
+            marked = array.map { element -> Any in
+                guard var object = element as? [String: Any] else { return element }
+                object["drill"] = true
+                return object
+            }
+        } else {
+            return nil
+        }
+        return try? JSONSerialization.data(withJSONObject: marked, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 
     static func warning(_ message: String) {

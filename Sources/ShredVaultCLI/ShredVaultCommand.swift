@@ -26,7 +26,16 @@ struct ShredVaultCommand: ParsableCommand {
             ENVIRONMENT (each replaces the option of the same name)
               SHREDVAULT_VAULT            --vault DIR
               SHREDVAULT_MASTER_KEY_FILE  --master-key-file FILE (restore key, mode 0600)
-              SHREDVAULT_NOW              --now TIME (simulated clock, ISO-8601)
+              SHREDVAULT_NOW              --now TIME (simulated clock, ISO-8601; a production
+                                          vault takes it only for commands that change
+                                          nothing; a drill vault for every command)
+
+            CLOCK AND DRILLS
+              A production vault remembers the latest time a job that changed it ran.
+              Such a job stops (exit 12) when the real clock is more than 5 minutes
+              behind it or more than max-clock-jump-days (default 35) ahead, until an
+              operator confirms with --accept-clock (audited). Drill vaults (init
+              --drill, `shredvault drill`, recover --drill) take --now everywhere.
 
             EXAMPLE
               export SHREDVAULT_VAULT=/srv/shredvault
@@ -44,11 +53,15 @@ struct ShredVaultCommand: ParsableCommand {
               10  blocked by a legal hold (delete), or needs an active hold case
                   (restore, hold release)
               11  unrecoverable: the user's keys were destroyed (expired or deleted)
+              12  clock refused: --now on a production vault, or the clock is behind
+                  the vault's latest job or jumped too far ahead (--accept-clock)
+              13  keyring refused: empty, foreign, replaced, a drill's, or this
+                  directory is a copy of the vault that owns it (shredvault drill)
               64  usage error (bad option or value, no --vault)
               65  bad data: malformed accounts.csv, corrupt, truncated or tampered
                   bundle; archive: some users failed (the others were archived);
                   receipt: a receipt or trust record that does not verify
-              66  not found: vault, user, file, bundle or directory
+              66  not found: vault, user, file, bundle, directory or keyring
               69  newer format version or unknown algorithm: upgrade shredvault
               73  the output, target, vault or key file already exists
               74  I/O or database error (disk full, permission denied)
@@ -60,8 +73,8 @@ struct ShredVaultCommand: ParsableCommand {
         subcommands: [
             InitCommand.self, ArchiveCommand.self, SweepCommand.self, DeleteCommand.self, HoldCommand.self,
             RestoreCommand.self, ListCommand.self, StatusCommand.self, CheckCommand.self, AuditCommand.self,
-            BackupCommand.self, RecoverCommand.self, KeystoreCommand.self, TrustCommand.self, ReceiptCommand.self, ReindexCommand.self,
-            BundleCommand.self,
+            BackupCommand.self, RecoverCommand.self, KeystoreCommand.self, KeyringCommand.self, TrustCommand.self, ReceiptCommand.self,
+            ReindexCommand.self, DrillCommand.self, BundleCommand.self,
         ]
     )
 }

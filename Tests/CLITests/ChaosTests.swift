@@ -82,7 +82,7 @@ final class ChaosVault {
         for u in Self.users { pristineTrees[u] = try Tree(pristine + "/users/" + u) }
         try chaosCopyTree(pristine, self.source)
 
-        try step(["init", "--archive-days", "10"], day: 0, key: true)
+        try step(["init", "--drill", "--archive-days", "10"], day: 0, key: true)
         keyringPath = (try fm.contentsOfDirectory(atPath: work + "/secrets")).first { $0.hasPrefix("shredvault-keyring-") }.map { work + "/secrets/" + $0 }
         guard keyringPath != nil else { throw ChaosError("init made no keyring beside the restore key") }
         try learnKeys()
@@ -200,7 +200,7 @@ final class ChaosTests: XCTestCase {
         try makeSource(at: fx.source, users: ["ua", "ub", "uc", "ud"].enumerated().map {
             SourceUser(id: $1, lastActive: inactiveDate, files: sampleFiles(seed: UInt64(5 + $0)))
         })
-        try fx.step(["init"], day: 0, key: true)
+        try fx.step(["init", "--drill"], day: 0, key: true)
         let counts = fx.root + "/counts"
         let r = try fx.sv(["status"], day: 0, environment: ["LD_PRELOAD": shim, "CHAOS_MODE": "count", "CHAOS_COUNT_FILE": counts])
         XCTAssertEqual(r.status, 0, r.summary)

@@ -25,7 +25,7 @@ final class HSMRootCLITests: XCTestCase {
         XCTAssertEqual(made.status, 0, made.stderr)
         try write("cli-pin-4321\n", to: s.dir + "/secrets/pin", mode: 0o600)
 
-        let initialized = try s.sv(["init", "--pkcs11-module", module, "--pkcs11-token", "vault-root", "--pkcs11-pin-file", s.dir + "/secrets/pin"],
+        let initialized = try s.sv(["init", "--drill", "--pkcs11-module", module, "--pkcs11-token", "vault-root", "--pkcs11-pin-file", s.dir + "/secrets/pin"],
                                    day: 0, key: s.keyFile, environment: env)
         assertSuccess(initialized, "init with a PKCS#11 root")
         let config = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: s.vault + "/config"))) as? [String: Any]
@@ -45,6 +45,10 @@ final class HSMRootCLITests: XCTestCase {
         let deleted = try s.sv(["restore", "u2", "--case", "H-1", "--to", s.dir + "/never"], day: 2, key: s.keyFile, environment: env)
         XCTAssertNotEqual(deleted.status, 0)
         assertSuccess(try s.sv(["check", "--read-data"], day: 2, key: s.keyFile, environment: env), "check --read-data")
+        // Its root keys cannot leave the token, so the vault cannot be copied for a drill: refused, nothing made.
+        let drill = try runShredvault(["drill", "--from", s.vault, "--to", s.dir + "/drill"], environment: env)
+        assertOneLineError(drill, exit: 64, ["PKCS#11", "recover --drill"], "drill of a vault with a PKCS#11 root")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.dir + "/drill"), "the refused drill made nothing")
 
         // Without the PIN file (moved away) and without the variable: one line, exit 77, nothing changed.
         try FileManager.default.moveItem(atPath: s.dir + "/secrets/pin", toPath: s.dir + "/pin-elsewhere")

@@ -220,7 +220,7 @@ final class LifecycleBadInputTests: XCTestCase {
     func testInvalidPolicyCreatesNothing() throws {
         for (args, needle) in [(["--archive-days", "91"], "archive-days"), (["--archive-days", "0"], "archive-days"),
                                (["--holiday", "2026-02-30"], "2026-02-30")] {
-            let r = try runShredvault(["init", "--vault", s.dir + "/v2", "--master-key-file", s.dir + "/secrets/k2", "--now", SimDay.now(0)] + args)
+            let r = try runShredvault(["init", "--drill", "--vault", s.dir + "/v2", "--master-key-file", s.dir + "/secrets/k2", "--now", SimDay.now(0)] + args)
             // A usage error (ArgumentParser's format: the error, then a usage hint): exit 64, naming the option.
             XCTAssertEqual(r.status, 64, "init \(args): \(r.stderr)")
             XCTAssertTrue(r.stderr.contains(needle), "init \(args): \(r.stderr)")
@@ -229,7 +229,7 @@ final class LifecycleBadInputTests: XCTestCase {
         }
         // init on an existing vault: 73, and the vault is untouched.
         try assertChangesNothing(s, "init over an existing vault") {
-            assertOneLineError(try s.sv(["init"], day: 1, key: s.keyFile), exit: 73, [s.vault], "init over an existing vault")
+            assertOneLineError(try s.sv(["init", "--drill"], day: 1, key: s.keyFile), exit: 73, [s.vault], "init over an existing vault")
         }
     }
 

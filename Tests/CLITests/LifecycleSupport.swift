@@ -5,7 +5,8 @@ import Glibc
 #endif
 
 // Support for the lifecycle scenario tests (Lifecycle*Tests.swift): each scenario drives the built `shredvault`
-// binary on temporary directories with a simulated clock (`--now`).
+// binary on temporary directories with a simulated clock (`--now`), so its vault is a drill vault (`init --drill`):
+// a production vault refuses a simulated clock for every job that changes it (ClockGuardTests).
 
 // MARK: - Simulated clock
 
@@ -92,9 +93,9 @@ final class Scenario {
         try sv(args, day: day, time: time, key: keyFile, json: json)
     }
 
-    /// `init` with the restore key file (created if absent).
+    /// `init --drill` with the restore key file (created if absent): a drill vault, whose clock `--now` may set.
     func initVault(day: Int = 0, extra: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws {
-        let r = try sv(["init"] + extra, day: day, key: keyFile)
+        let r = try sv(["init", "--drill"] + extra, day: day, key: keyFile)
         assertSuccess(r, "init", file: file, line: line)
     }
 

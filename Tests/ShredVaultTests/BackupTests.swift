@@ -19,7 +19,7 @@ final class BackupTests: XCTestCase {
         try writeFile(dir + "/src/users/ub/b.bin", pseudoRandomBytes(40_000, seed: 2))
         try writeFile(dir + "/src/users/uc/c/deep.txt", Array("c\n".utf8))
         try FileManager.default.copyItem(atPath: dir + "/src", toPath: dir + "/pristine")
-        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), drill: true, now: day0)
         _ = try Vault(root: vaultPath).archive(ArchiveOptions(source: dir + "/src"), now: day0)
     }
 
@@ -123,7 +123,7 @@ final class BackupTests: XCTestCase {
         }
         // A snapshot of another vault.
         let other = dir + "/other"
-        _ = try Vault.create(root: other, restoreKeyPath: dir + "/other.key", policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: other, restoreKeyPath: dir + "/other.key", policy: RetentionPolicy(), drill: true, now: day0)
         _ = try Vault(root: other).backupKeystore(to: dir + "/foreign.svks", now: at(0))
         XCTAssertThrowsError(try v.restoreKeystore(from: dir + "/foreign.svks", restoreKey: try key(), now: at(1))) {
             XCTAssertTrue("\($0)".contains("not of this vault"), "\($0)")

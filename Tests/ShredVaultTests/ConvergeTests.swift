@@ -21,7 +21,7 @@ final class ConvergeTests: XCTestCase {
         try writeFile(dir + "/src/users/ua/calls/c1/recording.wav", pseudoRandomBytes(40_000, seed: 5))
         try writeFile(dir + "/src/users/ub/events.jsonl", pseudoRandomBytes(30_000, seed: 6, text: true))
         try FileManager.default.copyItem(atPath: dir + "/src", toPath: dir + "/pristine")
-        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), drill: true, now: day0)
         let report = try open().archive(ArchiveOptions(source: dir + "/src"), now: day0)
         XCTAssertEqual(report.archived.map(\.user), ["ua", "ub"])
     }
@@ -240,13 +240,13 @@ final class ConvergeTests: XCTestCase {
         _ = try open().backup(to: backup, now: at(1))
         // recover beside the live vault, sharing its keyring and root: refused, and the live vault is untouched.
         XCTAssertThrowsError(try Vault.recover(from: backup, to: dir + "/beside", restoreKeyPath: restoreKeyPath, keyringPath: nil, now: at(1))) { error in
-            guard case VaultError.invalidArgument(let message) = error else { return XCTFail("\(error)") }
-            XCTAssertTrue(message.contains("belong to the live vault"), message)
+            guard case VaultError.keyringMismatch(_, let reason) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("belong to the vault at"), reason)
         }
-        // A cp -a copy of the vault: its jobs that change anything refuse; read-only ones run.
+        // A cp -a copy of the vault: every job refuses it, read-only ones too (its keyring is the live vault's).
         try FileManager.default.copyItem(atPath: vaultPath, toPath: dir + "/copy")
         XCTAssertThrowsError(try Vault(root: dir + "/copy").sweep(now: at(2)))
-        XCTAssertNoThrow(try Vault(root: dir + "/copy", readOnly: true).status(now: at(2)))
+        XCTAssertThrowsError(try Vault(root: dir + "/copy", readOnly: true).status(now: at(2)))
         // The live vault still works: a destruction and a restore.
         _ = try open().delete(user: UserID("ub")!, requestId: "DSR-L", received: at(2), now: at(2))
         do {
@@ -258,7 +258,7 @@ final class ConvergeTests: XCTestCase {
         try FileManager.default.removeItem(atPath: dir + "/copy")
         try FileManager.default.moveItem(atPath: vaultPath, toPath: dir + "/moved")
         XCTAssertNoThrow(try Vault(root: dir + "/moved").sweep(now: at(3)))
-        XCTAssertEqual(try Vault(root: dir + "/moved", readOnly: true).keyring.owner(), dir + "/moved")
+        XCTAssertEqual(try Vault(root: dir + "/moved", readOnly: true).keyring.binding()?.vaultPath, Posix.realPath(dir + "/moved"))
     }
 
     // MARK: - recover

@@ -25,7 +25,7 @@ class RatchetScenario: XCTestCase {
             try writeFile(dir + "/src/users/\(u)/data.bin", pseudoRandomBytes(20_000 + seed * 1000, seed: UInt64(seed)))
         }
         try FileManager.default.copyItem(atPath: dir + "/src", toPath: dir + "/pristine")
-        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), rootConfig: try makeRootConfig(), now: day0)
+        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), rootConfig: try makeRootConfig(), drill: true, now: day0)
         XCTAssertEqual(try open().archive(ArchiveOptions(source: dir + "/src"), now: day0).archived.count, 3)
     }
 

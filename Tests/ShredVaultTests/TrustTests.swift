@@ -16,7 +16,7 @@ final class TrustTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: dir + "/secrets", withIntermediateDirectories: false)
         try writeFile(dir + "/src/accounts.csv", Array("user_id,last_active\nua,2025-01-01\n".utf8))
         try writeFile(dir + "/src/users/ua/data.bin", pseudoRandomBytes(5_000, seed: 9))
-        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), drill: true, now: day0)
     }
 
     func assertRefused(_ body: @autoclosure () throws -> Any, _ needle: String, file: StaticString = #filePath, line: UInt = #line) {

@@ -19,7 +19,7 @@ final class VaultJobTests: XCTestCase {
         try writeFile(dir + "/src/users/ub/events.jsonl", pseudoRandomBytes(50_000, seed: 6, text: true))
         try writeFile(dir + "/src/users/uc/active.txt", [1, 2, 3])
         try FileManager.default.copyItem(atPath: dir + "/src", toPath: dir + "/pristine")
-        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), drill: true, now: day0)
     }
 
     func open() throws -> Vault { try Vault(root: vaultPath) }

@@ -73,6 +73,10 @@ extension Vault {
     public func archive(_ options: ArchiveOptions, now: Int64, progress: ProgressHandler? = nil) throws -> ArchiveReport {
         let today = CivilDay(unixSeconds: now)
         var report = ArchiveReport(today: today.iso, dryRun: options.dryRun)
+        let expiry = policy.expiryDay(archivedOn: today)
+        guard today.isRepresentable, expiry.isRepresentable else {
+            throw VaultError.invalidArgument("bundles archived on \(today.iso) would expire on \(expiry.iso), after 9999-12-31, the last day a vault can hold; check the clock (nothing was changed)")
+        }
         let csvPath = options.source + "/accounts.csv"
         guard Posix.exists(csvPath) else { throw VaultError.notFound(path: csvPath, what: "accounts file") }
         let accounts = try AccountsCSV.parse(try Posix.readTextFile(csvPath), path: csvPath)
@@ -87,6 +91,7 @@ extension Vault {
         }
         if !options.dryRun {
             try requireTrust("archive")
+            try admitClock(now: now)
             (report.recoveredPartial, report.sourcesNotRemoved) = try recoverInterruptedArchives(source: options.source)
             report.sweep = try sweep(now: now)
         } else {

@@ -62,7 +62,7 @@ extension Vault {
             tail.insert(Posix.baseName(head), at: 0)
             head = Posix.directoryName(head)
         }
-        let resolved = URL(fileURLWithPath: head).resolvingSymlinksInPath().path
+        let resolved = Posix.realPath(head) ?? head
         return ([resolved == "/" ? "" : resolved] + tail).joined(separator: "/")
     }
 }

@@ -11,6 +11,8 @@ public struct CheckReport: Sendable, Codable {
         public var message: String
     }
     public var today: String
+    /// A drill vault (§6.4).
+    public var drill = false
     public var readData: Bool
     public var quick = false
     public var checkedBundles = 0
@@ -36,6 +38,7 @@ extension Vault {
         let today = CivilDay(unixSeconds: now)
         var report = CheckReport(today: today.iso, readData: readData)
         report.quick = quick
+        report.drill = config.isDrill
         func violation(_ kind: String, _ subject: String, _ message: String) {
             report.violations.append(.init(kind: kind, subject: subject, message: message))
         }
@@ -104,7 +107,12 @@ extension Vault {
             }
         }
         progress?(liveCount, liveCount, "")
-        for k in try keystore.keys(role: .day, subjectBefore: today.iso) {
+        if let verdict = try clockVerdict(now: now), !verdict.isPlausible, let latest = try latestJobTime() {
+            violation("clock", "clock \(Timestamp.format(now))",
+                      Self.clockProblem(verdict, now: now, latest: latest, maxJumpDays: policy.maxClockJumpDays)
+                + "; jobs that change the vault refuse this clock (exit 12) until it is fixed or confirmed with --accept-clock")
+        }
+        for k in try keystore.dayKeys(endedBefore: today) {
             violation("ended-day-key", "day key \(k.subject)", "the day has ended but its key still exists (G1); run `shredvault sweep`")
         }
         let tombstoned = try catalog.read { db in try String.fetchSet(db, sql: "SELECT user_id FROM tombstones") }

@@ -83,7 +83,7 @@ extension Vault {
             restored.ratchet = KeystoreRatchet(root: nil, vaultId: vaultId)
             report.purgedByLedger = try restored.deleteKeys(ids: ledger)
             let today = CivilDay(unixSeconds: now)
-            var stale = Set(try restored.keys(role: .day, subjectBefore: today.iso).map { Data($0.keyId) })
+            var stale = Set(try restored.dayKeys(endedBefore: today).map { Data($0.keyId) })
             let tombstoned = try catalog.read { db in try String.fetchSet(db, sql: "SELECT user_id FROM tombstones") }
             stale.formUnion(try restored.keys(role: .user).filter { tombstoned.contains($0.subject) }.map { Data($0.keyId) })
             report.purgedByPolicy = try restored.deleteKeys(ids: stale)

@@ -3,6 +3,8 @@ import GRDB
 
 public struct VaultStatus: Sendable, Codable {
     public var vaultId: String
+    /// A drill vault (§6.4): its clock is free and it is not a production vault.
+    public var drill: Bool
     public var today: String
     public var policy: RetentionPolicy
     public var liveBundles: Int
@@ -29,6 +31,10 @@ public struct VaultStatus: Sendable, Codable {
     public struct PendingRemoval: Sendable, Codable { public var user: String; public var bundleId: String; public var archivedAt: String }
     public var sourcesPendingRemoval: [PendingRemoval] = []
     public var lastSweepAt: String?
+    /// The latest time a job that changed this production vault ran (the clock guard's reference, §6.4).
+    public var latestJobAt: String?
+    /// Why a job that changes the vault would refuse today's clock (a production vault only), e.g. the clock went back.
+    public var clockProblem: String?
     public var auditRecords: Int
     /// When the last signed audit head was exported (`audit head`, §6.2), its record, and how many records came after
     /// it (those a truncation could remove unnoticed); nil if never.
@@ -56,6 +62,12 @@ extension Vault {
         let today = CivilDay(unixSeconds: now)
         let soon = today.adding(days: 2).daysSinceEpoch
         let keyCounts = try keystore.count()
+        let latest = config.isDrill ? nil : try latestJobTime()
+        var clockProblem: String?
+        if let verdict = try clockVerdict(now: now), !verdict.isPlausible, let latest {
+            clockProblem = Self.clockProblem(verdict, now: now, latest: latest, maxJumpDays: policy.maxClockJumpDays)
+                + "; jobs that change the vault refuse this clock (exit 12) until it is fixed or confirmed with --accept-clock"
+        }
         var status = try catalog.read { db in
             // Totals kept by triggers (catalog migration v5): O(1) however many bundles there are.
             let live = try Row.fetchOne(db, sql: "SELECT bundles AS n, users, size, plain, held FROM live_stats WHERE id = 1")!
@@ -75,7 +87,7 @@ extension Vault {
             let records = try Int.fetchOne(db, sql: "SELECT coalesce(max(seq), 0) FROM audit") ?? 0
             let export = try Self.lastAuditHeadExport(db)
             return VaultStatus(
-                vaultId: config.vaultId, today: today.iso, policy: policy,
+                vaultId: config.vaultId, drill: config.isDrill, today: today.iso, policy: policy,
                 liveBundles: live["n"], liveUsers: live["users"], liveBundleBytes: live["size"], livePlaintextBytes: live["plain"],
                 heldBundles: live["held"], expiredBundles: ended["e"], shreddedBundles: ended["s"],
                 nextExpiryDay: next.map { CivilDay(daysSinceEpoch: $0).iso }, overdueBundles: overdue,
@@ -86,6 +98,7 @@ extension Vault {
                 deletionRequestsOverdue: open.filter { $0.deadlineDay < today.daysSinceEpoch }.map(req),
                 keys: Dictionary(uniqueKeysWithValues: keyCounts.map { ($0.key.rawValue, $0.value) }),
                 lastSweepAt: try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'lastSweepAt'").flatMap { Int64($0) }.map(Timestamp.format),
+                latestJobAt: latest.map(Timestamp.format), clockProblem: clockProblem,
                 auditRecords: records,
                 auditHeadExportedAt: export.map { Timestamp.format($0.at) }, auditHeadExportAgeSeconds: export.map { max(0, now - $0.at) },
                 auditHeadExportedSeq: export?.seq, auditRecordsAfterExportedHead: export.map { max(0, records - Int($0.seq)) })

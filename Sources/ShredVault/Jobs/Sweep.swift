@@ -27,10 +27,12 @@ extension Vault {
         let today = CivilDay(unixSeconds: now)
         var report = SweepReport(today: today.iso, dryRun: dryRun)
         if !dryRun {
+            // Before anything changes: a sweep on a wrong clock destroys keys of days that have not ended (§6.4).
+            try admitClock(now: now)
             let converged = try converge(now: now)
             if !converged.isEmpty { report.converged = converged }
         }
-        let endedKeys = try keystore.keys(role: .day, subjectBefore: today.iso)
+        let endedKeys = try keystore.dayKeys(endedBefore: today)
         // The partial index of live bundles by expiry day, named: without ANALYZE statistics SQLite would walk every
         // live row through the state index (0.5 s at a million bundles instead of milliseconds).
         let due = try catalog.read { db in

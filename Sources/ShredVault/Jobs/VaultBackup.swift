@@ -36,6 +36,8 @@ struct BackupManifest: Codable {
 
 public struct RecoverReport: Sendable, Codable {
     public var vault: String
+    /// The recovered vault is a drill vault (§6.4).
+    public var drill = false
     public var from: String
     public var restoredBundles = 0
     public var missingBundles: [String] = []
@@ -164,8 +166,14 @@ extension Vault {
 
     /// Rebuilds a working vault at `root` from a backup directory, the restore key and the keyring (which is not in
     /// the backup and holds the erasure-ledger mirror, so keys destroyed after the backup stay destroyed), then checks it.
+    /// - Parameters:
+    ///   - drill: make the recovered vault a drill vault (§6.4); it needs copies of the keyring and root
+    ///     (`keyringPath`, `rootPath`), never the production vault's own. A drill's backup always recovers as a drill.
+    ///   - simulatedClock: the source of a simulated `now` (`--now`), which only a drill takes.
+    ///   - acceptClock: the operator confirmed a clock the guard would refuse (audited).
     public static func recover(from directory: String, to root: String, restoreKeyPath: String, keyringPath: String?,
-                               rootPath: String? = nil, now: Int64) throws -> RecoverReport {
+                               rootPath: String? = nil, drill: Bool = false, simulatedClock: String? = nil, acceptClock: Bool = false,
+                               now: Int64) throws -> RecoverReport {
         let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         guard Posix.exists(dir + "/backup.json") else { throw VaultError.notFound(path: dir + "/backup.json", what: "backup manifest") }
         let manifest = try BackupManifest.read(dir + "/backup.json")
@@ -176,10 +184,29 @@ extension Vault {
         // Explicit copies of the keyring and root (a drill beside the live vault) are taken over by the new vault;
         // the ones the backup's config names are taken over only if the vault that owns them is gone.
         let copies = keyringPath != nil && keyringPath != config.keyringPath && rootPath != nil && rootPath != config.root?.path
+        if drill {
+            guard copies else {
+                throw VaultError.invalidArgument("recover --drill needs copies of the keyring and the destruction root (--keyring COPY --root-file COPY), never the production vault's own")
+            }
+            config.drill = true
+        }
+        if let simulatedClock, !config.isDrill { throw simulatedClockRefusal(source: simulatedClock) }
         if let keyringPath { config.keyringPath = keyringPath }
         if let rootPath { config.root = .file(rootPath.hasPrefix("/") ? rootPath : FileManager.default.currentDirectoryPath + "/" + rootPath) }
         guard let keyring = config.keyringPath, Posix.exists(keyring) else {
             throw VaultError.notFound(path: config.keyringPath ?? "(none)", what: "keyring (pass --keyring)")
+        }
+        try checkKeyringFile(keyring)
+        if !config.isDrill {
+            // The clock guard before anything is written (§6.4): the latest job time is in the keyring (the vault is lost)
+            // and no earlier than the backup.
+            let ring = try Keystore(path: keyring, kind: .keyring)
+            let latest = max(manifest.takenAt, try ring.latestJobTime() ?? manifest.takenAt)
+            try ring.close()
+            let verdict = ClockGuard(maxJumpDays: config.policy.maxClockJumpDays).judge(now: now, latest: latest)
+            if !verdict.isPlausible, !acceptClock {
+                throw clockRefusal(verdict, now: now, latest: latest, maxJumpDays: config.policy.maxClockJumpDays)
+            }
         }
         let marker = root + "/" + recoveryMarkerName
         let archiveKey = try MasterKey.decodeArchiveKey(try Posix.readTextFile(dir + "/master.pub"), path: dir + "/master.pub")
@@ -195,6 +222,7 @@ extension Vault {
             for name in entries where name != recoveryMarkerName { try Posix.removeTree(root + "/" + name) }
         }
         var report = RecoverReport(vault: root, from: dir)
+        report.drill = config.isDrill
 
         try Posix.makeDirectories(root, mode: 0o700)
         if !Posix.exists(marker) {
@@ -213,6 +241,7 @@ extension Vault {
         try writeConfig(config, root: root)
         do {
             let vault = try Vault(root: root, createMissingKeystore: true, recovering: true, adoptKeyring: copies)
+            vault.acceptClock = acceptClock
             let live = try vault.catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live'") }
             for b in live {
                 let source = dir + "/" + b.location
@@ -227,6 +256,7 @@ extension Vault {
             try vault.close()
         }
         let vault = try Vault(root: root, recovering: true, adoptKeyring: copies)
+        vault.acceptClock = acceptClock
         report.shreddedByLedger = try vault.reconcileWithLedger(now: now)
         // Receipts issued after the backup: the keyring mirrors them (the sweep's converge issues any still missing).
         let receipts = try vault.keyring.mirroredReceipts()
@@ -284,6 +314,8 @@ extension Vault {
     /// Rebuilds the bundle index of a vault whose catalog was lost, from the bundle headers and DEK sidecars alone
     /// (restic's rebuild-index). Bundles whose keys no longer exist are skipped: they are unrecoverable anyway.
     public func reindex(now: Int64) throws -> ReindexReport {
+        // The rebuilt catalog remembers no job time; the keyring does (§6.4).
+        try admitClock(now: now)
         var report = ReindexReport()
         let existing = try catalog.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM bundles") ?? 0 }
         guard existing == 0 else {

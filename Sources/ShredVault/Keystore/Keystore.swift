@@ -6,6 +6,15 @@ import GRDB
 import GRDBSQLite
 import VaultCrypto
 
+/// What a keyring is bound to (its `owner` row, vault-format.md §5.1): the vault directory (absolute), the vault id,
+/// the keyring's own random id, and whether the vault is a drill. A keyring made before bindings has only the path.
+struct KeyringBinding: Equatable {
+    var vaultPath: String
+    var vaultId: String?
+    var keyringId: String?
+    var drill: Bool
+}
+
 /// A key pair as stored in the keystore: public half in clear, private half sealed to the master public key.
 public struct StoredKey: Sendable, Equatable {
     public var keyId: [UInt8]
@@ -80,6 +89,17 @@ public final class Keystore: @unchecked Sendable {
             if kind == .keyring {
                 // The mirror of signed deletion receipts (§6.3), so `reindex` and `recover` bring them back.
                 migrator.registerMigration("keyring-v4-receipts") { db in try db.execute(sql: CatalogSchema.receiptsMirrorTable) }
+                // The keyring's binding to exactly one vault (§5.1): the vault's id, the keyring's own random id (also in
+                // the catalog, so a replaced keyring is told apart) and whether the vault is a drill; and the latest
+                // time a job ran, which outlives a rebuilt catalog (§6.4).
+                migrator.registerMigration("keyring-v5-binding") { db in
+                    try db.execute(sql: """
+                        ALTER TABLE owner ADD COLUMN vault_id TEXT;
+                        ALTER TABLE owner ADD COLUMN keyring_id TEXT;
+                        ALTER TABLE owner ADD COLUMN drill INTEGER NOT NULL DEFAULT 0 CHECK (drill IN (0, 1));
+                        CREATE TABLE clock (id INTEGER PRIMARY KEY CHECK (id = 1), latest_at INTEGER NOT NULL) STRICT;
+                        """)
+                }
             }
             try migrator.migrate(queue)
             if !readOnly { try Posix.setPermissions(path, 0o600) }
@@ -130,11 +150,13 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
-    /// Keys of a role whose subject sorts before `subject` (day keys of ended days: ISO dates sort by time).
-    public func keys(role: KeyRole, subjectBefore subject: String) throws -> [StoredKey] {
+    /// Day keys of days before `today` (G1: ended), in day order. Days are compared as days, never as text; a subject
+    /// that is not a day of `CivilDay.first...CivilDay.last` names no day that could have ended and is left alone.
+    public func dayKeys(endedBefore today: CivilDay) throws -> [StoredKey] {
         try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE role = ? AND subject < ? ORDER BY subject",
-                             arguments: [role.rawValue, subject]).map(decode)
+            try Row.fetchAll(db, sql: "SELECT * FROM keys WHERE role = 'day'").map(decode)
+                .compactMap { k in CivilDay(iso: k.subject).flatMap { $0 < today ? ($0, k) : nil } }
+                .sorted { $0.0 < $1.0 }.map(\.1)
         }
     }
 
@@ -295,17 +317,38 @@ public final class Keystore: @unchecked Sendable {
         }
     }
 
-    /// Keyring only: the absolute path of the vault directory that owns this keyring and its destruction root.
-    func owner() throws -> String? {
+    /// Keyring only: the vault this keyring (and the destruction root beside it) is bound to (§5.1); nil if never bound.
+    func binding() throws -> KeyringBinding? {
         guard kind == .keyring else { return nil }
-        return try read { db in try String.fetchOne(db, sql: "SELECT vault_path FROM owner WHERE id = 1") }
+        return try read { db in
+            try Row.fetchOne(db, sql: "SELECT vault_path, vault_id, keyring_id, drill FROM owner WHERE id = 1").map {
+                KeyringBinding(vaultPath: $0["vault_path"], vaultId: $0["vault_id"], keyringId: $0["keyring_id"], drill: $0["drill"])
+            }
+        }
     }
 
-    func setOwner(_ path: String) throws {
+    func bind(_ b: KeyringBinding) throws {
         guard kind == .keyring else { return }
         try write { db in
-            try db.execute(sql: "INSERT INTO owner (id, vault_path) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET vault_path = excluded.vault_path",
-                           arguments: [path])
+            try db.execute(sql: """
+                INSERT INTO owner (id, vault_path, vault_id, keyring_id, drill) VALUES (1, ?, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET vault_path = excluded.vault_path, vault_id = excluded.vault_id,
+                    keyring_id = excluded.keyring_id, drill = excluded.drill
+                """, arguments: [b.vaultPath, b.vaultId, b.keyringId, b.drill])
+        }
+    }
+
+    /// Keyring only: the latest time a job of the vault ran, or an operator accepted the clock (§6.4).
+    func latestJobTime() throws -> Int64? {
+        guard kind == .keyring else { return nil }
+        return try read { db in try Int64.fetchOne(db, sql: "SELECT latest_at FROM clock WHERE id = 1") }
+    }
+
+    func setLatestJobTime(_ at: Int64) throws {
+        guard kind == .keyring else { return }
+        try write { db in
+            try db.execute(sql: "INSERT INTO clock (id, latest_at) VALUES (1, ?) ON CONFLICT (id) DO UPDATE SET latest_at = excluded.latest_at",
+                           arguments: [at])
         }
     }
 

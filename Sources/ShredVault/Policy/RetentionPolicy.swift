@@ -14,14 +14,23 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
     private var holidayDays: Set<Int64>
     /// Length of a backup epoch in days: keystore backups taken in one epoch share one epoch key (G3).
     public var backupEpochDays: Int
+    /// How far ahead of the latest time a job ran the clock of a job that changes a production vault may be, in days,
+    /// before the job refuses to run until an operator confirms the clock (`--accept-clock`; `ClockGuard`).
+    public var maxClockJumpDays: Int
 
     public static let maxArchiveDays = 90
     public static let maxBackupDays = 30
     /// A century: a larger inactivity threshold is a typo, not a policy.
     public static let maxInactiveDays = 36_500
+    /// Default `maxClockJumpDays`: a nightly job that stood still for a holiday month still runs (35 days), while a
+    /// clock that jumps further — a mistyped year, an NTP server serving the wrong decade — is stopped long before
+    /// it could expire a whole archive window (90 days) at once.
+    public static let defaultMaxClockJumpDays = 35
+    /// Upper bound of `maxClockJumpDays`: a larger jump expires every bundle at once, so it always needs an operator.
+    public static let maxMaxClockJumpDays = 90
 
     public init(archiveDays: Int = 90, inactiveDays: Int = 365, deletionBusinessDays: Int = 5, backupDays: Int = 30,
-                holidays: [String] = [], backupEpochDays: Int = 1) {
+                holidays: [String] = [], backupEpochDays: Int = 1, maxClockJumpDays: Int = RetentionPolicy.defaultMaxClockJumpDays) {
         self.archiveDays = archiveDays
         self.inactiveDays = inactiveDays
         self.deletionBusinessDays = deletionBusinessDays
@@ -29,13 +38,16 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         self.holidays = holidays
         self.holidayDays = Self.days(holidays)
         self.backupEpochDays = backupEpochDays
+        self.maxClockJumpDays = maxClockJumpDays
     }
 
     private static func days(_ holidays: [String]) -> Set<Int64> {
         Set(holidays.compactMap { CivilDay(iso: $0)?.daysSinceEpoch })
     }
 
-    enum CodingKeys: String, CodingKey { case archiveDays, inactiveDays, deletionBusinessDays, backupDays, holidays, backupEpochDays }
+    enum CodingKeys: String, CodingKey {
+        case archiveDays, inactiveDays, deletionBusinessDays, backupDays, holidays, backupEpochDays, maxClockJumpDays
+    }
 
     /// Fields added after the first config version take their defaults when absent.
     public init(from decoder: Decoder) throws {
@@ -48,6 +60,7 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         holidays = try c.decodeIfPresent([String].self, forKey: .holidays) ?? d.holidays
         holidayDays = Self.days(holidays)
         backupEpochDays = try c.decodeIfPresent(Int.self, forKey: .backupEpochDays) ?? d.backupEpochDays
+        maxClockJumpDays = try c.decodeIfPresent(Int.self, forKey: .maxClockJumpDays) ?? d.maxClockJumpDays
     }
 
     /// nil when valid, else what is wrong.
@@ -69,6 +82,9 @@ public struct RetentionPolicy: Codable, Sendable, Equatable {
         }
         if !(1...backupDays).contains(backupEpochDays) {
             return ("backupEpochDays", "backup-epoch-days must be between 1 and backup-days (\(backupDays))")
+        }
+        if !(1...Self.maxMaxClockJumpDays).contains(maxClockJumpDays) {
+            return ("maxClockJumpDays", "max-clock-jump-days must be between 1 and \(Self.maxMaxClockJumpDays)")
         }
         return nil
     }

@@ -285,6 +285,19 @@ enum Posix {
         guard let slash = path.lastIndex(of: "/") else { return path }
         return String(path[path.index(after: slash)...])
     }
+
+    /// The canonical absolute path (realpath(3): symbolic links, `.` and `..` resolved); nil when it does not exist.
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// The first `count` bytes of a file (fewer if it is shorter).
+    static func readPrefix(_ path: String, count: Int) throws -> [UInt8] {
+        let file = try FileDescriptor(open: path, flags: O_RDONLY)
+        return try file.read(upTo: count)
+    }
 }
 
 extension FileStatus {

@@ -6,6 +6,15 @@ public struct CivilDay: Hashable, Comparable, Sendable, CustomStringConvertible 
 
     public init(daysSinceEpoch: Int64) { self.daysSinceEpoch = daysSinceEpoch }
 
+    /// 1970-01-01, the first day a vault can hold.
+    public static let first = CivilDay(daysSinceEpoch: 0)
+    /// 9999-12-31, the last day a vault can hold: key subjects, bundle paths and reports spell a day with a four-digit
+    /// year (vault-format.md §1), so a job whose clock or expiry day would pass it is refused, never wrapped around.
+    public static let last = CivilDay(daysSinceEpoch: CivilDay.days(year: 9999, month: 12, day: 31))
+
+    /// Whether the day lies in `first...last`, the range `iso` spells and `init(iso:)` reads back.
+    public var isRepresentable: Bool { self >= Self.first && self <= Self.last }
+
     /// Parses exactly `YYYY-MM-DD` (years 1970...9999); nil for anything else, including invalid dates like 2026-02-30.
     public init?(iso text: String) {
         let u = Array(text.utf8)

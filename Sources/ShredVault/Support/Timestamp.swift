@@ -7,6 +7,13 @@ public enum Timestamp {
     /// The real clock. Jobs take `--now` instead where a simulated clock is wanted.
     public static var now: Int64 { Int64(time(nil)) }
 
+    /// The last second of 9999-12-31 (`CivilDay.last`): no job's clock may pass it.
+    public static let latestRepresentable: Int64 = CivilDay.last.startUnixSeconds + 86_399
+
+    /// Whether a job may run at `seconds`: between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the days a vault
+    /// can spell (a zone offset can move a parsed time outside them: `9999-12-31T23:00:00-05:00`).
+    public static func isRepresentable(_ seconds: Int64) -> Bool { (0...latestRepresentable).contains(seconds) }
+
     /// Parses `YYYY-MM-DD` (00:00 UTC), `YYYY-MM-DDTHH:MM[:SS[.fff]]` followed by `Z` or `±HH:MM`
     /// (a missing zone means UTC). nil for anything else.
     public static func parse(_ text: String) -> Int64? {

@@ -75,6 +75,14 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     case snapshotPastWindow(path: String, takenDay: String, days: Int)
     /// `check` or `audit verify` found violations.
     case violations(count: Int)
+    /// The job's clock was refused (vault-format.md §6.4): a simulated clock on a production vault, or a clock behind
+    /// the latest time a job ran or too far ahead of it. The message says what to fix or to confirm.
+    case clockRefused(String)
+    /// The keyring is not the one bound to this vault (§5.1): empty or not a keyring, another vault's, a drill's, a
+    /// replaced one, or this directory is a copy of the vault that owns it. The message names the command that fixes it.
+    case keyringMismatch(path: String, reason: String)
+    /// The keyring the config names does not exist (deleted or moved); the message says how to get one back.
+    case keyringMissing(path: String)
 
     public var description: String {
         switch self {
@@ -145,6 +153,12 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
             return "\(path): backup taken \(takenDay) is past the \(days)-day backup window and is permanently unreadable"
         case .violations(let count):
             return "\(count) violation\(count == 1 ? "" : "s") found"
+        case .clockRefused(let message):
+            return message
+        case .keyringMismatch(let path, let reason):
+            return "keyring \(path): \(reason)"
+        case .keyringMissing(let path):
+            return "keyring \(path) does not exist (it is never in a backup): if it was moved, put it back at that path; if it is lost, make a new one from the catalog with `shredvault keyring rebuild` (keystore backups taken so far become unreadable)"
         }
     }
 }

@@ -188,6 +188,7 @@ extension Vault {
     /// active ones are revoked). The vault must be opened with `trustAdministration`.
     public func issueJobCredential(restoreKey: P256PrivateKey, jobKeyPath requested: String?, rotate: Bool, now: Int64) throws -> TrustReport {
         guard restoreKey.publicKey == archiveKey else { throw VaultError.wrongRestoreKey }
+        try admitClock(now: now)
         if rotate {
             guard trust != nil else { throw VaultError.invalidArgument("the vault has no trust record yet: run `shredvault trust init`") }
         } else if trust != nil {

@@ -20,6 +20,12 @@ public struct VaultConfig: Codable, Sendable, Equatable {
     /// The job credential (§3.9): absolute path of the signing key file outside the vault that the jobs that write
     /// use; absent in a vault made before the trust record.
     public var jobKeyPath: String?
+    /// A drill vault (vault-format.md §6.4): its clock is free (`--now` and `SHREDVAULT_NOW` are taken by every job, and no
+    /// clock guard applies) and it never shares a keyring or destruction root with a production vault. Absent in a
+    /// production vault; a drill never becomes one.
+    public var drill: Bool?
+
+    public var isDrill: Bool { drill ?? false }
 
     /// The vault id's 16 bytes; `parse` accepts only 32 lower-case hex digits.
     public var vaultIdBytes: [UInt8] {
@@ -77,8 +83,15 @@ public final class Vault: @unchecked Sendable {
     public let jobCredential: JobCredential?
     /// The restore key, when its holder runs a job that signs (`trust init|rotate`, §3.10).
     var administrativeSigner: VaultSigner?
+    /// The operator confirmed the job's clock (`--accept-clock`, §6.4): a clock the guard would refuse is accepted,
+    /// audited, and becomes the vault's latest job time.
+    public var acceptClock = false
+    /// The time this job's clock was admitted at (`admitClock`), so the jobs a job runs first admit it once.
+    var admittedClock: Int64?
+    /// The keyring did not exist and this open made a new, empty one (`keyring rebuild` fills it).
+    let keyringCreated: Bool
     private let lock: FileLock
-    private let readOnly: Bool
+    let readOnly: Bool
     /// Tests only: a named step at which the job stops as if the process had died there (`reached(_:)`).
     var simulatedCrashPoint: String?
 
@@ -103,9 +116,12 @@ public final class Vault: @unchecked Sendable {
     ///   - createMissingKeystore: `keystore restore` and `recover` replace a lost keystore; every other job requires it.
     ///   - readOnly: the job changes nothing (status, list, check, audit verify): it takes a shared lock.
     ///   - recovering: `recover` opens the vault it is rebuilding; every other job refuses one.
+    ///   - adoptKeyring: the keyring and root are copies made for this vault (a drill, a recovery beside the original):
+    ///     they are bound to it as a new keyring (§5.1).
+    ///   - createMissingKeyring: `keyring rebuild` makes a new keyring when the configured one is missing.
     public init(root: String, lockWait: Double = 0, readOnly: Bool = false, createMissingCatalog: Bool = false,
                 createMissingKeystore: Bool = false, recovering: Bool = false, adoptKeyring: Bool = false,
-                trustAdministration: Bool = false) throws {
+                trustAdministration: Bool = false, createMissingKeyring: Bool = false) throws {
         let root = root.count > 1 && root.hasSuffix("/") ? String(root.dropLast()) : root
         self.root = root
         self.readOnly = readOnly
@@ -146,15 +162,21 @@ public final class Vault: @unchecked Sendable {
         } else {
             jobCredential = nil
         }
+        guard let kr = config.keyringPath else {
+            throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "no keyringPath; this vault predates keyrings")
+        }
+        // Before any database is opened: an empty or foreign file would silently become a new, empty keyring.
+        try Self.checkKeyringFile(kr, allowMissing: createMissingKeyring && !readOnly)
+        keyringCreated = !Posix.exists(kr)
+        if keyringCreated {
+            let directory = Posix.directoryName(kr)
+            guard let st = try Posix.status(directory), st.kind == .directory else { throw VaultError.notFound(path: directory, what: "keyring directory") }
+        }
         catalog = try Catalog(path: root + "/catalog.db", create: createMissingCatalog, readOnly: readOnly)
         let ks = config.keystorePath.hasPrefix("/") ? config.keystorePath : root + "/" + config.keystorePath
         if !createMissingKeystore { guard Posix.exists(ks) else { throw VaultError.notFound(path: ks, what: "keystore") } }
         try Posix.makeDirectories(Posix.directoryName(ks), mode: 0o700)
         keystore = try Keystore(path: ks, readOnly: readOnly)
-        guard let kr = config.keyringPath else {
-            throw VaultError.malformedInput(path: Self.configPath(root), line: 1, reason: "no keyringPath; this vault predates keyrings")
-        }
-        guard Posix.exists(kr) else { throw VaultError.notFound(path: kr, what: "keyring") }
         keyring = try Keystore(path: kr, kind: .keyring, readOnly: readOnly)
         destructionRoot = try Self.openRoot(config)
         attachRatchets()
@@ -163,29 +185,7 @@ public final class Vault: @unchecked Sendable {
             guard let self else { throw VaultError.invalidArgument("internal error: the vault was released before its catalog") }
             return try self.signAuditHead(body)
         }
-        if !readOnly { try claimKeyring(adopt: adoptKeyring) }
-    }
-
-    /// One keyring and one destruction root serve one live vault: a destruction in a second vault sharing them (a
-    /// `cp -a` drill, a recover beside the original) would retire root generations the first still needs. A job
-    /// that changes the vault therefore refuses a keyring that another existing vault of this id owns; a keyring
-    /// whose owner is gone (the vault moved, or was lost and recovered) is taken over.
-    private func claimKeyring(adopt: Bool) throws {
-        let me = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
-        let owner = try keyring.owner()
-        if owner == me { return }
-        if let owner, !adopt, Self.isLiveVault(owner, vaultId: config.vaultId) {
-            throw VaultError.invalidArgument("""
-                the keyring \(keyring.path) and destruction root belong to the live vault at \(owner): a copy or a drill of                 the vault must use its own copies (recover --keyring COPY --root-file COPY), or its destructions would make                 \(owner) unreadable; if \(owner) is gone for good, move it away first
-                """)
-        }
-        try keyring.setOwner(me)
-    }
-
-    static func isLiveVault(_ path: String, vaultId: String) -> Bool {
-        guard let text = try? Posix.readTextFile(configPath(path)),
-              let other = try? VaultConfig.parse(text, path: configPath(path)) else { return false }
-        return other.vaultId == vaultId
+        try bindKeyring(adopt: adoptKeyring, recovering: recovering)
     }
 
     /// Ends the job: closes the catalog (after a checkpoint, unless the job was read-only), the keystore and the
@@ -211,9 +211,14 @@ public final class Vault: @unchecked Sendable {
     /// Creates a vault. If the restore key file is absent, creates the master key pair (restore key to that file,
     /// mode 0600); otherwise derives the archive key from the existing restore key.
     /// - Parameter rootConfig: where the destruction root lives (§3.7); default a root file beside the keyring.
+    /// - Parameter drill: make a drill vault (its clock is free, §6.4); a production vault otherwise, whose jobs are
+    ///   checked against the latest time a job ran, starting with `now`.
     public static func create(root: String, restoreKeyPath: String, policy: RetentionPolicy, keystorePath: String? = nil,
-                              keyringPath: String? = nil, rootConfig: RootConfig? = nil, now: Int64) throws -> InitResult {
+                              keyringPath: String? = nil, rootConfig: RootConfig? = nil, drill: Bool = false, now: Int64) throws -> InitResult {
         if let problem = policy.problem { throw VaultError.invalidArgument(problem) }
+        guard Timestamp.isRepresentable(now) else {
+            throw VaultError.invalidArgument("the clock \(Timestamp.format(now)) is outside 1970-01-01 to 9999-12-31, the days a vault can hold")
+        }
         if Posix.exists(configPath(root)) { throw VaultError.vaultExists(path: root) }
         let absoluteRoot = root.hasPrefix("/") ? root : FileManager.default.currentDirectoryPath + "/" + root
         let absoluteKey = restoreKeyPath.hasPrefix("/") ? restoreKeyPath : FileManager.default.currentDirectoryPath + "/" + restoreKeyPath
@@ -237,7 +242,7 @@ public final class Vault: @unchecked Sendable {
         do {
             return try createContents(root: root, restoreKeyPath: restoreKeyPath, createRestoreKey: created, absoluteRoot: absoluteRoot,
                                       absoluteKey: absoluteKey, policy: policy, keystorePath: keystorePath, keyringPath: keyringPath,
-                                      rootConfig: rootConfig, now: now, createdKeyring: &createdKeyring, createdRoot: &createdRoot,
+                                      rootConfig: rootConfig, drill: drill, now: now, createdKeyring: &createdKeyring, createdRoot: &createdRoot,
                                       createdJobKey: &createdJobKey)
         } catch {
             // Nothing half-made stays behind: the vault directory's contents, a keyring and a restore key made here.
@@ -256,7 +261,7 @@ public final class Vault: @unchecked Sendable {
 
     private static func createContents(root: String, restoreKeyPath: String, createRestoreKey created: Bool, absoluteRoot: String,
                                        absoluteKey: String, policy: RetentionPolicy, keystorePath: String?, keyringPath: String?,
-                                       rootConfig: RootConfig?, now: Int64, createdKeyring: inout String?,
+                                       rootConfig: RootConfig?, drill: Bool, now: Int64, createdKeyring: inout String?,
                                        createdRoot: inout String?, createdJobKey: inout String?) throws -> InitResult {
         try Posix.makeDirectories(root, mode: 0o700)
         try Posix.setPermissions(root, 0o700)  // an existing empty directory becomes private too
@@ -307,7 +312,7 @@ public final class Vault: @unchecked Sendable {
         _ = try Catalog(path: root + "/catalog.db", create: true)
         try Posix.writeFileAtomically(archiveKeyPath(root), Array(MasterKey.encodeArchiveKey(master.publicKey).utf8), mode: 0o644)
         var config = VaultConfig(format: VaultConfig.formatName, vaultId: vaultId, createdAt: now, keystorePath: ksRelative,
-                                 keyringPath: absoluteKeyring, policy: policy, root: rootSetting)
+                                 keyringPath: absoluteKeyring, policy: policy, root: rootSetting, drill: drill ? true : nil)
         // G8: the trust record, signed by the restore key, and the job credential beside the keyring (§3.9).
         let jobKeyPath = defaultJobKeyPath(keyringPath: absoluteKeyring, vaultId: vaultId)
         if Posix.exists(jobKeyPath) { throw VaultError.targetExists(path: jobKeyPath) }
@@ -318,11 +323,15 @@ public final class Vault: @unchecked Sendable {
         try writeConfig(config, root: root)
         let vault = try Vault(root: root)
         try vault.convergeRoot()
+        // A production vault's clock guard starts here (§6.4); a drill's clock is free.
+        if !drill { try vault.keyring.setLatestJobTime(now) }
         try vault.catalog.write { db in
-            try Catalog.audit(db, at: now, action: "init", user: nil, detail: [
+            var detail = [
                 "vaultId": vaultId, "archiveDays": String(policy.archiveDays), "inactiveDays": String(policy.inactiveDays),
                 "masterKeyId": Hex.encode(try KeyHierarchy.keyId(master.publicKey)),
-            ])
+            ]
+            if drill { detail["drill"] = "yes" } else { try Catalog.setMeta(db, Vault.latestJobTimeMeta, String(now)) }
+            try Catalog.audit(db, at: now, action: "init", user: nil, detail: detail)
         }
         return InitResult(root: root, vaultId: vaultId, createdRestoreKey: created, restoreKeyPath: restoreKeyPath, keyringPath: absoluteKeyring,
                           destructionRoot: vault.destructionRoot?.location ?? "", jobKeyPath: vault.config.jobKeyPath ?? "")

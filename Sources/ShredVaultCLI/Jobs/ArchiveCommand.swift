@@ -60,7 +60,7 @@ struct ArchiveCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let vault = try global.openVault()
+            let vault = try global.openVault(dryRun: dryRun)
             let options = ArchiveOptions(source: source, keepSource: keepSource, dryRun: dryRun,
                                          users: users.isEmpty ? nil : users.compactMap(UserID.init), jobs: jobs)
             let progress = ProgressLine("archiving")

@@ -46,8 +46,9 @@ struct RecoverCommand: ParsableCommand {
             shredded after the backup stay unrecoverable. The destruction root (by default the one the backup's \
             config records, --root-file for a root file elsewhere) opens the keyring; the recovered vault takes \
             both over, and its destructions retire root generations the original used. So recover a lost vault \
-            in place of the original; for a drill beside a live vault, pass copies (--keyring, --root-file). Exit \
-            2 if the final check finds violations.
+            in place of the original; for a drill beside a live vault, pass copies (--keyring, --root-file) and \
+            --drill: the recovered vault is then a drill vault (simulated clocks allowed, its own keyring binding). \
+            A drill's backup always recovers as a drill. Exit 2 if the final check finds violations.
 
             Example:
               shredvault recover --from /mnt/backup/shredvault --vault /srv/shredvault \\
@@ -66,16 +67,21 @@ struct RecoverCommand: ParsableCommand {
             help: ArgumentHelp("Destruction root file, if not where the backup's config records it (a copy, for a drill).", valueName: "FILE"))
     var rootFile: String?
 
+    @Flag(help: "Recover as a drill vault (needs --keyring and --root-file copies; its clock is free, see `shredvault drill --help`).")
+    var drill = false
+
     func run() throws {
         try reportingErrors {
             try global.checkSettings()
             guard let keyPath = global.restoreKeyPath else { throw VaultError.restoreKeyRequired }
             let report = try Vault.recover(from: from, to: global.vaultPath, restoreKeyPath: keyPath, keyringPath: keyring,
-                                           rootPath: rootFile, now: global.now)
+                                           rootPath: rootFile, drill: drill, simulatedClock: global.nowSource,
+                                           acceptClock: global.acceptClock, now: global.now)
+            Output.drill = report.drill
             if global.json {
                 try Output.json(report)
             } else {
-                print("recovered \(report.vault) from \(report.from): \(Output.plural(report.restoredBundles, "bundle")) restored, "
+                print("recovered \(report.drill ? "drill vault " : "")\(report.vault) from \(report.from): \(Output.plural(report.restoredBundles, "bundle")) restored, "
                       + "\(report.missingBundles.count) missing, \(Output.plural(report.shreddedByLedger, "bundle")) shredded again by the erasure ledger; "
                       + "keystore: \(report.keystore?.restoredKeys ?? 0) keys")
                 for v in report.check?.violations ?? [] { print("  violation \(v.kind): \(v.subject): \(v.message)") }
@@ -101,9 +107,7 @@ struct ReindexCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            try global.checkSettings()
-            let vault = try Vault(root: global.vaultPath, lockWait: global.lockWait, createMissingCatalog: true)
-            OpenVaults.shared.add(vault)
+            let vault = try global.openVault(createMissingCatalog: true)
             let report = try vault.reindex(now: global.now)
             if global.json { return try Output.json(report) }
             print("indexed \(Output.plural(report.indexedBundles, "bundle")), recovered \(Output.plural(report.recoveredHolds, "hold")), "

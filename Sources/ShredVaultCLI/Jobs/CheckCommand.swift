@@ -54,7 +54,7 @@ struct CheckCommand: ParsableCommand {
             } else {
                 for v in report.violations { print("\(v.kind) \(v.subject): \(v.message)") }
                 for n in report.notices { print("note: \(n.kind) \(n.subject): \(n.message)") }
-                print("check \(report.today): \(Output.plural(report.checkedBundles, "live bundle")) (\(Output.bytes(report.checkedBytes))) "
+                print("check \(report.today)\(report.drill ? " (drill vault)" : ""): \(Output.plural(report.checkedBundles, "live bundle")) (\(Output.bytes(report.checkedBytes))) "
                       + (report.readData ? "decrypted and verified" : "checked (files and keys; --read-data also decrypts)")
                       + ", audit log \(Output.plural(report.auditRecords, "record")): "
                       + (report.ok ? "OK" : Output.plural(report.violations.count, "violation")))

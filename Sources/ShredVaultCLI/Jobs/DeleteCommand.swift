@@ -53,11 +53,14 @@ struct DeleteCommand: ParsableCommand {
         if let received, Timestamp.parse(received) == nil {
             throw ValidationError("--received '\(received)' is not an ISO-8601 time such as 2026-11-27T09:30:00Z or 2026-11-27")
         }
+        if let received, let t = Timestamp.parse(received), !Timestamp.isRepresentable(t) {
+            throw ValidationError("--received '\(received)' is outside 1970-01-01 to 9999-12-31, the days a vault can hold")
+        }
     }
 
     func run() throws {
         try reportingErrors {
-            let vault = try global.openVault()
+            let vault = try global.openVault(dryRun: dryRun)
             let report = try vault.delete(user: UserID(user)!, requestId: requestId, received: received.flatMap(Timestamp.parse),
                                           now: global.now, dryRun: dryRun, notArchived: notArchived)
             if global.json {

@@ -20,6 +20,12 @@ struct InitCommand: ParsableCommand {
             clause 5); users inactive for --inactive-days days are archived (clause 4); deletion requests are \
             due 5 business days after receipt, skipping weekends and each --holiday.
 
+            Clock: a production vault remembers the latest time a job that changed it ran; such a job refuses a \
+            simulated clock (--now, SHREDVAULT_NOW) and a real clock more than 5 minutes behind that time or more than \
+            --max-clock-jump-days ahead of it (exit 12), until an operator confirms with --accept-clock (audited). \
+            --drill makes a drill vault instead, for tests, demos and audits: every command takes --now, no clock \
+            guard applies, and every report says "drill". A drill never becomes a production vault.
+
             Example:
               shredvault init --vault /srv/shredvault \\
                   --master-key-file /root/shredvault-restore.key \\
@@ -33,6 +39,12 @@ struct InitCommand: ParsableCommand {
 
     @Option(help: ArgumentHelp("Days of inactivity after which a user is archived.", valueName: "N"))
     var inactiveDays = 365
+
+    @Option(help: ArgumentHelp("Days a production vault's clock may jump ahead of its latest job before jobs stop and ask for --accept-clock (1-90).", valueName: "N"))
+    var maxClockJumpDays = RetentionPolicy.defaultMaxClockJumpDays
+
+    @Flag(help: "Make a drill vault: simulated clocks (--now) allowed for every command, no clock guard; for tests, demos and audits, never for production data.")
+    var drill = false
 
     @Option(name: .customLong("holiday"), help: ArgumentHelp("A non-working day skipped when counting deletion deadlines (repeatable).", valueName: "YYYY-MM-DD"))
     var holidays: [String] = []
@@ -63,11 +75,14 @@ struct InitCommand: ParsableCommand {
         return rootFile.map { .file($0) }
     }
 
-    var policy: RetentionPolicy { RetentionPolicy(archiveDays: archiveDays, inactiveDays: inactiveDays, holidays: holidays) }
+    var policy: RetentionPolicy {
+        RetentionPolicy(archiveDays: archiveDays, inactiveDays: inactiveDays, holidays: holidays, maxClockJumpDays: maxClockJumpDays)
+    }
 
     func validate() throws {
         if let problem = policy.problem { throw ValidationError(problem.replacingOccurrences(of: "archive-days", with: "--archive-days")
-            .replacingOccurrences(of: "inactive-days", with: "--inactive-days").replacingOccurrences(of: "holiday '", with: "--holiday '")) }
+            .replacingOccurrences(of: "inactive-days", with: "--inactive-days").replacingOccurrences(of: "holiday '", with: "--holiday '")
+            .replacingOccurrences(of: "max-clock-jump-days", with: "--max-clock-jump-days")) }
         if let keystore, keystore.isEmpty { throw ValidationError("--keystore must name a path") }
         if let keyring, keyring.isEmpty { throw ValidationError("--keyring must name a path") }
         if let rootFile, rootFile.isEmpty { throw ValidationError("--root-file must name a path") }
@@ -84,18 +99,21 @@ struct InitCommand: ParsableCommand {
         var keyringPath: String
         var destructionRoot: String
         var jobKeyPath: String
+        var drill: Bool
     }
 
     func run() throws {
         try reportingErrors {
             try global.checkSettings()
+            // A production vault's clock guard starts at init: a simulated clock would start it in the wrong year.
+            if let source = global.nowSource, !drill { throw Vault.simulatedClockRefusal(source: source) }
             guard let restoreKeyPath = global.restoreKeyPath else {
                 printError("init needs the restore key file: pass --master-key-file FILE or set \(GlobalOptions.restoreKeyVariable) (a new restore key is created there if FILE does not exist)")
                 throw ExitCode(ExitCodes.keyError)
             }
             let created = try Vault.create(root: global.vaultPath, restoreKeyPath: restoreKeyPath, policy: policy,
                                            keystorePath: keystore, keyringPath: keyring, rootConfig: rootConfig,
-                                           now: global.now)
+                                           drill: drill, now: global.now)
             if created.createdRestoreKey {
                 Output.note("""
                     created restore key \(created.restoreKeyPath): keep it outside the vault, back it up offline; \
@@ -105,9 +123,10 @@ struct InitCommand: ParsableCommand {
             if global.json {
                 try Output.json(Result(vaultId: created.vaultId, root: created.root, createdRestoreKey: created.createdRestoreKey,
                                        restoreKeyPath: created.restoreKeyPath, keyringPath: created.keyringPath,
-                                       destructionRoot: created.destructionRoot, jobKeyPath: created.jobKeyPath))
+                                       destructionRoot: created.destructionRoot, jobKeyPath: created.jobKeyPath, drill: drill))
             } else {
-                print("created vault \(created.vaultId) at \(created.root)")
+                print(drill ? "created DRILL vault \(created.vaultId) at \(created.root) (simulated clocks allowed; not for production data)"
+                            : "created vault \(created.vaultId) at \(created.root)")
                 print("policy: bundles live \(archiveDays) days counting the archive day; users inactive \(inactiveDays) days are archived; deletion requests due in 5 business days")
                 print(created.createdRestoreKey
                       ? "restore key: \(created.restoreKeyPath) (new; the vault holds only its public half, master.pub)"

@@ -59,9 +59,7 @@ struct KeystoreRestore: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            try global.checkSettings()
-            let vault = try Vault(root: global.vaultPath, lockWait: global.lockWait, createMissingKeystore: true)
-            OpenVaults.shared.add(vault)
+            let vault = try global.openVault(createMissingKeystore: true)
             let key = try vault.restoreKey(path: global.restoreKeyPath)
             let report = try vault.restoreKeystore(from: snapshot, restoreKey: key, now: global.now)
             if global.json { return try Output.json(report) }

@@ -33,6 +33,7 @@ struct StatusCommand: ParsableCommand {
             if !s.deletionRequestsOverdue.isEmpty {
                 Output.warning("\(Output.plural(s.deletionRequestsOverdue.count, "deletion request")) past the deadline (see above)")
             }
+            if let problem = s.clockProblem { Output.warning(problem) }
             for p in s.sourcesPendingRemoval {
                 Output.warning("user \(p.user) was archived (bundle \(p.bundleId)) but its source is still in the export: "
                                + "an archive run could not remove it; fix that and run archive again")
@@ -42,7 +43,7 @@ struct StatusCommand: ParsableCommand {
 
     private func printText(_ s: VaultStatus) {
         let p = s.policy
-        print("vault \(s.vaultId), \(s.today)")
+        print("vault \(s.vaultId), \(s.today)" + (s.drill ? " — DRILL vault (simulated clocks allowed; not production data)" : ""))
         print("policy:     bundles live \(p.archiveDays) days; archive after \(p.inactiveDays) inactive days; deletions due in \(p.deletionBusinessDays) business days"
               + (p.holidays.isEmpty ? "" : " (holidays: \(p.holidays.joined(separator: ", ")))"))
         print("live:       \(Output.plural(s.liveBundles, "bundle")) of \(Output.plural(s.liveUsers, "user")), \(Output.bytes(s.liveBundleBytes)) "
@@ -62,6 +63,10 @@ struct StatusCommand: ParsableCommand {
             print("sources not removed: \(s.sourcesPendingRemoval.map(\.user).joined(separator: ", ")) (archived; still in the export)")
         }
         print("last sweep: \(s.lastSweepAt ?? "never")")
+        if !s.drill {
+            print("clock:      latest job \(s.latestJobAt ?? "never"); jobs refuse a clock more than 5 minutes behind it or more than "
+                  + "\(p.maxClockJumpDays) days ahead (--accept-clock)" + (s.clockProblem == nil ? "" : "; REFUSED now, see the warning"))
+        }
         print("audit log:  \(Output.plural(s.auditRecords, "record")) (verify with `shredvault audit verify`)")
         if let at = s.auditHeadExportedAt, let age = s.auditHeadExportAgeSeconds, let seq = s.auditHeadExportedSeq {
             print("audit head: last exported \(at), \(Output.age(age)) ago (record \(seq); \(Output.plural(s.auditRecordsAfterExportedHead ?? 0, "record")) after it)")

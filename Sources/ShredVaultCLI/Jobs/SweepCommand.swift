@@ -28,7 +28,7 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors {
-            let vault = try global.openVault()
+            let vault = try global.openVault(dryRun: dryRun)
             let report = try vault.sweep(now: global.now, dryRun: dryRun)
             if global.json { return try Output.json(report) }
             var keys = report.destroyedDayKeys.isEmpty ? "no day keys"

@@ -45,9 +45,7 @@ struct TrustRotate: ParsableCommand {
 
 private func runIssue(global: GlobalOptions, jobKey: String?, rotate: Bool) throws {
     try reportingErrors {
-        try global.checkSettings()
-        let vault = try Vault(root: global.vaultPath, lockWait: global.lockWait, trustAdministration: true)
-        OpenVaults.shared.add(vault)
+        let vault = try global.openVault(trustAdministration: true)
         let key = try vault.restoreKey(path: global.restoreKeyPath)
         let report = try vault.issueJobCredential(restoreKey: key, jobKeyPath: jobKey, rotate: rotate, now: global.now)
         if global.json { return try Output.json(report) }
