@@ -6,6 +6,7 @@ let package = Package(
     name: "ShredVault",
     products: [
         .library(name: "ShredVault", targets: ["ShredVault"]),
+        .library(name: "VaultS3", targets: ["VaultS3"]),
         .executable(name: "shredvault", targets: ["ShredVaultCLI"]),
         .executable(name: "shredvault-fuzz", targets: ["ShredVaultFuzz"]),
     ],
@@ -21,6 +22,8 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The PKCS#11 header only (Debian: libp11-kit-dev); token modules are dlopen'ed at run time, never linked.
         .systemLibrary(name: "CPKCS11", pkgConfig: "p11-kit-1", providers: [.apt(["libp11-kit-dev"])]),
+        // libcurl for the S3 client (Debian: libcurl4-openssl-dev); shim.h wraps its variadic setopt/getinfo.
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // The only importer of COpenSSL.
         .target(name: "VaultCrypto", dependencies: ["COpenSSL"]),
@@ -28,6 +31,9 @@ let package = Package(
         .target(name: "VaultArchive", dependencies: ["CArchive", "CZstd", "CZlib"]),
         // The destruction root in a PKCS#11 token (SoftHSM2 in tests): the only importer of CPKCS11.
         .target(name: "VaultHSM", dependencies: ["CPKCS11", "VaultCrypto"]),
+        // An S3 client (object storage, issue #13): SigV4 over VaultCrypto's HMAC-SHA-256, HTTP over libcurl.
+        // The only importer of CCurl.
+        .target(name: "VaultS3", dependencies: ["CCurl", "VaultCrypto"]),
         // Linux calls Swift's Glibc module lacks (renameat2).
         .target(name: "CPosix"),
         // The vault: no crypto or archive C imports; POSIX calls only in Storage/Syscalls.swift.
@@ -54,6 +60,8 @@ let package = Package(
         .testTarget(name: "ShredVaultTests", dependencies: ["ShredVault"]),
         .testTarget(name: "CLITests", dependencies: ["ShredVaultCLI"]),
         .testTarget(name: "VaultHSMTests", dependencies: ["VaultHSM", "VaultCrypto"]),
+        // SigV4 known answers, and the client against a real object store (tools/object-store) each test starts.
+        .testTarget(name: "VaultS3Tests", dependencies: ["VaultS3", "VaultCrypto"]),
         // Replays the committed fuzz seeds (Tests/FuzzCorpus) through every FuzzTargets harness.
         .testTarget(name: "FuzzReplayTests", dependencies: ["ShredVault"]),
     ],

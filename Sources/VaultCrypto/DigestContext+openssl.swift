@@ -1,16 +1,34 @@
 import COpenSSL
 
-/// The SHA-2 functions VaultCrypto uses.
+/// The hash functions VaultCrypto uses: SHA-2, and MD5 only for S3's `Content-MD5` transfer check.
 enum DigestAlgorithm: Sendable {
-    case sha256, sha512
+    case sha256, sha512, md5
 
     /// Output length in bytes.
-    var outputSize: Int { self == .sha256 ? 32 : 64 }
+    var outputSize: Int {
+        switch self {
+        case .sha256: return 32
+        case .sha512: return 64
+        case .md5: return 16
+        }
+    }
 
     /// The OpenSSL digest name, as used in `OSSL_PARAM`s.
-    var openSSLName: String { self == .sha256 ? "SHA256" : "SHA512" }
+    var openSSLName: String {
+        switch self {
+        case .sha256: return "SHA256"
+        case .sha512: return "SHA512"
+        case .md5: return "MD5"
+        }
+    }
 
-    fileprivate var evpMD: OpaquePointer? { self == .sha256 ? EVP_sha256() : EVP_sha512() }
+    fileprivate var evpMD: OpaquePointer? {
+        switch self {
+        case .sha256: return EVP_sha256()
+        case .sha512: return EVP_sha512()
+        case .md5: return EVP_md5()
+        }
+    }
 }
 
 /// Owns one `EVP_MD_CTX`. After `finalize()` the context is re-initialized and can hash again.

@@ -179,7 +179,7 @@ final class LifecycleStrictInputTests: XCTestCase {
             let dir = s.dir + "/open-\(String(mode, radix: 8))"
             try fm.createDirectory(atPath: dir, withIntermediateDirectories: false)
             XCTAssertEqual(chmod(dir, mode_t(mode)), 0)
-            let r = try runShredvault(["init", "--vault", dir, "--master-key-file", s.dir + "/secrets/k2", "--now", SimDay.now(0)])
+            let r = try runShredvault(["init", "--vault", dir, "--master-key-file", s.dir + "/secrets/k2", "--drill", "--now", SimDay.now(0)])
             assertOneLineError(r, exit: 64, [dir, "writable by group or others"], "init in a \(String(mode, radix: 8)) directory")
             XCTAssertEqual(listing(dir), [])
             XCTAssertEqual(fileMode(dir), mode)
@@ -189,7 +189,7 @@ final class LifecycleStrictInputTests: XCTestCase {
         let readable = s.dir + "/readable"
         try fm.createDirectory(atPath: readable, withIntermediateDirectories: false)
         XCTAssertEqual(chmod(readable, 0o755), 0)
-        assertSuccess(try runShredvault(["init", "--vault", readable, "--master-key-file", s.dir + "/secrets/k3", "--now", SimDay.now(0)]),
+        assertSuccess(try runShredvault(["init", "--vault", readable, "--master-key-file", s.dir + "/secrets/k3", "--drill", "--now", SimDay.now(0)]),
                       "init in a 0755 directory")
         XCTAssertEqual(fileMode(readable), 0o700)
         XCTAssertEqual(fileMode(readable + "/catalog.db"), 0o600)

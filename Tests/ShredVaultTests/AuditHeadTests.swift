@@ -21,7 +21,7 @@ final class AuditHeadTests: XCTestCase {
         for (i, user) in ["ua", "ub", "uc"].enumerated() {
             try writeFile(dir + "/src/users/\(user)/data.bin", pseudoRandomBytes(3_000 + i * 100, seed: UInt64(20 + i)))
         }
-        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), drill: true, now: day0)
         // Several jobs, each appending records in its own transactions: init, archive (three records, one commit),
         // hold place, a deletion (request, key destruction, shred), hold release (release, key destruction).
         do {
@@ -344,7 +344,7 @@ final class AuditHeadTests: XCTestCase {
     func testAHeadFromAnotherVaultFails() throws {
         let otherPath = dir + "/other"
         try FileManager.default.createDirectory(atPath: dir + "/other-secrets", withIntermediateDirectories: false)
-        _ = try Vault.create(root: otherPath, restoreKeyPath: dir + "/other-secrets/restore.key", policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: otherPath, restoreKeyPath: dir + "/other-secrets/restore.key", policy: RetentionPolicy(), drill: true, now: day0)
         let other: ExportedAuditHead = try {
             let vault = try Vault(root: otherPath, readOnly: true)
             defer { try? vault.close() }

@@ -22,7 +22,7 @@ final class ProvenanceTests: XCTestCase {
         try writeFile(dir + "/src/accounts.csv", Array("user_id,last_active\nua,2025-01-01\nub,2025-01-01\n".utf8))
         try writeFile(dir + "/src/users/ua/mail.txt", Array("the genuine archive of ua\n".utf8))
         try writeFile(dir + "/src/users/ub/mail.txt", Array("the genuine archive of ub\n".utf8))
-        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), drill: true, now: day0)
         let report = try Vault(root: vaultPath).archive(ArchiveOptions(source: dir + "/src"), now: day0)
         XCTAssertEqual(report.archived.count, 2)
     }

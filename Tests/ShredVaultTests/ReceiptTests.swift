@@ -19,7 +19,7 @@ final class ReceiptTests: XCTestCase {
         try writeFile(dir + "/src/accounts.csv", Array("user_id,last_active\nua,2025-01-01\nub,2025-06-01\n".utf8))
         try writeFile(dir + "/src/users/ua/profile.json", Array("{\"a\":1}".utf8))
         try writeFile(dir + "/src/users/ub/events.jsonl", pseudoRandomBytes(3_000, seed: 6, text: true))
-        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), drill: true, now: day0)
         do {
             let vault = try open()
             XCTAssertEqual(try vault.archive(ArchiveOptions(source: dir + "/src"), now: day0).archived.map(\.user), ["ua", "ub"])
@@ -187,7 +187,7 @@ final class ReceiptTests: XCTestCase {
         do { _ = try open().delete(user: UserID("ua")!, requestId: "DSR-1", received: nil, now: at(1)) }
         let (receiptPath, _) = try export("DSR-1")
         try FileManager.default.createDirectory(atPath: dir + "/other-secrets", withIntermediateDirectories: false)
-        _ = try Vault.create(root: dir + "/other", restoreKeyPath: dir + "/other-secrets/restore.key", policy: RetentionPolicy(), now: day0)
+        _ = try Vault.create(root: dir + "/other", restoreKeyPath: dir + "/other-secrets/restore.key", policy: RetentionPolicy(), drill: true, now: day0)
         assertNotVerified(try DeletionReceipt.verify(receiptFile: receiptPath, trustFile: dir + "/other/trust", masterKeyId: nil),
                           "not by vault", "another vault's trust record")
         // Pinning this vault's master key refuses the other record before the receipt is even read.

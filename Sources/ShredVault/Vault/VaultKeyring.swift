@@ -87,7 +87,7 @@ extension Vault {
     }
 
     /// `keyring rebuild`: makes a new keyring at the configured path for a vault whose keyring was lost, from what the
-    /// catalog knows — the erasure ledger, every hold and deletion request, and the latest job time — and binds it. The
+    /// catalog knows — the erasure ledger, every hold, deletion request and receipt, and the latest job time — and binds it. The
     /// backup-epoch keys cannot come back: keystore snapshots taken so far stay unreadable (which G3 promises anyway
     /// within `backupDays`). The vault must be opened with `createMissingKeyring`.
     public func rebuildKeyring(now: Int64) throws -> KeyringRebuildReport {
@@ -109,6 +109,8 @@ extension Vault {
         }
         try keyring.mirrorMissingHolds(holds)
         for r in requests { try keyring.mirrorDeletionRequest(r) }
+        // The signed deletion receipts (§6.3), so a later reindex or recover still brings them back.
+        try keyring.mirrorReceipts(try catalog.read { db in try ReceiptRecord.fetchAll(db, sql: "SELECT * FROM receipts") })
         if !config.isDrill, let latest = try latestJobTime() { try keyring.setLatestJobTime(latest) }
         // The new keyring has no ratchet table yet: converging wraps it under the root's current generation (§3.7).
         try convergeRoot()
