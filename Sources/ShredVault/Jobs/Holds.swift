@@ -98,6 +98,9 @@ extension Vault {
         var seen = Set<String>()
         let users = users.filter { seen.insert($0.rawValue).inserted }
         for user in users where try !catalog.activeHolds(user: user.rawValue).contains(where: { $0.caseId == caseId }) {
+            // A rerun of a release that was interrupted after it was recorded: finish that job (its case key's
+            // destruction, the deletions it unblocked) before saying there is nothing left to release (§6.1).
+            if try hasUnfinishedWork() { _ = try sweep(now: now) }
             throw VaultError.holdNotFound(user: user.rawValue, caseId: caseId)
         }
         let sweepReport = try sweep(now: now)
@@ -164,6 +167,16 @@ extension Vault {
         let signature = try sign(.seal, sealBody(bundleId: b.id, role: role, outerKeyId: keyId, expiryDay: expiryDay, outer: sealed))
         return .init(bundleId: b.id, location: b.location, role: role.rawValue, keyId: Hex.encode(keyId), sealed: Hex.encode(sealed),
                      expiryDay: expiryDay, sealSig: signature.map { Hex.encode($0.encoded) })
+    }
+
+    /// Whether an interrupted job left work that `converge` finishes: a pending intent, or an open deletion request
+    /// that no hold blocks any more.
+    func hasUnfinishedWork() throws -> Bool {
+        if try !pendingIntents().isEmpty { return true }
+        let open = try catalog.read { db in
+            try String.fetchAll(db, sql: "SELECT DISTINCT user_id FROM deletion_requests WHERE state != 'done'")
+        }
+        return try open.contains { try catalog.activeHolds(user: $0).isEmpty }
     }
 
     public func holds(includeReleased: Bool) throws -> [HoldRecord] {
