@@ -16,30 +16,40 @@ enum Output {
     /// The command works on a drill vault: every JSON object it prints says `"drill": true` (vault-format.md §6.4).
     nonisolated(unsafe) static var drill = false
 
-    /// Prints one JSON value on one line of stdout (for a drill vault with `"drill": true` in each object).
+    /// Prints one JSON value on one line of stdout, stamped (`stamped`): the single place `--json` output is written.
     static func json<T: Encodable>(_ value: T) throws {
-        var data = try encoder.encode(value)
-        if drill, let marked = markedAsDrill(data) { data = marked }
-        print(String(decoding: data, as: UTF8.self))
+        print(String(decoding: try stamped(encoder.encode(value)), as: UTF8.self))
     }
 
-    /// The JSON with `"drill": true` added to the object (or to each object of an array), keys still sorted.
-    private static func markedAsDrill(_ data: Data) -> Data? {
-        guard let value = try? JSONSerialization.jsonObject(with: data) else { return nil }
-        let marked: Any
-        if var object = value as? [String: Any] {
-            object["drill"] = true
-            marked = object
-        } else if let array = value as? [Any] {
-            marked = array.map { element -> Any in
-                guard var object = element as? [String: Any] else { return element }
-                object["drill"] = true
-                return object
-            }
-        } else {
-            return nil
+    /// Prints a JSON object built as a dictionary (the bundle commands), stamped like every other.
+    static func json(object: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        print(String(decoding: try stamped(data), as: UTF8.self))
+    }
+
+    /// The JSON with the fields every `--json` object carries (docs/json-schema.md), keys still sorted: the top-level
+    /// object (or each object of a top-level array) gets `"schemaVersion": 1` and, for a drill vault, `"drill": true`;
+    /// every object, nested ones too, that names a user id as `user` also gets it as `userId`, the name the schema uses
+    /// everywhere (`user` stays for schema version 1, deprecated).
+    static func stamped(_ data: Data) throws -> Data {
+        let value = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        func stamp(_ element: Any) -> Any {
+            guard var object = addingUserId(element) as? [String: Any] else { return element }
+            object["schemaVersion"] = FormatVersions.jsonSchema
+            if drill { object["drill"] = true }
+            return object
         }
-        return try? JSONSerialization.data(withJSONObject: marked, options: [.sortedKeys, .withoutEscapingSlashes])
+        let marked: Any = (value as? [Any]).map { $0.map(stamp) } ?? stamp(value)
+        return try JSONSerialization.data(withJSONObject: marked, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+    }
+
+    /// `userId` beside every `user` that holds a user id (a string), at any depth.
+    private static func addingUserId(_ value: Any) -> Any {
+        if let array = value as? [Any] { return array.map(addingUserId) }
+        guard var object = value as? [String: Any] else { return value }
+        for (key, element) in object { object[key] = addingUserId(element) }
+        if let user = object["user"] as? String, object["userId"] == nil { object["userId"] = user }
+        return object
     }
 
     static func warning(_ message: String) {

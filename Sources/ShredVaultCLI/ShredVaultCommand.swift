@@ -69,12 +69,12 @@ struct ShredVaultCommand: ParsableCommand {
               77  key problem: restore key missing, wrong, malformed, or
                   readable by group or others
             """,
-        version: "0.1.0",
+        version: Version.description,
         subcommands: [
             InitCommand.self, ArchiveCommand.self, SweepCommand.self, DeleteCommand.self, HoldCommand.self,
             RestoreCommand.self, ListCommand.self, StatusCommand.self, CheckCommand.self, AuditCommand.self,
             BackupCommand.self, RecoverCommand.self, KeystoreCommand.self, KeyringCommand.self, TrustCommand.self, ReceiptCommand.self,
-            ReindexCommand.self, DrillCommand.self, BundleCommand.self,
+            ReindexCommand.self, DrillCommand.self, BundleCommand.self, PolicyCommand.self,
         ]
     )
 }
