@@ -37,7 +37,7 @@ final class InstallTests: XCTestCase {
         let zsh = try String(contentsOfFile: prefix + "/share/zsh/site-functions/_shredvault", encoding: .utf8)
         XCTAssertTrue(zsh.hasPrefix("#compdef shredvault"), String(zsh.prefix(100)))
         let fish = try String(contentsOfFile: prefix + "/share/fish/vendor_completions.d/shredvault.fish", encoding: .utf8)
-        XCTAssertTrue(fish.contains("complete -c shredvault"), String(fish.prefix(300)))
+        XCTAssertTrue(fish.contains("complete -c 'shredvault'") && fish.contains("policy"), String(fish.prefix(300)))
 
         // The units point at this install and verify (the man: link resolves against the installed page).
         let unitDir = prefix + "/lib/systemd/system"
