@@ -56,6 +56,7 @@ final class JSONSchemaTests: XCTestCase {
             ("delete", ["delete", "ub", "--request-id", "R1"], false),
             ("receipt list", ["receipt", "list"], false),
             ("receipt show", ["receipt", "show", "R1"], false),
+            ("receipt export", ["receipt", "export", "R1", "--out", s.dir + "/receipt.json"], false),
             ("sweep", ["sweep"], false),
             ("sweep --dry-run", ["sweep", "--dry-run"], false),
             ("backup", ["backup", "--to", s.dir + "/backup"], false),
@@ -67,6 +68,9 @@ final class JSONSchemaTests: XCTestCase {
         for (what, args, needsKey) in commands {
             assertStamped(try s.sv(args, day: 1, key: needsKey ? s.keyFile : nil), what)
         }
+
+        // receipt verify needs no vault: a copy of the receipt and of the trust record.
+        assertStamped(try runShredvault(["receipt", "verify", s.dir + "/receipt.json", "--trust", s.vault + "/trust", "--json"]), "receipt verify")
 
         // The bundle commands (no vault).
         let key = s.dir + "/data.key"
