@@ -19,8 +19,8 @@ struct ShredVaultCommand: ParsableCommand {
                                        hold release,  kept outside the vault
                                        restore,
                                        check --read-data
-              status, list, hold list, check, audit verify and receipt show|export|list
-              need no key; receipt verify needs neither key nor vault: a user checks a
+              status, list, hold list, check, audit verify, policy show and receipt
+              show|export|list need no key; receipt verify needs neither key nor vault: a user checks a
               deletion receipt with a copy of the vault's trust record.
 
             ENVIRONMENT (each replaces the option of the same name)
