@@ -70,6 +70,19 @@ final class PolicyCLITests: XCTestCase {
         XCTAssertEqual(try s.listed(user: "ub", day: 0).first?["expiryDay"] as? String, SimDay.iso(29), "ub gets the shorter limit")
     }
 
+    func testAShorterBackupWindowDestroysTheEpochKeysOutsideItAtOnce() throws {
+        let s = try Scenario(self)
+        try s.initVault()
+        assertSuccess(try s.sv(["keystore", "backup", "--to", s.dir + "/ks-day0.svks"], day: 0), "keystore backup on day 0")
+        // Day 5 under a 30-day window: the epoch key of day 0 lives on. With 3 days it must already be gone.
+        let set = try s.sv(["policy", "set", "--backup-days", "3"], day: 5)
+        assertSuccess(set, "policy set --backup-days 3")
+        let sweep = try XCTUnwrap(set.json?["sweep"] as? [String: Any], set.stdout)
+        XCTAssertEqual(sweep["destroyedEpochKeys"] as? [String], [SimDay.iso(0)], set.stdout)
+        let restore = try s.svk(["keystore", "restore", s.dir + "/ks-day0.svks"], day: 5)
+        XCTAssertEqual(restore.status, 11, "the day-0 snapshot is unreadable now: \(restore.stderr)")
+    }
+
     func testRefusalsChangeNothing() throws {
         let s = try Scenario(self)
         try s.initVault(extra: ["--archive-days", "60", "--holiday", "2026-12-25"])
