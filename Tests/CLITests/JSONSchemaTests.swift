@@ -61,9 +61,12 @@ final class JSONSchemaTests: XCTestCase {
             ("sweep --dry-run", ["sweep", "--dry-run"], false),
             ("backup", ["backup", "--to", s.dir + "/backup"], false),
             ("keystore backup", ["keystore", "backup", "--to", s.dir + "/ks.svks"], false),
+            ("keystore restore", ["keystore", "restore", s.dir + "/ks.svks"], true),
             ("trust show", ["trust", "show"], false),
+            ("trust rotate", ["trust", "rotate"], true),
             ("policy show", ["policy", "show"], false),
             ("policy set", ["policy", "set", "--add-holiday", "2026-12-25"], false),
+            ("drill", ["drill", "--from", s.vault, "--to", s.dir + "/drill"], false),
         ]
         for (what, args, needsKey) in commands {
             assertStamped(try s.sv(args, day: 1, key: needsKey ? s.keyFile : nil), what)
