@@ -32,6 +32,8 @@ final class JSONSchemaTests: XCTestCase {
         object.values.forEach { checkUserIds($0, what, file: file, line: line) }
     }
 
+    private let trickyReason = #"case {"user":"x","userId":"y"} "user":"z" \"#
+
     func testEveryCommandsJSONCarriesTheSchemaVersion() throws {
         let s = try Scenario(self)
         try s.writeSource([SourceUser(id: "ua", lastActive: inactiveDate, files: sampleFiles(seed: 1)),
@@ -46,8 +48,9 @@ final class JSONSchemaTests: XCTestCase {
             ("status", ["status"], false),
             ("check", ["check"], false),
             ("audit verify", ["audit", "verify"], false),
-            ("hold place", ["hold", "place", "ua", "--case", "C1", "--reason", "case"], true),
-            ("hold place (two users)", ["hold", "place", "ua", "uc", "--case", "C2", "--reason", "case"], true),
+            // A reason that looks like a user key must pass through as text (the userId pass reads keys only).
+            ("hold place", ["hold", "place", "ua", "--case", "C1", "--reason", trickyReason], true),
+            ("hold place (two users)", ["hold", "place", "ua", "uc", "--case", "C2", "--reason", trickyReason], true),
             ("hold list", ["hold", "list"], false),
             ("restore", ["restore", "ua", "--case", "C1", "--to", s.dir + "/restored"], true),
             ("restore (two users)", ["restore", "ua", "uc", "--case", "C2", "--to", s.dir + "/restored2"], true),
@@ -71,6 +74,9 @@ final class JSONSchemaTests: XCTestCase {
         for (what, args, needsKey) in commands {
             assertStamped(try s.sv(args, day: 1, key: needsKey ? s.keyFile : nil), what)
         }
+
+        let holds = try s.sv(["hold", "list"], day: 1).json?["holds"] as? [[String: Any]] ?? []
+        XCTAssertEqual(holds.first { $0["caseId"] as? String == "C2" }?["reason"] as? String, trickyReason)
 
         // receipt verify needs no vault: a copy of the receipt and of the trust record.
         assertStamped(try runShredvault(["receipt", "verify", s.dir + "/receipt.json", "--trust", s.vault + "/trust", "--json"]), "receipt verify")
