@@ -72,7 +72,7 @@ struct ShredVaultCommand: ParsableCommand {
         version: Version.description,
         subcommands: [
             InitCommand.self, ArchiveCommand.self, SweepCommand.self, DeleteCommand.self, HoldCommand.self,
-            RestoreCommand.self, ListCommand.self, StatusCommand.self, CheckCommand.self, AuditCommand.self,
+            RestoreCommand.self, ListCommand.self, StatusCommand.self, ReportCommand.self, CheckCommand.self, AuditCommand.self,
             BackupCommand.self, RecoverCommand.self, KeystoreCommand.self, KeyringCommand.self, TrustCommand.self, ReceiptCommand.self,
             ReindexCommand.self, DrillCommand.self, BundleCommand.self, PolicyCommand.self,
         ]
