@@ -46,6 +46,7 @@ final class JSONSchemaTests: XCTestCase {
             ("archive", ["archive", "--source", s.source], false),
             ("list", ["list"], false),
             ("status", ["status"], false),
+            ("report", ["report", "--to", s.dir + "/report"], false),
             ("check", ["check"], false),
             ("audit verify", ["audit", "verify"], false),
             // A reason that looks like a user key must pass through as text (the userId pass reads keys only).
