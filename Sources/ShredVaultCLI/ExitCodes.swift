@@ -76,8 +76,7 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data("shredvault: error: \(message)\n".utf8))
 }
 
-/// Prints a JSON object (sorted keys) on stdout.
+/// Prints a JSON object on stdout, through `Output.json` (sorted keys, `schemaVersion`).
 func printJSON(_ object: [String: Any]) {
-    let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-    FileHandle.standardOutput.write(data + Data("\n".utf8))
+    do { try Output.json(object: object) } catch { FileHandle.standardOutput.write(Data("{}\n".utf8)) }
 }

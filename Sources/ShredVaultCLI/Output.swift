@@ -16,30 +16,110 @@ enum Output {
     /// The command works on a drill vault: every JSON object it prints says `"drill": true` (vault-format.md §6.4).
     nonisolated(unsafe) static var drill = false
 
-    /// Prints one JSON value on one line of stdout (for a drill vault with `"drill": true` in each object).
+    /// Prints one JSON value on one line of stdout, stamped: the single place `--json` output is written. The top-level
+    /// object (or each object of a top-level array) gets `"schemaVersion": 1` and, for a drill vault, `"drill": true`
+    /// from the encoder itself (`Stamp`), and every object that names a user id as `user` also gets it as `userId`
+    /// (`addingUserIds`), the name the schema uses everywhere (`user` stays for schema version 1, deprecated;
+    /// docs/json-schema.md). No second JSON parse: `list` prints a million lines.
     static func json<T: Encodable>(_ value: T) throws {
-        var data = try encoder.encode(value)
-        if drill, let marked = markedAsDrill(data) { data = marked }
-        print(String(decoding: data, as: UTF8.self))
+        print(String(decoding: addingUserIds(try encoder.encode(Stamp(value: value, drill: drill))), as: UTF8.self))
     }
 
-    /// The JSON with `"drill": true` added to the object (or to each object of an array), keys still sorted.
-    private static func markedAsDrill(_ data: Data) -> Data? {
-        guard let value = try? JSONSerialization.jsonObject(with: data) else { return nil }
-        let marked: Any
-        if var object = value as? [String: Any] {
-            object["drill"] = true
-            marked = object
-        } else if let array = value as? [Any] {
-            marked = array.map { element -> Any in
-                guard var object = element as? [String: Any] else { return element }
-                object["drill"] = true
-                return object
-            }
-        } else {
-            return nil
+    /// Prints a JSON object built as a dictionary (the bundle commands), stamped like every other.
+    static func json(object: [String: Any]) throws {
+        let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        print(String(decoding: try stamped(data), as: UTF8.self))
+    }
+
+    /// `value`'s own fields plus `schemaVersion` (and `drill`) in the same JSON object; for an array, each element so.
+    private struct Stamp: Encodable {
+        let value: any Encodable
+        let drill: Bool
+
+        private struct Key: CodingKey {
+            var stringValue: String
+            var intValue: Int? { nil }
+            init(stringValue: String) { self.stringValue = stringValue }
+            init?(intValue: Int) { nil }
         }
-        return try? JSONSerialization.data(withJSONObject: marked, options: [.sortedKeys, .withoutEscapingSlashes])
+
+        func encode(to encoder: Encoder) throws {
+            if let array = value as? [any Encodable] {
+                var elements = encoder.unkeyedContainer()
+                for element in array { try elements.encode(Stamp(value: element, drill: drill)) }
+                return
+            }
+            try value.encode(to: encoder)
+            // JSONEncoder hands back the object the value just filled; sortedKeys orders the added keys with its own.
+            var object = encoder.container(keyedBy: Key.self)
+            try object.encode(FormatVersions.jsonSchema, forKey: Key(stringValue: "schemaVersion"))
+            if drill { try object.encode(true, forKey: Key(stringValue: "drill")) }
+        }
+    }
+
+    /// Compact JSON with `"userId":V` added right after each `"user":V` key whose value is a string and which has no
+    /// `userId` beside it (with sorted keys, `userId` follows `user`). Keys are found outside strings only: the scan
+    /// follows string boundaries and escapes.
+    static func addingUserIds(_ data: Data) -> Data {
+        let bytes = [UInt8](data)
+        let key = Array(#""user":""#.utf8), sibling = Array(#","userId":"#.utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count + 64)
+        var i = 0
+        func matches(_ pattern: [UInt8], at index: Int) -> Bool {
+            index + pattern.count <= bytes.count && bytes[index..<(index + pattern.count)].elementsEqual(pattern)
+        }
+        /// The index just past the string that starts with the quote at `open`.
+        func stringEnd(_ open: Int) -> Int {
+            var j = open + 1
+            while j < bytes.count {
+                if bytes[j] == UInt8(ascii: "\\") { j += 2; continue }
+                if bytes[j] == UInt8(ascii: "\"") { return j + 1 }
+                j += 1
+            }
+            return bytes.count
+        }
+        while i < bytes.count {
+            guard bytes[i] == UInt8(ascii: "\"") else { out.append(bytes[i]); i += 1; continue }
+            let isKey = i > 0 && (bytes[i - 1] == UInt8(ascii: "{") || bytes[i - 1] == UInt8(ascii: ","))
+            if isKey, matches(key, at: i) {
+                let valueStart = i + key.count - 1
+                let valueEnd = stringEnd(valueStart)
+                out += bytes[i..<valueEnd]
+                if !matches(sibling, at: valueEnd) {
+                    out += sibling
+                    out += bytes[valueStart..<valueEnd]
+                }
+                i = valueEnd
+                continue
+            }
+            let end = stringEnd(i)
+            out += bytes[i..<end]
+            i = end
+        }
+        return Data(out)
+    }
+
+    /// The JSON (from a dictionary) with the fields every `--json` object carries, keys still sorted.
+    static func stamped(_ data: Data) throws -> Data {
+        let value = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        func stamp(_ element: Any) -> Any {
+            guard var object = addingUserId(element) as? [String: Any] else { return element }
+            object["schemaVersion"] = FormatVersions.jsonSchema
+            if drill { object["drill"] = true }
+            return object
+        }
+        let marked: Any = (value as? [Any]).map { $0.map(stamp) } ?? stamp(value)
+        return try JSONSerialization.data(withJSONObject: marked, options: [.sortedKeys, .withoutEscapingSlashes, .fragmentsAllowed])
+    }
+
+    /// `userId` beside every `user` that holds a user id (a string), at any depth.
+    private static func addingUserId(_ value: Any) -> Any {
+        if let array = value as? [Any] { return array.map(addingUserId) }
+        guard var object = value as? [String: Any] else { return value }
+        for (key, element) in object { object[key] = addingUserId(element) }
+        if let user = object["user"] as? String, object["userId"] == nil { object["userId"] = user }
+        return object
     }
 
     static func warning(_ message: String) {

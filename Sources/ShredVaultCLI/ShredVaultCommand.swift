@@ -19,8 +19,8 @@ struct ShredVaultCommand: ParsableCommand {
                                        hold release,  kept outside the vault
                                        restore,
                                        check --read-data
-              status, list, hold list, check, audit verify and receipt show|export|list
-              need no key; receipt verify needs neither key nor vault: a user checks a
+              status, list, hold list, check, audit verify, policy show and receipt
+              show|export|list need no key; receipt verify needs neither key nor vault: a user checks a
               deletion receipt with a copy of the vault's trust record.
 
             ENVIRONMENT (each replaces the option of the same name)
@@ -69,12 +69,12 @@ struct ShredVaultCommand: ParsableCommand {
               77  key problem: restore key missing, wrong, malformed, or
                   readable by group or others
             """,
-        version: "0.1.0",
+        version: Version.description,
         subcommands: [
             InitCommand.self, ArchiveCommand.self, SweepCommand.self, DeleteCommand.self, HoldCommand.self,
             RestoreCommand.self, ListCommand.self, StatusCommand.self, ReportCommand.self, CheckCommand.self, AuditCommand.self,
             BackupCommand.self, RecoverCommand.self, KeystoreCommand.self, KeyringCommand.self, TrustCommand.self, ReceiptCommand.self,
-            ReindexCommand.self, DrillCommand.self, BundleCommand.self,
+            ReindexCommand.self, DrillCommand.self, BundleCommand.self, PolicyCommand.self,
         ]
     )
 }
