@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import ArgumentParser
 import Foundation
 import Logging
 import ShredVault
@@ -122,7 +123,14 @@ struct StderrLogHandler: LogHandler {
         switch format {
         case .json:
             var object: [String: Any] = ["time": time, "level": event.level.rawValue, "message": event.message.description]
-            for (key, value) in all { object[key] = Self.plain(value) }
+            for (key, value) in all {
+                // Counts and durations as JSON numbers, flags as booleans, the rest as strings.
+                let text = Self.plain(value)
+                if case .stringConvertible(let c) = value, let b = c as? Bool { object[key] = b }
+                else if let n = Int64(text) { object[key] = n }
+                else if key.hasSuffix("_seconds"), let d = Double(text) { object[key] = d }
+                else { object[key] = text }
+            }
             let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
             line = String(decoding: data, as: UTF8.self)
         case .text:

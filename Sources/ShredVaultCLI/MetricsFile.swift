@@ -24,7 +24,8 @@ struct MetricsFile {
         f.family("shredvault_deletion_requests", .gauge, "Deletion requests by state (pending, blocked by a hold, done).",
                  m.deletionRequests.keys.sorted().map { ([("state", $0)], Double(m.deletionRequests[$0]!)) })
         f.family("shredvault_deletion_requests_overdue", .gauge, "Open deletion requests past their deadline.", [([], Double(m.overdueDeletionRequests))])
-        f.family("shredvault_keys", .gauge, "Keys in the keystore by role.", m.keys.keys.sorted().map { ([("role", $0)], Double(m.keys[$0]!)) })
+        let liveRoles = Set(m.keys.keys).union(["day", "user", "hold", "epoch"]).sorted()
+        f.family("shredvault_keys", .gauge, "Keys in the keystore by role.", liveRoles.map { ([("role", $0)], Double(m.keys[$0] ?? 0)) })
         let roles = Set(m.keysDestroyed.keys).union(["day", "user", "hold", "epoch"]).sorted()
         f.family("shredvault_keys_destroyed_total", .counter, "Keys destroyed (crypto-shredded) since the vault was created, by role.",
                  roles.map { ([("role", $0)], Double(m.keysDestroyed[$0] ?? 0)) })

@@ -163,7 +163,8 @@ extension Vault {
         func stale(_ job: String, _ limit: Int64, _ kind: String, _ option: String) {
             let last = m.lastSuccess[job]
             guard now - (last ?? createdAt) > limit else { return }
-            add(kind, "the last successful \(job) " + (last.map { "ran at \(Timestamp.format($0))" } ?? "never ran")
+            add(kind, (last.map { "the last successful \(job) ran at \(Timestamp.format($0))" }
+                       ?? "no successful \(job) since the vault was created at \(Timestamp.format(createdAt))")
                 + ", more than \(Self.describe(seconds: limit)) ago (\(option))")
         }
         stale("archive", thresholds.maxArchiveAgeSeconds, "archive-stale", "--max-archive-age")
