@@ -32,12 +32,16 @@ enum JobLog {
 }
 
 /// One job's run: logs its start, and on success records it in the catalog, logs its end with its figures and
-/// writes the metrics file (`--metrics-file`).
-struct JobRun {
+/// writes the metrics file (`--metrics-file`). A command calls `succeeded` itself, or sets `vault` and lets `run`
+/// finish it when its body returns.
+final class JobRun {
     let job: String
     let global: GlobalOptions
     private let started = DispatchTime.now()
     private let logger: Logger
+    /// The vault to finish with when `run`'s body returns, for a command with several exits (hold, restore).
+    var vault: Vault?
+    private var finished = false
 
     init(_ job: String, _ global: GlobalOptions) {
         JobLog.bootstrap(global)
@@ -55,6 +59,7 @@ struct JobRun {
     func run(_ body: () throws -> Void) throws {
         do {
             try body()
+            if !finished, let vault { try succeeded(vault) }
         } catch {
             var meta: Logger.Metadata = ["event": "end", "outcome": "failure", "duration_seconds": .string(String(format: "%.3f", elapsedSeconds))]
             if let e = error as? VaultError { meta["exit_code"] = .stringConvertible(ExitCodes.code(for: e)) }
@@ -66,6 +71,7 @@ struct JobRun {
 
     /// The job succeeded: record it (unless `record` is false, e.g. a dry run), log its end, write the metrics file.
     func succeeded(_ vault: Vault, record: Bool = true, _ figures: Logger.Metadata = [:]) throws {
+        finished = true
         let duration = elapsedSeconds
         if record {
             do {

@@ -29,8 +29,10 @@ struct HoldRelease: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        let job = JobRun("hold-release", global)
+        try reportingErrors { try job.run {
             let vault = try global.openVault()
+            job.vault = vault
             let key = try vault.restoreKey(path: global.restoreKeyPath)
             let report = try vault.releaseHold(user: UserID(user)!, caseId: caseId, restoreKey: key, now: global.now)
             if global.json { return try Output.json(report) }
@@ -47,6 +49,6 @@ struct HoldRelease: ParsableCommand {
             if !report.executedDeletions.isEmpty {
                 print("executed blocked deletion request\(report.executedDeletions.count == 1 ? "" : "s") \(report.executedDeletions.joined(separator: ", ")): user \(report.user) shredded")
             }
-        }
+        } }
     }
 }
