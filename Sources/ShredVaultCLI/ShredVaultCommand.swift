@@ -82,7 +82,7 @@ struct ShredVaultCommand: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             InitCommand.self, ArchiveCommand.self, SweepCommand.self, DeleteCommand.self, HoldCommand.self,
-            RestoreCommand.self, ListCommand.self, StatusCommand.self, CheckCommand.self, AuditCommand.self,
+            RestoreCommand.self, ListCommand.self, StatusCommand.self, ReportCommand.self, CheckCommand.self, AuditCommand.self,
             BackupCommand.self, RecoverCommand.self, KeystoreCommand.self, KeyringCommand.self, TrustCommand.self, ReceiptCommand.self,
             ReindexCommand.self, DrillCommand.self, BundleCommand.self,
         ]
