@@ -54,8 +54,11 @@ final class MonitoringCLITests: XCTestCase {
             XCTAssertEqual(name.hasSuffix("_total"), family.type == "counter", "only counters end in _total: \(name)")
         }
 
-        // Another job by the environment variable: the file still carries archive's last success.
+        // Another job by the environment variable: the file still carries archive's last success. It is a new file
+        // renamed over the old one (a new inode), never the old one rewritten in place, which the collector could read half-done.
+        let inode = try FileManager.default.attributesOfItem(atPath: prom)[.systemFileNumber] as? UInt64
         assertSuccess(try s.sv(["backup", "--to", s.dir + "/backup"], day: 2, environment: ["SHREDVAULT_METRICS_FILE": prom]), "backup")
+        XCTAssertNotEqual(try FileManager.default.attributesOfItem(atPath: prom)[.systemFileNumber] as? UInt64, inode, "replaced by rename")
         assertSuccess(try s.sv(["delete", "ub", "--request-id", "R-1"], day: 3, extra: ["--metrics-file", prom]), "delete")
         m = try readMetrics(prom)
         XCTAssertEqual(m.value("shredvault_last_success_timestamp_seconds", ["job": "archive"]), Double(try epoch(SimDay.now(0))))
