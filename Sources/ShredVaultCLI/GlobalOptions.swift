@@ -36,7 +36,7 @@ struct GlobalOptions: ParsableArguments {
     var lockWait: Double = 0
 
     @Option(name: .customLong("metrics-file"),
-            help: ArgumentHelp("After a successful job, write the vault's metrics in Prometheus text format to FILE, atomically (temporary file and rename in its directory), for node_exporter's textfile collector: name it *.prom (default: $SHREDVAULT_METRICS_FILE).",
+            help: ArgumentHelp("Write the vault's metrics in Prometheus text format to FILE when the command ends (archive, sweep, delete, backup, hold, restore: after a success; check: also after violations; status: always), atomically (temporary file and rename in its directory), for node_exporter's textfile collector: name it *.prom (default: $SHREDVAULT_METRICS_FILE).",
                                valueName: "FILE"))
     var metricsFileOption: String?
 
