@@ -38,6 +38,13 @@
  *   CHAOS_HIT_FILE    kill/eio/enospc: written just before the fault acts: "<mode> <kind> <symbol> <n> <target>\n".
  *                     Its existence proves the fault landed; in kill mode the process then dies by SIGKILL.
  *
+ * Two path-targeted faults work in any mode (also with CHAOS_MODE unset) and count nothing; they act on files opened
+ * without creating them (open, open64, openat, openat64 without O_CREAT/O_TMPFILE) whose path ends in SUFFIX:
+ *   CHAOS_OPEN_FAIL   ERRNO:SUFFIX (ERRNO one of ENOENT, EACCES, EIO): the open fails with that errno, as for a
+ *                     file that vanished after it was listed, one that may not be read, or a failing disk
+ *   CHAOS_READ_FLIP   SUFFIX: every read() from the first descriptor opened on such a path returns its bytes with
+ *                     the last one inverted, as a disk or cache that does not return what was written (one file)
+ *
  * Only the process that loaded the shim first acts: the constructor removes LD_PRELOAD from the environment, so
  * any child process runs without the shim. The counter is atomic; the shim allocates nothing on the fault path
  * and uses the real functions (dlsym(RTLD_NEXT)) for its own writes.
@@ -71,6 +78,11 @@ static volatile uint64_t *totals = NULL;  /* shared mapping of CHAOS_COUNT_FILE,
 static char hit_path[4096];
 static char trace_path[4096];
 static int trace_fd = -1;
+static int open_fail_errno = 0;
+static char open_fail_suffix[1024];
+static char read_flip_suffix[1024];
+/* Descriptors opened on a CHAOS_READ_FLIP path (a flag per descriptor number below 4096). */
+static volatile unsigned char flip_fd[4096];
 
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
@@ -91,6 +103,8 @@ static int (*real_open64)(const char *, int, ...);
 static int (*real_openat)(int, const char *, int, ...);
 static int (*real_openat64)(int, const char *, int, ...);
 static int (*real_rmdir)(const char *);
+static ssize_t (*real_read)(int, void *, size_t);
+static int (*real_close)(int);
 
 #define RESOLVE(name) do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
 
@@ -98,6 +112,7 @@ static void resolve_all(void) {
     RESOLVE(write); RESOLVE(pwrite); RESOLVE(pwrite64); RESOLVE(fsync); RESOLVE(fdatasync); RESOLVE(rename);
     RESOLVE(renameat); RESOLVE(renameat2); RESOLVE(unlink); RESOLVE(unlinkat); RESOLVE(ftruncate); RESOLVE(ftruncate64);
     RESOLVE(mkdir); RESOLVE(mkdirat); RESOLVE(open); RESOLVE(open64); RESOLVE(openat); RESOLVE(openat64); RESOLVE(rmdir);
+    RESOLVE(read); RESOLVE(close);
 }
 
 /* Raw open that never goes through the interposed symbols. */
@@ -138,6 +153,17 @@ __attribute__((constructor)) static void chaos_init(void) {
     if (hit) snprintf(hit_path, sizeof hit_path, "%s", hit);
     const char *trace = getenv("CHAOS_TRACE");
     if (trace) snprintf(trace_path, sizeof trace_path, "%s", trace);
+    const char *of = getenv("CHAOS_OPEN_FAIL");
+    const char *colon = of ? strchr(of, ':') : NULL;
+    if (colon && colon[1]) {
+        size_t n = (size_t)(colon - of);
+        if (n == 6 && !strncmp(of, "ENOENT", n)) open_fail_errno = ENOENT;
+        else if (n == 6 && !strncmp(of, "EACCES", n)) open_fail_errno = EACCES;
+        else if (n == 3 && !strncmp(of, "EIO", n)) open_fail_errno = EIO;
+        snprintf(open_fail_suffix, sizeof open_fail_suffix, "%s", colon + 1);
+    }
+    const char *rf = getenv("CHAOS_READ_FLIP");
+    if (rf && *rf) snprintf(read_flip_suffix, sizeof read_flip_suffix, "%s", rf);
     const char *cf = getenv("CHAOS_COUNT_FILE");
     if (mode != M_OFF && cf && *cf) {
         int fd = raw_open(cf, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -312,32 +338,72 @@ int rmdir(const char *path) {
 }
 
 #define CREATES(flags) (((flags) & O_CREAT) || (((flags) & O_TMPFILE) == O_TMPFILE))
+
+static int ends_with(const char *path, const char *suffix) {
+    if (!path || !suffix[0]) return 0;
+    size_t n = strlen(path), m = strlen(suffix);
+    return n >= m && !strcmp(path + n - m, suffix);
+}
+
+/* CHAOS_OPEN_FAIL: -1 with errno set when this open must fail. */
+static int open_fault(const char *path, int flags) {
+    if (!open_fail_errno || CREATES(flags) || !ends_with(path, open_fail_suffix)) return 0;
+    errno = open_fail_errno;
+    return -1;
+}
+
+/* CHAOS_READ_FLIP: marks the first descriptor opened on a matching path. Returns fd. */
+static int read_flip_used = 0;
+static int note_opened(int fd, const char *path, int flags) {
+    if (fd < 0 || fd >= 4096) return fd;
+    flip_fd[fd] = 0;
+    if (read_flip_suffix[0] && !CREATES(flags) && ends_with(path, read_flip_suffix) && !__atomic_exchange_n(&read_flip_used, 1, __ATOMIC_SEQ_CST))
+        flip_fd[fd] = 1;
+    return fd;
+}
+
+ssize_t read(int fd, void *buf, size_t count) {
+    RESOLVE(read);
+    ssize_t n = real_read(fd, buf, count);
+    if (n > 0 && fd >= 0 && fd < 4096 && flip_fd[fd]) ((unsigned char *)buf)[n - 1] ^= 0xff;
+    return n;
+}
+
+int close(int fd) {
+    RESOLVE(close);
+    if (fd >= 0 && fd < 4096) flip_fd[fd] = 0;
+    return real_close(fd);
+}
 #define OPEN_MODE(flags, m) do { if (CREATES(flags)) { va_list ap; va_start(ap, flags); m = (mode_t)va_arg(ap, int); va_end(ap); } } while (0)
 
 int open(const char *path, int flags, ...) {
     mode_t m = 0; OPEN_MODE(flags, m);
     RESOLVE(open);
     if (CREATES(flags) && chaos_before(K_CREATE, "open", -1, path, NULL) < 0) return -1;
-    return real_open(path, flags, m);
+    if (open_fault(path, flags) < 0) return -1;
+    return note_opened(real_open(path, flags, m), path, flags);
 }
 
 int open64(const char *path, int flags, ...) {
     mode_t m = 0; OPEN_MODE(flags, m);
     RESOLVE(open64);
     if (CREATES(flags) && chaos_before(K_CREATE, "open64", -1, path, NULL) < 0) return -1;
-    return real_open64(path, flags, m);
+    if (open_fault(path, flags) < 0) return -1;
+    return note_opened(real_open64(path, flags, m), path, flags);
 }
 
 int openat(int dirfd, const char *path, int flags, ...) {
     mode_t m = 0; OPEN_MODE(flags, m);
     RESOLVE(openat);
     if (CREATES(flags) && chaos_before(K_CREATE, "openat", -1, path, NULL) < 0) return -1;
-    return real_openat(dirfd, path, flags, m);
+    if (open_fault(path, flags) < 0) return -1;
+    return note_opened(real_openat(dirfd, path, flags, m), path, flags);
 }
 
 int openat64(int dirfd, const char *path, int flags, ...) {
     mode_t m = 0; OPEN_MODE(flags, m);
     RESOLVE(openat64);
     if (CREATES(flags) && chaos_before(K_CREATE, "openat64", -1, path, NULL) < 0) return -1;
-    return real_openat64(dirfd, path, flags, m);
+    if (open_fault(path, flags) < 0) return -1;
+    return note_opened(real_openat64(dirfd, path, flags, m), path, flags);
 }

@@ -13,6 +13,9 @@ enum ExitCodes {
     static let ioError: Int32 = 74
     static let keyError: Int32 = 77
     static let violations: Int32 = 2
+    /// The job finished, but not for everyone: `archive` users that failed or whose source could not be removed
+    /// (each named on stderr and in the JSON report); the others were done.
+    static let partialFailure: Int32 = 3
     static let blockedByHold: Int32 = 10
     static let unrecoverable: Int32 = 11
     static let clockRefused: Int32 = 12
@@ -38,6 +41,8 @@ enum ExitCodes {
         case .keyringMismatch: return keyringMismatch
         case .invalidArgument: return usage
         case .io: return ioError
+        case .notArchived: return notFound
+        case .backupTargetRefused: return cannotCreate
         }
     }
 }

@@ -119,7 +119,7 @@ final class VaultJobTests: XCTestCase {
         XCTAssertTrue(try vault.check(now: at(1), readData: true, restoreKey: key).ok)
         XCTAssertEqual(try vault.delete(user: UserID("ua")!, requestId: "R1b", received: nil, now: at(2)).outcome, .alreadyDeleted)
         XCTAssertThrowsError(try vault.delete(user: UserID("nobody")!, requestId: "R9", received: nil, now: at(2))) {
-            XCTAssertEqual($0 as? VaultError, .unknownUser("nobody"))
+            XCTAssertEqual($0 as? VaultError, .notArchived(user: "nobody"), "an unknown user needs --not-archived")
         }
 
         // G5: a hold blocks deletion; release executes it.

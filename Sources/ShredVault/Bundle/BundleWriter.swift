@@ -146,11 +146,11 @@ private final class TreeWalker {
         var fileBytes: Int64 = 0
         func visit(_ relative: String?) throws {
             let directory = relative.map { root + "/" + $0 } ?? root
-            for name in try Posix.listDirectory(directory) {
+            for name in try readingSource({ try Posix.listDirectory(directory) }) {
                 let rel = relative.map { $0 + "/" + name } ?? name
                 let full = root + "/" + rel
                 if let problem = EntryPath.problem(rel) { throw VaultError.invalidSource(path: full, reason: problem) }
-                guard let st = try Posix.status(full) else { throw disappeared(full) }
+                guard let st = try readingSource({ try Posix.status(full) }) else { throw disappeared(full) }
                 switch st.kind {
                 case .directory:
                     entries.append(Planned(relative: rel, full: full, status: st))
@@ -173,6 +173,19 @@ private final class TreeWalker {
         VaultError.invalidSource(path: full, reason: "disappeared while archiving; run again")
     }
 
+    /// Runs one read of the source tree. A system call failing there (a file that cannot be read, a directory that
+    /// cannot be listed, an entry gone since it was listed) is a problem of this user's source, reported as
+    /// `invalidSource` naming the file, so the archive job fails this user only; errors writing the bundle are not
+    /// read here and stay what they are.
+    static func readingSource<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch VaultError.io(let operation, let path, let code) {
+            if code == ENOENT { throw disappeared(path) }
+            throw VaultError.invalidSource(path: path, reason: "cannot be read (\(operation): \(String(cString: strerror(code))))")
+        }
+    }
+
     func write(_ plan: [Planned]) throws {
         for entry in plan {
             if entry.status.kind == .directory {
@@ -186,20 +199,16 @@ private final class TreeWalker {
     }
 
     private func addFile(_ rel: String, full: String) throws {
-        let file: FileDescriptor
-        do {
-            file = try FileDescriptor(open: full, flags: O_RDONLY | O_NOFOLLOW)
-        } catch VaultError.io(_, _, ENOENT) {
-            throw Self.disappeared(full)  // listed by `plan`, gone since
-        }
-        let st = FileStatus(try file.status())
+        // Listed by `plan`: gone since (ENOENT) is reported as disappeared.
+        let file = try Self.readingSource { try FileDescriptor(open: full, flags: O_RDONLY | O_NOFOLLOW) }
+        let st = FileStatus(try Self.readingSource { try file.status() })
         guard st.kind == .regular else { throw VaultError.invalidSource(path: full, reason: "is not a regular file") }
         let mode = st.mode & 0o777
         try tar.beginFile(path: Manifest.dataPrefix + rel, size: st.size, mode: mode, mtime: st.mtime)
         let hash = try SHA256()
         var total: Int64 = 0
         while true {
-            let n = try file.read(into: buffer)
+            let n = try Self.readingSource { try file.read(into: buffer) }
             if n == 0 { break }
             total += Int64(n)
             guard total <= st.size else { break }

@@ -91,7 +91,9 @@ public final class Catalog: @unchecked Sendable {
     public let path: String
     let queue: DatabaseQueue
 
-    public init(path: String, create: Bool) throws {
+    /// - Parameter readOnly: a job that changes nothing: where the catalog cannot be opened for writing (a read-only
+    ///   file system, a directory this user may not write) it is opened read-only instead (`openReadOnly`).
+    public init(path: String, create: Bool, readOnly: Bool = false) throws {
         self.path = path
         if !create, !Posix.exists(path) { throw VaultError.notFound(path: path, what: "catalog") }
         var config = Configuration()
@@ -101,9 +103,49 @@ public final class Catalog: @unchecked Sendable {
         }
         config.label = "catalog"
         do {
-            queue = try DatabaseQueue(path: path, configuration: config)
-            try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
-            try CatalogSchema.migrator().migrate(queue)
+            let opened: DatabaseQueue
+            do {
+                let queue = try DatabaseQueue(path: path, configuration: config)
+                try queue.writeWithoutTransaction { db in _ = try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") }
+                try CatalogSchema.migrator().migrate(queue)
+                opened = queue
+            } catch let e as DatabaseError where readOnly && [.SQLITE_CANTOPEN, .SQLITE_READONLY, .SQLITE_PERM].contains(e.resultCode) {
+                config.readonly = true
+                opened = try Self.openReadOnly(path: path, configuration: config)
+            }
+            queue = opened
+        } catch let e as DatabaseError {
+            throw VaultError.database(path: path, message: e.message ?? "\(e)")
+        }
+    }
+
+    /// Opens the catalog (a WAL database) read-only, for a read-only job that may not write it. SQLite reads a WAL
+    /// database through its `-shm` index, which it creates beside the file; where it cannot (a read-only mount, a
+    /// directory this user may not write) and no `-wal` file holds changes, the file is opened as immutable: nothing
+    /// can change it under the shared vault lock, and everything committed is in it (every job that writes checkpoints
+    /// the WAL into it when it ends). A schema a writing job has yet to upgrade is refused.
+    private static func openReadOnly(path: String, configuration: Configuration) throws -> DatabaseQueue {
+        func open(_ name: String) throws -> DatabaseQueue {
+            let queue = try DatabaseQueue(path: name, configuration: configuration)
+            guard try queue.read({ db in try CatalogSchema.migrator().hasCompletedMigrations(db) }) else {
+                throw VaultError.database(path: path, message: "this catalog's schema predates this shredvault; run a job that changes the vault (e.g. `shredvault sweep`) with write access first")
+            }
+            return queue
+        }
+        do {
+            return try open(path)
+        } catch let e as DatabaseError where e.resultCode == .SQLITE_CANTOPEN {
+            if let wal = try Posix.status(path + "-wal"), wal.size > 0 {
+                throw VaultError.database(path: path, message: "it cannot be read without write access while \(Posix.baseName(path))-wal holds changes not yet checkpointed (a job was interrupted); run any job that changes the vault with write access first")
+            }
+            do {
+                let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+                let escaped = absolute.replacingOccurrences(of: "%", with: "%25").replacingOccurrences(of: "?", with: "%3f")
+                    .replacingOccurrences(of: "#", with: "%23")
+                return try open("file:" + escaped + "?immutable=1")
+            } catch let e as DatabaseError {
+                throw VaultError.database(path: path, message: e.message ?? "\(e)")
+            }
         } catch let e as DatabaseError {
             throw VaultError.database(path: path, message: e.message ?? "\(e)")
         }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import GRDB
+import VaultArchive
 import VaultCrypto
 
 public struct ArchiveOptions: Sendable {
@@ -40,6 +41,8 @@ public struct ArchiveReport: Sendable, Codable {
     public struct Skipped: Sendable, Codable {
         public var user: String
         public var reason: String
+        /// The file or directory the problem is about, when one is known (absent in JSON otherwise).
+        public var path: String? = nil
     }
     public var today: String
     public var dryRun: Bool
@@ -50,10 +53,16 @@ public struct ArchiveReport: Sendable, Codable {
     public var skipped: [Skipped] = []
     /// Users with a tombstone whose data reappeared in the source (never archived again).
     public var reappeared: [String] = []
+    /// Users that could not be archived (their source is untouched; the others were archived).
     public var failed: [Skipped] = []
+    /// Users whose bundle is committed but whose source directory could not be removed (catalog `source_state`
+    /// `pending-removal`): reported by every run, and by `status`, until a run removes it.
+    public var sourcesNotRemoved: [Skipped] = []
     public var recoveredPartial = 0
     public var removedSources = 0
     public var plaintextBytes: Int64 { archived.reduce(0) { $0 + $1.bytes } }
+    /// Some user failed or kept its source: the job's exit code says so (README "Exit codes": 3).
+    public var isPartial: Bool { !failed.isEmpty || !sourcesNotRemoved.isEmpty }
 }
 
 extension Vault {
@@ -83,8 +92,10 @@ extension Vault {
         if !options.dryRun {
             try requireTrust("archive")
             try admitClock(now: now)
-            report.recoveredPartial = try recoverInterruptedArchives(source: options.source)
+            (report.recoveredPartial, report.sourcesNotRemoved) = try recoverInterruptedArchives(source: options.source)
             report.sweep = try sweep(now: now)
+        } else {
+            report.sourcesNotRemoved = try pendingSourceRemovals(source: options.source)
         }
         let candidates = selected.filter { policy.isInactive(lastActive: $0.lastActive, today: today) }.sorted { $0.userId < $1.userId }
         report.candidates = candidates.count
@@ -139,22 +150,40 @@ extension Vault {
         if let error = run.firstError { throw error }
         report.archived = run.archived.sorted { $0.user < $1.user }
         report.failed += run.failed.sorted { $0.user < $1.user }
-        report.removedSources = options.keepSource ? 0 : report.archived.count
+        report.sourcesNotRemoved += run.sourcesNotRemoved.sorted { $0.user < $1.user }
+        report.removedSources = run.removedSources
         progress?(work.count, work.count, "")
         return report
     }
 
-    func removeSource(_ userDir: String, bundleId: String) throws {
-        try Posix.removeTree(userDir)
-        try Posix.syncDirectory(Posix.directoryName(userDir))
-        try catalog.write { db in
-            try db.execute(sql: "UPDATE bundles SET source_state = 'removed' WHERE id = ?", arguments: [bundleId])
+    /// Removes the source directory of a committed user. A failure (a file the job may not delete, a read-only
+    /// export) concerns that user's source only: it is returned as the reason, and the row stays `pending-removal`.
+    static func removeCommittedSource(_ userDir: String) -> String? {
+        do {
+            try Posix.removeTree(userDir)
+            try Posix.syncDirectory(Posix.directoryName(userDir))
+            return nil
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    /// The users whose committed bundle still waits for its source to be removed (`pending-removal`), as a dry run
+    /// reports them: nothing is tried.
+    func pendingSourceRemovals(source: String) throws -> [ArchiveReport.Skipped] {
+        let pending = try catalog.read { db in
+            try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE source_state = 'pending-removal' AND state = 'live' ORDER BY user_id")
+        }
+        return pending.filter { Posix.exists(source + "/users/" + $0.userId) }.map {
+            .init(user: $0.userId, reason: "archived in bundle \($0.id), but its source is not removed yet; the next archive run retries",
+                  path: source + "/users/" + $0.userId)
         }
     }
 
     /// Finishes what a crashed run left: 'writing' rows (bundle never committed: its DEK was never stored, so the
-    /// file is unreadable garbage) are removed with their files; sources of committed bundles are removed.
-    func recoverInterruptedArchives(source: String) throws -> Int {
+    /// file is unreadable garbage) are removed with their files; sources of committed bundles are removed. A source
+    /// that still cannot be removed is returned (and stays `pending-removal`), never an error of the job.
+    func recoverInterruptedArchives(source: String) throws -> (Int, notRemoved: [ArchiveReport.Skipped]) {
         let writing = try catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'writing'") }
         for record in writing {
             let path = absolute(record.location)
@@ -168,18 +197,27 @@ extension Vault {
         let pending = try catalog.read { db in
             try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE source_state = 'pending-removal'")
         }
-        for record in pending {
+        var notRemoved: [ArchiveReport.Skipped] = []
+        for record in pending.sorted(by: { $0.userId < $1.userId }) {
             let userDir = source + "/users/" + record.userId
-            if record.state == .live, Posix.exists(userDir) {
-                try removeSource(userDir, bundleId: record.id)
-            } else {
-                try catalog.write { db in
-                    try db.execute(sql: "UPDATE bundles SET source_state = 'removed' WHERE id = ?", arguments: [record.id])
-                }
+            if record.state == .live, Posix.exists(userDir), let reason = Self.removeCommittedSource(userDir) {
+                notRemoved.append(.init(user: record.userId, reason: "archived in bundle \(record.id), but its source could not be removed: \(reason)",
+                                        path: userDir))
+                continue
+            }
+            try catalog.write { db in
+                try db.execute(sql: "UPDATE bundles SET source_state = 'removed' WHERE id = ?", arguments: [record.id])
             }
         }
-        return writing.count
+        return (writing.count, notRemoved)
     }
+}
+
+/// A failure that concerns one user only (its source, or its new bundle's read-back): the user is reported with the
+/// file concerned and skipped, and the other users are archived.
+private struct UserFailure: Error {
+    var reason: String
+    var path: String?
 }
 
 /// One archive run's shared state. Worker threads (`--jobs`) only compute: for each user of a prepared batch they
@@ -212,6 +250,8 @@ final class ArchiveRun: @unchecked Sendable {
     private var sealedCount = 0
     private(set) var archived: [ArchiveReport.Archived] = []
     private(set) var failed: [ArchiveReport.Skipped] = []
+    private(set) var sourcesNotRemoved: [ArchiveReport.Skipped] = []
+    private(set) var removedSources = 0
     private(set) var firstError: Error?
     /// Set when a commit failed: nothing after it is committed (a worker's error still lets sealed batches commit).
     private var commitFailed = false
@@ -415,14 +455,11 @@ final class ArchiveRun: @unchecked Sendable {
         for user in batch.users {
             do {
                 out.sealed.append(try sealOne(user))
-            } catch let error as VaultError {
-                switch error {
-                case .invalidSource, .notFound:
-                    try vault.removeBundleFiles([user.record.location])
-                    out.failedIds.append(user.record.id)
-                    locked { failed.append(.init(user: user.work.user.rawValue, reason: error.description)) }
-                default: throw error
-                }
+            } catch let failure as UserFailure {
+                // This user only: its partial files go (its row with them, at the commit); the others go on.
+                try vault.removeBundleFiles([user.record.location])
+                out.failedIds.append(user.record.id)
+                locked { failed.append(.init(user: user.work.user.rawValue, reason: failure.reason, path: failure.path)) }
             }
             locked {
                 sealedCount += 1
@@ -449,30 +486,94 @@ final class ArchiveRun: @unchecked Sendable {
                 ])
             }
         }
+        var removed: [Sealed] = [], notRemoved: [ArchiveReport.Skipped] = []
         if !keepSource, !sealed.isEmpty {
-            var parents = Set<String>()
+            // Committed: from here on a source that cannot be removed is that user's problem, never the job's. Its row
+            // stays 'pending-removal' and every run reports it (and retries) until it is gone.
+            var byParent: [String: [Sealed]] = [:]
             for s in sealed {
-                try Posix.removeTree(s.dir)
-                parents.insert(Posix.directoryName(s.dir))
+                do {
+                    try Posix.removeTree(s.dir)
+                    byParent[Posix.directoryName(s.dir), default: []].append(s)
+                } catch {
+                    notRemoved.append(.init(user: s.record.userId, reason: "archived in bundle \(s.record.id), but its source could not be removed: \(error)",
+                                            path: s.dir))
+                }
             }
-            for p in parents { try Posix.syncDirectory(p) }
+            for (parent, users) in byParent.sorted(by: { $0.key < $1.key }) {
+                do {
+                    try Posix.syncDirectory(parent)
+                    removed += users
+                } catch {
+                    notRemoved += users.map {
+                        .init(user: $0.record.userId, reason: "archived in bundle \($0.record.id), but the removal of its source was not made durable: \(error)",
+                              path: $0.dir)
+                    }
+                }
+            }
             try vault.catalog.write { db in
                 let update = try db.cachedStatement(sql: "UPDATE bundles SET source_state = 'removed' WHERE id = ?")
-                for s in sealed { try update.execute(arguments: [s.record.id]) }
+                for s in removed { try update.execute(arguments: [s.record.id]) }
             }
         }
-        locked { archived += sealed.map(\.result) }
+        locked {
+            archived += sealed.map(\.result)
+            removedSources += removed.count
+            sourcesNotRemoved += notRemoved
+        }
+    }
+
+    /// The first entry where two manifests differ (paths compared as bytes): its path in each (nil past the end), or nil
+    /// when they are equal.
+    static func firstDifference(_ a: [Manifest.Entry], _ b: [Manifest.Entry]) -> (String?, String?)? {
+        for i in 0..<max(a.count, b.count) {
+            let x = i < a.count ? a[i] : nil, y = i < b.count ? b[i] : nil
+            guard let x, let y else { return (x?.path, y?.path) }
+            if !x.path.utf8.elementsEqual(y.path.utf8) || x.type != y.type || x.size != y.size || x.mode != y.mode || x.mtime != y.mtime
+                || x.sha256 != y.sha256 { return (x.path, y.path) }
+        }
+        return nil
     }
 
     private func sealOne(_ user: PreparedUser) throws -> Sealed {
         let (item, header, record, userKey) = (user.work, user.header, user.record, user.userKey)
         let path = vault.absolute(record.location)
         let dek = try SecretBytes.random(count: 32)
-        let written = try BundleWriter.seal(source: item.dir, header: header, dataKey: dek, to: path, syncDirectory: false, deferSync: true)
-        // Verify with the DEK still in memory: every chunk, the zstd checksum, every file's SHA-256.
-        let (readBack, manifest) = try BundleReader.verify(path: path, dataKey: dek)
-        guard readBack == header, manifest == written.manifest else {
-            throw VaultError.bundleMismatch(path: path, reason: "read-back verification differs from what was written")
+        let written: SealedBundle
+        do {
+            written = try BundleWriter.seal(source: item.dir, header: header, dataKey: dek, to: path, syncDirectory: false, deferSync: true)
+        } catch let error as VaultError {
+            // The source as it is (unreadable, vanished, a link or device, a bad name): this user fails, the job goes on.
+            switch error {
+            case .invalidSource(let file, _): throw UserFailure(reason: error.description, path: file)
+            case .notFound(let file, _) where file == item.dir: throw UserFailure(reason: "\(item.dir) disappeared while archiving; run again", path: file)
+            default: throw error
+            }
+        } catch let error as ArchiveError {
+            if case .unsupportedEntry = error { throw UserFailure(reason: "cannot archive \(item.dir): \(error)", path: item.dir) }
+            throw error
+        }
+        // Verify with the DEK still in memory: every chunk, the zstd checksum, every file's SHA-256. A bundle that does
+        // not read back as written is this user's failure: it is never committed, and its source stays.
+        let (readBack, manifest): (BundleHeader, Manifest)
+        do {
+            (readBack, manifest) = try BundleReader.verify(path: path, dataKey: dek)
+        } catch let error as VaultError {
+            switch error {
+            case .invalidContents(_, let reason), .corruptBundle(_, let reason), .malformedHeader(_, let reason):
+                throw UserFailure(reason: "its bundle did not read back as written (\(reason)); source \(item.dir) kept", path: item.dir)
+            case .wrongKeyOrModifiedHeader, .notABundle:
+                throw UserFailure(reason: "its bundle did not read back as written (\(error)); source \(item.dir) kept", path: item.dir)
+            default: throw error
+            }
+        }
+        guard readBack == header else {
+            throw UserFailure(reason: "its bundle's header did not read back as written; source \(item.dir) kept", path: item.dir)
+        }
+        if let (listed, seen) = Self.firstDifference(written.manifest.entries, manifest.entries) {
+            let name = listed ?? seen ?? ""
+            throw UserFailure(reason: "its bundle did not read back as written: entry '\(name)' differs from what was sealed; source \(item.dir) kept",
+                              path: item.dir + "/" + name)
         }
         // The DEK is zeroed when `dek` is released at the end of this function.
         let (sealedDEK, innerSHA256) = try KeyHierarchy.sealDataKeyLayers(dek, binding: .init(header: header), userKey: userKey.publicKey,

@@ -2,7 +2,12 @@ import Foundation
 import GRDB
 
 public struct DeleteReport: Sendable, Codable {
-    public enum Outcome: String, Sendable, Codable { case shredded, blocked, alreadyDeleted = "already-deleted", wouldShred = "would-shred" }
+    public enum Outcome: String, Sendable, Codable {
+        case shredded, blocked, alreadyDeleted = "already-deleted", wouldShred = "would-shred"
+        /// A user the vault never archived (`--not-archived`): the request is recorded with its deadline, done, and a
+        /// tombstone keeps the user from ever being archived.
+        case recordedBeforeArchive = "recorded-before-archive", wouldRecordBeforeArchive = "would-record-before-archive"
+    }
     public var user: String
     public var requestId: String
     public var outcome: Outcome
@@ -22,7 +27,11 @@ extension Vault {
     /// G2: records the request first (ledger before destruction), then — unless a legal hold blocks it — destroys
     /// the user's private key, every sealed DEK and bundle file of the user, and writes a tombstone.
     /// Needs no key. Under a hold the request is recorded as blocked and runs when the last hold is released.
-    public func delete(user: UserID, requestId: String, received: Int64?, now: Int64, dryRun: Bool = false) throws -> DeleteReport {
+    /// - Parameter notArchived: the caller says the user may not be archived yet. A user the vault does not know is
+    ///   refused without it (`notArchived`: a typo must not be recorded as a completed deletion); with it, the request
+    ///   is recorded and a tombstone written, so the user is never archived (`recordedBeforeArchive`).
+    public func delete(user: UserID, requestId: String, received: Int64?, now: Int64, dryRun: Bool = false,
+                       notArchived: Bool = false) throws -> DeleteReport {
         let u = user.rawValue
         guard !requestId.isEmpty, requestId.utf8.count <= 200, !requestId.contains(where: { $0.isNewline }) else {
             throw VaultError.invalidArgument("--request-id must be 1-200 characters on one line")
@@ -38,10 +47,11 @@ extension Vault {
             try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM bundles WHERE user_id = ?) OR EXISTS (SELECT 1 FROM tombstones WHERE user_id = ?)",
                               arguments: [u, u]) ?? false
         }
-        guard known else { throw VaultError.unknownUser(u) }
+        guard known || notArchived else { throw VaultError.notArchived(user: u) }
         let holds = try catalog.activeHolds(user: u)
         if dryRun {
-            report.outcome = try catalog.tombstone(user: u) != nil ? .alreadyDeleted : holds.isEmpty ? .wouldShred : .blocked
+            report.outcome = !known ? .wouldRecordBeforeArchive
+                : try catalog.tombstone(user: u) != nil ? .alreadyDeleted : holds.isEmpty ? .wouldShred : .blocked
             report.blockedBy = holds.map(\.caseId)
             return report
         }
@@ -89,6 +99,7 @@ extension Vault {
         let (keys, bundles) = try shredUser(u, requestId: requestId, now: now)
         report.destroyedKeys = keys
         report.removedBundles = bundles
+        if !known { report.outcome = .recordedBeforeArchive }
         report.rootOperations = destructionRoot?.operations
         report.receipt = try hasReceipt(requestId)
         return report

@@ -87,11 +87,31 @@ extension Vault {
     /// when none remains, to the day key of max(original expiry day, release day); then deletion requests that
     /// the hold blocked are executed. The case's hold key is destroyed once no user is held under it.
     public func releaseHold(user: UserID, caseId: String, restoreKey: P256PrivateKey, now: Int64) throws -> HoldReport {
+        try releaseHold(users: [user], caseId: caseId, restoreKey: restoreKey, now: now)[0]
+    }
+
+    /// Releases one case's hold on several users, one after the other (one sweep first), as `releaseHold(user:)` does
+    /// for one. Every user must be held under the case: otherwise nothing changes (`holdNotFound` for the first that is
+    /// not).
+    public func releaseHold(users: [UserID], caseId: String, restoreKey: P256PrivateKey, now: Int64) throws -> [HoldReport] {
+        try requireTrust("hold release")
+        var seen = Set<String>()
+        let users = users.filter { seen.insert($0.rawValue).inserted }
+        for user in users where try !catalog.activeHolds(user: user.rawValue).contains(where: { $0.caseId == caseId }) {
+            throw VaultError.holdNotFound(user: user.rawValue, caseId: caseId)
+        }
+        let sweepReport = try sweep(now: now)
+        return try users.map { user in
+            var report = HoldReport(user: user.rawValue, caseId: caseId, action: "released")
+            report.sweep = sweepReport
+            try releaseHoldOne(user: user, caseId: caseId, restoreKey: restoreKey, now: now, report: &report)
+            return report
+        }
+    }
+
+    private func releaseHoldOne(user: UserID, caseId: String, restoreKey: P256PrivateKey, now: Int64, report: inout HoldReport) throws {
         let u = user.rawValue
         let today = CivilDay(unixSeconds: now)
-        try requireTrust("hold release")
-        var report = HoldReport(user: u, caseId: caseId, action: "released")
-        report.sweep = try sweep(now: now)
         let active = try catalog.activeHolds(user: u)
         guard active.contains(where: { $0.caseId == caseId }) else {
             throw VaultError.holdNotFound(user: u, caseId: caseId)
@@ -137,7 +157,6 @@ extension Vault {
         if others.isEmpty {
             report.executedDeletions = try convergeDeletions(now: now)
         }
-        return report
     }
 
     /// One bundle's new outer seal for a reseal intent, with its seal signature (§3.10).

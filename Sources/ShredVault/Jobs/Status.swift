@@ -26,6 +26,10 @@ public struct VaultStatus: Sendable, Codable {
     /// Open requests past their deadline.
     public var deletionRequestsOverdue: [Request]
     public var keys: [String: Int]
+    /// Archived users whose source directory an archive run could not remove (catalog `source_state`
+    /// `pending-removal`): their data is still in the export. Every archive run retries.
+    public struct PendingRemoval: Sendable, Codable { public var user: String; public var bundleId: String; public var archivedAt: String }
+    public var sourcesPendingRemoval: [PendingRemoval] = []
     public var lastSweepAt: String?
     /// The latest time a job that changed this production vault ran (the clock guard's reference, §6.4).
     public var latestJobAt: String?
@@ -66,7 +70,7 @@ extension Vault {
             clockProblem = Self.clockProblem(verdict, now: now, latest: latest, maxJumpDays: policy.maxClockJumpDays)
                 + "; jobs that change the vault refuse this clock (exit 12) until it is fixed or confirmed with --accept-clock"
         }
-        return try catalog.read { db in
+        var status = try catalog.read { db in
             // Totals kept by triggers (catalog migration v5): O(1) however many bundles there are.
             let live = try Row.fetchOne(db, sql: "SELECT bundles AS n, users, size, plain, held FROM live_stats WHERE id = 1")!
             let next = try Int64.fetchOne(db, sql: """
@@ -101,6 +105,12 @@ extension Vault {
                 auditHeadExportedAt: export.map { Timestamp.format($0.at) }, auditHeadExportAgeSeconds: export.map { max(0, now - $0.at) },
                 auditHeadExportedSeq: export?.seq, auditRecordsAfterExportedHead: export.map { max(0, records - Int($0.seq)) })
         }
+        status.sourcesPendingRemoval = try catalog.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT user_id, id, archived_at FROM bundles WHERE source_state = 'pending-removal' AND state = 'live' ORDER BY user_id, id
+                """).map { .init(user: $0["user_id"], bundleId: $0["id"], archivedAt: Timestamp.format($0["archived_at"])) }
+        }
+        return status
     }
 
     /// Streams live bundles in expiry order, optionally only those expiring before a day and/or of one user.

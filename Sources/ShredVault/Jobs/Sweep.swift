@@ -50,7 +50,8 @@ extension Vault {
         report.destroyedDayKeys = endedKeys.map(\.subject)
         report.expiredBundles = due.count
         report.freedBytes = due.reduce(0) { $0 + $1.size }
-        if dryRun { return report }
+        // A dry run reports exactly what this sweep would do, convergence included, and changes nothing.
+        if dryRun { return try plannedSweep(report, due: due, today: today) }
         if !endedEpochs.isEmpty {
             try recordErasures(endedEpochs, now: now, reason: "backup window of \(policy.backupDays) days ended")
             try destroyKeys(endedEpochs.map(\.keyId), in: keyring)

@@ -65,8 +65,10 @@ public struct ReindexReport: Sendable, Codable {
 extension Vault {
     /// Copies live bundles (only new ones, each verified by SHA-256 after copying) and their DEK sidecars, a consistent
     /// catalog snapshot, a keystore snapshot sealed to the current epoch key, and the config and archive key into `directory`.
+    /// A directory that is not new, empty or a backup of this vault is refused before anything changes (`checkBackupTarget`).
     public func backup(to directory: String, now: Int64, progress: ProgressHandler? = nil) throws -> VaultBackupReport {
         let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        try checkBackupTarget(dir)
         _ = try sweep(now: now)
         try Posix.makeDirectories(dir, mode: 0o700)
         let manifestPath = dir + "/backup.json"
@@ -79,10 +81,13 @@ extension Vault {
         // What an interrupted backup into this directory left (partial copies, a catalog copy, a partial snapshot).
         _ = try Self.removeTemporaryFiles(inBackup: dir)
         let stamp = Timestamp.format(now).replacingOccurrences(of: ":", with: "").replacingOccurrences(of: "-", with: "")
-        // A rerun in the same second (an interrupted backup, a retry) gets its own snapshot name.
+        // A rerun in the same second (an interrupted backup, a retry) gets its own snapshot name, never one a snapshot of
+        // this vault had before (present, or recorded in the catalog and since deleted).
+        let absoluteDir = dir.hasPrefix("/") ? dir : FileManager.default.currentDirectoryPath + "/" + dir
+        let recorded = try catalog.read { db in try String.fetchSet(db, sql: "SELECT path FROM backups") }
         var snapshotName = "keystore-\(stamp).svks"
         var n = 2
-        while Posix.exists(dir + "/" + snapshotName) {
+        while Posix.exists(dir + "/" + snapshotName) || recorded.contains(absoluteDir + "/" + snapshotName) {
             snapshotName = "keystore-\(stamp)-\(n).svks"
             n += 1
         }

@@ -42,7 +42,9 @@ public final class Keystore: @unchecked Sendable {
     /// The outer wrap of every stored private key (§3.7); set by the vault when it opens the database.
     var ratchet: KeystoreRatchet?
 
-    public init(path: String, kind: Kind = .keystore) throws {
+    /// - Parameter readOnly: a job that changes nothing: it leaves the file's mode alone, so it also reads a file it may
+    ///   not write (SQLite opens such a file read-only by itself; a migration still pending then fails).
+    public init(path: String, kind: Kind = .keystore, readOnly: Bool = false) throws {
         self.path = path
         self.kind = kind
         var config = Configuration()
@@ -100,7 +102,7 @@ public final class Keystore: @unchecked Sendable {
                 }
             }
             try migrator.migrate(queue)
-            try Posix.setPermissions(path, 0o600)
+            if !readOnly { try Posix.setPermissions(path, 0o600) }
         } catch let e as DatabaseError {
             throw VaultError.database(path: path, message: e.message ?? "\(e)")
         }

@@ -332,6 +332,38 @@ final class FileLock {
         }
     }
 
+    /// A read-only job's shared lock, needing no write access to the vault: the lock file is opened read-only
+    /// (`flock` works on any descriptor) and never followed through a symbolic link; it is created only when it is
+    /// missing and the directory allows it. Where it cannot be opened at all (a read-only file system that has none, a
+    /// lock file this user may not read), the job takes no lock and reads as it finds the vault: the descriptor held is
+    /// the vault directory's, locked by nothing.
+    init(readOnlyAt path: String, wait: Double) throws {
+        func unavailable(_ code: Int32) -> Bool { code == EACCES || code == EPERM || code == EROFS }
+        var lockable = true
+        do {
+            file = try FileDescriptor(open: path, flags: O_RDONLY | O_NOFOLLOW)
+        } catch VaultError.io(_, _, let code) where code == ENOENT {
+            do {
+                file = try FileDescriptor(open: path, flags: O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+            } catch VaultError.io(_, _, let code) where code == EEXIST {
+                file = try FileDescriptor(open: path, flags: O_RDONLY | O_NOFOLLOW)  // a job made it meanwhile
+            } catch VaultError.io(_, _, let code) where unavailable(code) {
+                file = try FileDescriptor(open: Posix.directoryName(path), flags: O_RDONLY | O_DIRECTORY)
+                lockable = false
+            }
+        } catch VaultError.io(_, _, let code) where unavailable(code) {
+            file = try FileDescriptor(open: Posix.directoryName(path), flags: O_RDONLY | O_DIRECTORY)
+            lockable = false
+        }
+        guard lockable else { return }
+        let deadline = Double(time(nil)) + max(0, wait)
+        while flock(file.fd, LOCK_SH | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else { throw VaultError.io(operation: "flock", path: path, errno: errno) }
+            guard Double(time(nil)) < deadline else { throw VaultError.locked(path: path) }
+            usleep(100_000)
+        }
+    }
+
     deinit { _ = flock(file.fd, LOCK_UN) }
 }
 

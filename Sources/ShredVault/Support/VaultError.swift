@@ -59,6 +59,10 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     case holdRequired(user: String, caseId: String)
     /// `hold release` of a case that is not active on the user.
     case holdNotFound(user: String, caseId: String)
+    /// `delete` of a user the vault does not know, without `--not-archived` (a typo, or a user not archived yet).
+    case notArchived(user: String)
+    /// `backup --to` a directory that holds something other than a backup of this vault; nothing was written.
+    case backupTargetRefused(path: String, reason: String)
     /// The data's key was destroyed.
     case unrecoverable(user: String, date: String, reason: String)
     /// A bundle file does not match its catalog entry (moved, replaced, foreign vault).
@@ -132,6 +136,11 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
             return "user \(user) has no active hold for case \(caseId); place one first with `shredvault hold place \(user) --case \(caseId) --reason TEXT`"
         case .holdNotFound(let user, let caseId):
             return "user \(user) has no active hold for case \(caseId); see `shredvault hold list --user \(user)`"
+        case .notArchived(let user):
+            return "user \(user) is unknown to this vault (never archived) and nothing was recorded: check the user id; if the user is "
+                + "not archived yet, run the same delete with --not-archived to record the request and a tombstone, so it never is"
+        case .backupTargetRefused(let path, let reason):
+            return "refusing to back up into \(path): \(reason); nothing was written: use a new or empty directory, or one that holds a backup of this vault"
         case .unrecoverable(let user, let date, let reason):
             return "user \(user) is unrecoverable: key destroyed on \(date) (\(reason))"
         case .bundleMismatch(let path, let reason):

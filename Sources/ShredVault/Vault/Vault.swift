@@ -129,7 +129,8 @@ public final class Vault: @unchecked Sendable {
             throw VaultError.invalidArgument("\(root) is a vault whose `shredvault recover` was interrupted; run the same recover command again to finish it")
         }
         guard Posix.exists(Self.configPath(root)) else { throw VaultError.vaultNotFound(path: root) }
-        lock = try FileLock(path: root + "/lock", wait: lockWait, shared: readOnly)
+        // A read-only job needs no write access to the vault (§6): its shared lock opens the lock file read-only.
+        lock = readOnly ? try FileLock(readOnlyAt: root + "/lock", wait: lockWait) : try FileLock(path: root + "/lock", wait: lockWait)
         config = try VaultConfig.parse(try Posix.readTextFile(Self.configPath(root)), path: Self.configPath(root))
         archiveKey = try MasterKey.decodeArchiveKey(try Posix.readTextFile(Self.archiveKeyPath(root)), path: Self.archiveKeyPath(root))
         // G8: master.pub must be the key the restore-key holder signed the trust record with, and (for jobs that
@@ -171,12 +172,12 @@ public final class Vault: @unchecked Sendable {
             let directory = Posix.directoryName(kr)
             guard let st = try Posix.status(directory), st.kind == .directory else { throw VaultError.notFound(path: directory, what: "keyring directory") }
         }
-        catalog = try Catalog(path: root + "/catalog.db", create: createMissingCatalog)
+        catalog = try Catalog(path: root + "/catalog.db", create: createMissingCatalog, readOnly: readOnly)
         let ks = config.keystorePath.hasPrefix("/") ? config.keystorePath : root + "/" + config.keystorePath
         if !createMissingKeystore { guard Posix.exists(ks) else { throw VaultError.notFound(path: ks, what: "keystore") } }
         try Posix.makeDirectories(Posix.directoryName(ks), mode: 0o700)
-        keystore = try Keystore(path: ks)
-        keyring = try Keystore(path: kr, kind: .keyring)
+        keystore = try Keystore(path: ks, readOnly: readOnly)
+        keyring = try Keystore(path: kr, kind: .keyring, readOnly: readOnly)
         destructionRoot = try Self.openRoot(config)
         attachRatchets()
         // Every write transaction that appends audit records also appends their signed head (§6.2).

@@ -18,8 +18,11 @@ struct ArchiveCommand: ParsableCommand {
             Needs no restore key: the job holds only the vault's public key and cannot decrypt older bundles. \
             It first finishes what an interrupted run left and runs the overdue sweep. A deleted user \
             (tombstone) is never archived again; if their data reappears in the source it is reported as a \
-            warning. A malformed accounts.csv stops the job before anything changes (exit 65); a user that \
-            cannot be archived is reported and the job goes on (exit 65 at the end).
+            warning. A malformed accounts.csv stops the job before anything changes (exit 65). A user that \
+            cannot be archived (an unreadable or vanished file, a link, a bundle that does not read back as \
+            written) is named on stderr with the file concerned and keeps its source, and the job goes on; so \
+            does a committed user whose source cannot be removed (reported by every run and by `status` until \
+            it is gone). Either makes the job exit 3 at the end.
 
             Example:
               shredvault archive --vault /srv/shredvault --source /srv/export --dry-run
@@ -75,11 +78,14 @@ struct ArchiveCommand: ParsableCommand {
             } else {
                 printText(report)
             }
-            if !report.failed.isEmpty {
-                for f in report.failed { printError("user \(f.user) was not archived: \(f.reason)") }
-                printError("\(Output.plural(report.failed.count, "user")) failed; their source data is untouched. Fix them and run archive again")
-                throw ExitCode(ExitCodes.dataError)
+            for f in report.failed { printError("user \(f.user) was not archived: \(f.reason)") }
+            for f in report.sourcesNotRemoved {
+                printError("user \(f.user): \(f.reason); it stays in the export until removed (every archive run retries; `status` lists it)")
             }
+            if !report.failed.isEmpty {
+                printError("\(Output.plural(report.failed.count, "user")) failed; their source data is untouched. Fix them and run archive again")
+            }
+            if report.isPartial { throw ExitCode(ExitCodes.partialFailure) }
             try job.succeeded(vault, record: !dryRun, [
                 "dry_run": .stringConvertible(dryRun), "candidates": .stringConvertible(report.candidates),
                 "archived_users": .stringConvertible(report.archived.count), "skipped_users": .stringConvertible(report.skipped.count),

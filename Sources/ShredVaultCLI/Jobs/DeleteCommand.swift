@@ -14,6 +14,11 @@ struct DeleteCommand: ParsableCommand {
             and exits 10; it runs automatically when the last hold on the user is released. Repeating a request \
             id is safe: a deleted user reports "already-deleted" (exit 0).
 
+            A user the vault does not know (never archived) is refused (exit 66), in case the id is a typo. If the \
+            user is simply not archived yet, pass --not-archived: the request is recorded with its deadline and a \
+            tombstone is written, so the nightly job never archives the user ("recorded-before-archive"); remove \
+            the user's data from the export as well.
+
             Every completed request gets a signed receipt (`shredvault receipt export ID`) to hand to the user.
 
             Example:
@@ -35,6 +40,9 @@ struct DeleteCommand: ParsableCommand {
     @Flag(help: "Report what would happen; record and change nothing.")
     var dryRun = false
 
+    @Flag(help: "The user may not be archived yet: if the vault does not know the user, record the request and a tombstone so it never is.")
+    var notArchived = false
+
     func validate() throws {
         guard UserID(user) != nil else {
             throw ValidationError("'\(user)' is not a valid user id: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with . or -")
@@ -55,7 +63,7 @@ struct DeleteCommand: ParsableCommand {
         try reportingErrors { try job.run {
             let vault = try global.openVault(dryRun: dryRun)
             let report = try vault.delete(user: UserID(user)!, requestId: requestId, received: received.flatMap(Timestamp.parse),
-                                          now: global.now, dryRun: dryRun)
+                                          now: global.now, dryRun: dryRun, notArchived: notArchived)
             if global.json {
                 try Output.json(report)
             } else {
@@ -72,6 +80,11 @@ struct DeleteCommand: ParsableCommand {
                           : "user \(report.user) was already deleted; request \(report.requestId) recorded as done")
                 case .wouldShred:
                     print("dry run: would shred user \(report.user) now (request \(report.requestId), due \(report.deadline)); nothing changed")
+                case .recordedBeforeArchive:
+                    print("recorded request \(report.requestId) for user \(report.user), not archived yet (received \(report.receivedAt), due \(report.deadline)): "
+                          + "tombstone written, the user is never archived; remove its data from the export")
+                case .wouldRecordBeforeArchive:
+                    print("dry run: user \(report.user) is not archived; would record request \(report.requestId) (due \(report.deadline)) and a tombstone; nothing changed")
                 case .blocked:
                     let cases = report.blockedBy.joined(separator: ", ")
                     print(dryRun

@@ -83,6 +83,10 @@ struct StatusCommand: ParsableCommand {
                 Output.warning("\(Output.plural(s.deletionRequestsOverdue.count, "deletion request")) past the deadline (see above)")
             }
             if let problem = s.clockProblem { Output.warning(problem) }
+            for p in s.sourcesPendingRemoval {
+                Output.warning("user \(p.user) was archived (bundle \(p.bundleId)) but its source is still in the export: "
+                               + "an archive run could not remove it; fix that and run archive again")
+            }
             try job.writeMetrics(vault)
             if health, !verdict.healthy {
                 for r in verdict.reasons { FileHandle.standardError.write(Data("shredvault: unhealthy: \(r.kind): \(r.message)\n".utf8)) }
@@ -109,6 +113,9 @@ struct StatusCommand: ParsableCommand {
         for r in s.deletionRequestsDueSoon { print("  due soon " + describe(r)) }
         let roles = ["day", "user", "hold", "epoch"].filter { s.keys[$0] != nil } + s.keys.keys.filter { !["day", "user", "hold", "epoch"].contains($0) }.sorted()
         print("keys:       " + (roles.isEmpty ? "none" : roles.map { "\(s.keys[$0]!) \($0)" }.joined(separator: ", ")))
+        if !s.sourcesPendingRemoval.isEmpty {
+            print("sources not removed: \(s.sourcesPendingRemoval.map(\.user).joined(separator: ", ")) (archived; still in the export)")
+        }
         print("last sweep: \(s.lastSweepAt ?? "never")")
         if !s.drill {
             print("clock:      latest job \(s.latestJobAt ?? "never"); jobs refuse a clock more than 5 minutes behind it or more than "

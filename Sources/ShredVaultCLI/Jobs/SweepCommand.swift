@@ -6,10 +6,12 @@ struct SweepCommand: ParsableCommand {
         commandName: "sweep",
         abstract: "Destroy the day keys of ended days and remove the bundles that expired with them.",
         discussion: """
-            A bundle may be decrypted until the end of its expiry day (UTC). sweep destroys the day key of every \
-            day that has ended (the keystore is VACUUMed so the key bytes survive in no file), then removes the \
-            expired bundle files and their sealed data keys. Bundles under a legal hold are sealed to their \
-            case's key instead and survive. Idempotent; needs no key.
+            A bundle may be decrypted until the end of its expiry day (UTC). sweep first finishes what interrupted \
+            jobs left (temporary files, job steps, deletion requests, unused hold keys), destroys the day key of \
+            every day that has ended (the keystore is VACUUMed so the key bytes survive in no file) and the \
+            backup-epoch keys whose window ended, then removes the expired bundle files and their sealed data \
+            keys. Bundles under a legal hold are sealed to their case's key instead and survive. Idempotent; \
+            needs no key. --dry-run reports all of this, as the sweep would do it now, and changes nothing.
 
             Every job that changes the vault (archive, delete, hold, restore) runs this sweep first, so a \
             missed night does not extend the archive limit past the next job; schedule it anyway right after \
@@ -34,14 +36,31 @@ struct SweepCommand: ParsableCommand {
                 "expired_bundles": .stringConvertible(report.expiredBundles), "freed_bytes": .stringConvertible(report.freedBytes),
             ])
             if global.json { return try Output.json(report) }
-            let keys = report.destroyedDayKeys.isEmpty ? "no day keys"
+            var keys = report.destroyedDayKeys.isEmpty ? "no day keys"
                 : "the day keys of \(Output.plural(report.destroyedDayKeys.count, "day")) (\(report.destroyedDayKeys.joined(separator: ", ")))"
+            if !report.destroyedEpochKeys.isEmpty {
+                keys += ", the backup-epoch keys of \(Output.plural(report.destroyedEpochKeys.count, "epoch")) starting "
+                    + report.destroyedEpochKeys.joined(separator: ", ") + " (their keystore snapshots become unreadable)"
+            }
             let bundles = "\(Output.plural(report.expiredBundles, "expired bundle")) (\(Output.bytes(report.freedBytes)))"
+            let first = Self.convergence(report.converged)
             if report.dryRun {
-                print("dry run \(report.today): would destroy \(keys) and remove \(bundles); nothing changed")
+                print("dry run \(report.today): " + (first.isEmpty ? "" : "would first " + first.joined(separator: "; ") + "; then ")
+                      + "would destroy \(keys) and remove \(bundles); nothing changed")
             } else {
-                print("sweep \(report.today): destroyed \(keys), removed \(bundles)")
+                print("sweep \(report.today): " + (first.isEmpty ? "" : first.joined(separator: "; ") + "; ") + "destroyed \(keys), removed \(bundles)")
             }
         } }
+    }
+
+    /// What the sweep finishes first for interrupted jobs (`SweepReport.converged`), one phrase per kind.
+    static func convergence(_ c: ConvergeReport?) -> [String] {
+        guard let c else { return [] }
+        var parts: [String] = []
+        if !c.removedLeftovers.isEmpty { parts.append("remove \(Output.plural(c.removedLeftovers.count, "temporary file")) of interrupted jobs") }
+        if !c.resumedIntents.isEmpty { parts.append("finish \(Output.plural(c.resumedIntents.count, "interrupted job step")) (\(c.resumedIntents.joined(separator: ", ")))") }
+        if !c.completedDeletions.isEmpty { parts.append("complete deletion requests \(c.completedDeletions.joined(separator: ", "))") }
+        if !c.destroyedHoldKeys.isEmpty { parts.append("destroy the unused hold keys of \(c.destroyedHoldKeys.joined(separator: ", "))") }
+        return parts
     }
 }
