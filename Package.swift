@@ -13,6 +13,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        // Leveled job logs on stderr (text, JSON or journald priority prefixes): the CLI only.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System libraries (Debian: libssl-dev, libarchive-dev, libzstd-dev, zlib1g-dev).
@@ -51,7 +53,8 @@ let package = Package(
         // The `shredvault` command-line tool.
         .executableTarget(
             name: "ShredVaultCLI",
-            dependencies: ["ShredVault", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ShredVault", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                           .product(name: "Logging", package: "swift-log")]
         ),
 
         .testTarget(name: "VaultCryptoTests", dependencies: ["VaultCrypto", "VaultArchive"],

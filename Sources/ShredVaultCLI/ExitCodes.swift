@@ -21,6 +21,8 @@ enum ExitCodes {
     static let clockRefused: Int32 = 12
     static let keyringMismatch: Int32 = 13
     static let locked: Int32 = 75
+    /// `status --health` found the vault unhealthy (reasons on stderr).
+    static let unhealthy: Int32 = 20
 
     static func code(for error: VaultError) -> Int32 {
         switch error {

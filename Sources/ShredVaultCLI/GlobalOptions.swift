@@ -8,6 +8,8 @@ struct GlobalOptions: ParsableArguments {
     static let vaultVariable = "SHREDVAULT_VAULT"
     static let restoreKeyVariable = "SHREDVAULT_MASTER_KEY_FILE"
     static let nowVariable = "SHREDVAULT_NOW"
+    static let metricsFileVariable = "SHREDVAULT_METRICS_FILE"
+    static let logFormatVariable = "SHREDVAULT_LOG_FORMAT"
 
     @Option(name: .customLong("vault"), help: ArgumentHelp("Vault directory (default: $SHREDVAULT_VAULT).", valueName: "DIR"))
     var vaultOption: String?
@@ -33,6 +35,30 @@ struct GlobalOptions: ParsableArguments {
                                valueName: "SECONDS"))
     var lockWait: Double = 0
 
+    @Option(name: .customLong("metrics-file"),
+            help: ArgumentHelp("Write the vault's metrics in Prometheus text format to FILE when the command ends (archive, sweep, delete, backup, hold, restore: after a success; check: also after violations; status: always), atomically (temporary file and rename in its directory), for node_exporter's textfile collector: name it *.prom (default: $SHREDVAULT_METRICS_FILE).",
+                               valueName: "FILE"))
+    var metricsFileOption: String?
+
+    @Option(name: .customLong("log-format"),
+            help: ArgumentHelp("Log lines on stderr as text (default; off a terminal each starts with a journald priority such as <6>) or json, one object per line (default: $SHREDVAULT_LOG_FORMAT).",
+                               valueName: "text|json"))
+    var logFormatOption: String?
+
+    @Flag(name: [.short, .long], help: "Log one line when a job starts and one when it ends, with its duration and counts (level info); archive also prints one line per user.")
+    var verbose = false
+
+    @Flag(name: [.short, .long], help: "Print no warning; only results and the one error line of a failure.")
+    var quiet = false
+
+    /// The metrics file from `--metrics-file` or the environment, if either names one.
+    var metricsFile: String? { nonEmpty(metricsFileOption) ?? nonEmpty(Self.environment(Self.metricsFileVariable)) }
+
+    /// The log format (`validate()` and `checkSettings()` rejected any other text).
+    var logFormat: JobLog.Format { logFormatText.flatMap(JobLog.Format.init(rawValue:)) ?? .text }
+
+    private var logFormatText: String? { nonEmpty(logFormatOption) ?? nonEmpty(Self.environment(Self.logFormatVariable)) }
+
     /// The vault directory from `--vault` or the environment ("" if neither; `checkSettings()` reports that).
     var vaultPath: String { nonEmpty(vaultOption) ?? nonEmpty(Self.environment(Self.vaultVariable)) ?? "" }
 
@@ -51,13 +77,19 @@ struct GlobalOptions: ParsableArguments {
 
     func validate() throws {
         guard lockWait.isFinite, lockWait >= 0 else { throw ValidationError("--lock-wait must be a number of seconds, 0 or more") }
+        guard !(verbose && quiet) else { throw ValidationError("--verbose and --quiet exclude each other") }
     }
 
     /// Checks the values that may come from the environment: a vault is named, the clock parses. These fail as
     /// one `shredvault: error:` line with exit 64 (not the usage screen), since the culprit may be a variable.
     func checkSettings(needsVault: Bool = true) throws {
+        JobLog.bootstrap(self)
         if needsVault, vaultPath.isEmpty {
             throw VaultError.invalidArgument("no vault given: pass --vault DIR or set \(Self.vaultVariable)")
+        }
+        if let text = logFormatText, JobLog.Format(rawValue: text) == nil {
+            let source = nonEmpty(logFormatOption) != nil ? "--log-format" : Self.logFormatVariable
+            throw VaultError.invalidArgument("\(source) '\(text)' is not a log format: use text or json")
         }
         if let text = nowText, let source = nowSource {
             guard let t = Timestamp.parse(text) else {

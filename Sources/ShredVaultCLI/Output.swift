@@ -123,6 +123,7 @@ enum Output {
     }
 
     static func warning(_ message: String) {
+        if JobLog.quiet { return }
         FileHandle.standardError.write(Data("shredvault: warning: \(message)\n".utf8))
     }
 

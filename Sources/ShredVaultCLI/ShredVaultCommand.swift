@@ -29,6 +29,15 @@ struct ShredVaultCommand: ParsableCommand {
               SHREDVAULT_NOW              --now TIME (simulated clock, ISO-8601; a production
                                           vault takes it only for commands that change
                                           nothing; a drill vault for every command)
+              SHREDVAULT_METRICS_FILE     --metrics-file FILE (Prometheus text file)
+              SHREDVAULT_LOG_FORMAT       --log-format text|json
+
+            MONITORING
+              -v logs one line when a job starts and one when it ends (duration,
+              counts) on stderr; off a terminal each line starts with a journald
+              priority (<6> info). archive, sweep, delete, backup, check and status
+              write --metrics-file for node_exporter's textfile collector; status
+              --health exits 20 when the vault needs attention (see status --help).
 
             CLOCK AND DRILLS
               A production vault remembers the latest time a job that changed it ran.
@@ -57,6 +66,7 @@ struct ShredVaultCommand: ParsableCommand {
                   the vault's latest job or jumped too far ahead (--accept-clock)
               13  keyring refused: empty, foreign, replaced, a drill's, or this
                   directory is a copy of the vault that owns it (shredvault drill)
+              20  status --health: the vault is unhealthy (one line per reason)
               64  usage error (bad option or value, no --vault)
               65  bad data: malformed accounts.csv, corrupt, truncated or tampered
                   bundle; archive: some users failed (the others were archived);

@@ -42,6 +42,8 @@ public struct VaultStatus: Sendable, Codable {
     public var auditHeadExportAgeSeconds: Int64?
     public var auditHeadExportedSeq: Int64?
     public var auditRecordsAfterExportedHead: Int?
+    /// The health verdict (`status --health`); set by the caller with `Vault.health(now:thresholds:)`.
+    public var health: VaultHealth? = nil
 }
 
 public struct ListedBundle: Sendable, Codable {

@@ -44,8 +44,8 @@ struct ArchiveCommand: ParsableCommand {
     @Option(name: .customLong("user"), help: ArgumentHelp("Archive only this user (repeatable; must be listed in accounts.csv).", valueName: "ID"))
     var users: [String] = []
 
-    @Flag(name: [.short, .long], help: "Print one line per archived user.")
-    var verbose = false
+    /// `-v` (a global option): also one line per archived user on stdout.
+    private var verbose: Bool { global.verbose }
 
     @Option(help: ArgumentHelp("Worker threads sealing users concurrently (default: one per core; a separate thread does the database writes, fsyncs and commits).", valueName: "N"))
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
@@ -59,7 +59,8 @@ struct ArchiveCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        let job = JobRun("archive", global)
+        try reportingErrors { try job.run {
             let vault = try global.openVault(dryRun: dryRun)
             let options = ArchiveOptions(source: source, keepSource: keepSource, dryRun: dryRun,
                                          users: users.isEmpty ? nil : users.compactMap(UserID.init), jobs: jobs)
@@ -85,7 +86,13 @@ struct ArchiveCommand: ParsableCommand {
                 printError("\(Output.plural(report.failed.count, "user")) failed; their source data is untouched. Fix them and run archive again")
             }
             if report.isPartial { throw ExitCode(ExitCodes.partialFailure) }
-        }
+            try job.succeeded(vault, record: !dryRun, [
+                "dry_run": .stringConvertible(dryRun), "candidates": .stringConvertible(report.candidates),
+                "archived_users": .stringConvertible(report.archived.count), "skipped_users": .stringConvertible(report.skipped.count),
+                "plaintext_bytes": .stringConvertible(report.plaintextBytes),
+                "bundle_bytes": .stringConvertible(report.archived.reduce(Int64(0)) { $0 + $1.bundleBytes }),
+            ])
+        } }
     }
 
     private func printText(_ report: ArchiveReport) {

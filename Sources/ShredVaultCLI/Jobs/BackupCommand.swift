@@ -20,7 +20,8 @@ struct BackupCommand: ParsableCommand {
     var directory: String
 
     func run() throws {
-        try reportingErrors {
+        let job = JobRun("backup", global)
+        try reportingErrors { try job.run {
             let vault = try global.openVault()
             let progress = ProgressLine("copying")
             let report: VaultBackupReport
@@ -28,11 +29,15 @@ struct BackupCommand: ParsableCommand {
                 defer { progress.finish() }
                 report = try vault.backup(to: directory, now: global.now, progress: progress.handler)
             }
+            try job.succeeded(vault, [
+                "live_bundles": .stringConvertible(report.liveBundles), "copied_bundles": .stringConvertible(report.copiedBundles),
+                "copied_bytes": .stringConvertible(report.copiedBytes), "present_bundles": .stringConvertible(report.presentBundles),
+            ])
             if global.json { return try Output.json(report) }
             print("backed up \(Output.plural(report.liveBundles, "live bundle")) to \(report.directory): copied \(report.copiedBundles) "
                   + "(\(Output.bytes(report.copiedBytes))), \(report.presentBundles) already there; keystore snapshot \(report.keystoreSnapshot) "
                   + "unreadable from \(report.unreadableFrom)")
-        }
+        } }
     }
 }
 

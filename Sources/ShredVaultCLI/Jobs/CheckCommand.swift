@@ -40,7 +40,8 @@ struct CheckCommand: ParsableCommand {
     var quick = false
 
     func run() throws {
-        try reportingErrors {
+        let job = JobRun("check", global)
+        try reportingErrors { try job.run {
             let vault = try global.openVault(readOnly: true)
             let key = readData ? try vault.restoreKey(path: global.restoreKeyPath) : nil
             let progress = ProgressLine(readData ? "decrypting" : "checking")
@@ -49,6 +50,8 @@ struct CheckCommand: ParsableCommand {
                 defer { progress.finish() }
                 report = try vault.check(now: global.now, readData: readData, restoreKey: key, quick: quick, progress: progress.handler)
             }
+            // Best effort: a user without write access to the catalog may still check (status --health reads it).
+            try? vault.recordCheckOutcome(ok: report.ok, at: global.now)
             if global.json {
                 try Output.json(report)
             } else {
@@ -61,8 +64,13 @@ struct CheckCommand: ParsableCommand {
             }
             if !report.ok {
                 printError("check found \(Output.plural(report.violations.count, "violation")) (listed on stdout); see `shredvault check --help` for each kind")
+                try? job.writeMetrics(vault)
                 throw ExitCode(ExitCodes.violations)
             }
-        }
+            try job.succeeded(vault, [
+                "checked_bundles": .stringConvertible(report.checkedBundles), "checked_bytes": .stringConvertible(report.checkedBytes),
+                "read_data": .stringConvertible(report.readData), "violations": .stringConvertible(report.violations.count),
+            ])
+        } }
     }
 }

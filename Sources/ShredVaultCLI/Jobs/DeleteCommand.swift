@@ -59,7 +59,8 @@ struct DeleteCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        let job = JobRun("delete", global)
+        try reportingErrors { try job.run {
             let vault = try global.openVault(dryRun: dryRun)
             let report = try vault.delete(user: UserID(user)!, requestId: requestId, received: received.flatMap(Timestamp.parse),
                                           now: global.now, dryRun: dryRun, notArchived: notArchived)
@@ -97,6 +98,10 @@ struct DeleteCommand: ParsableCommand {
                     : VaultError.blockedByHold(user: report.user, cases: report.blockedBy).description)
                 throw ExitCode(ExitCodes.blockedByHold)
             }
-        }
+            try job.succeeded(vault, record: !dryRun, [
+                "dry_run": .stringConvertible(dryRun), "request_id": .string(report.requestId), "outcome_kind": .string("\(report.outcome)"),
+                "destroyed_keys": .stringConvertible(report.destroyedKeys), "removed_bundles": .stringConvertible(report.removedBundles),
+            ])
+        } }
     }
 }

@@ -40,8 +40,10 @@ struct HoldPlace: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        let job = JobRun("hold-place", global)
+        try reportingErrors { try job.run {
             let vault = try global.openVault()
+            job.vault = vault
             let key = try vault.restoreKey(path: global.restoreKeyPath)
             if all || users.count > 1 {
                 let targets = all ? try vault.liveUserIds() : users.compactMap(UserID.init)
@@ -64,7 +66,7 @@ struct HoldPlace: ParsableCommand {
                       + "the user's data survives its expiry day and deletion requests until the hold is released")
             }
             if report.remainingHolds.count > 1 { print("active holds on \(report.user): \(report.remainingHolds.joined(separator: ", "))") }
-        }
+        } }
     }
 }
 

@@ -39,8 +39,10 @@ struct HoldRelease: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        let job = JobRun("hold-release", global)
+        try reportingErrors { try job.run {
             let vault = try global.openVault()
+            job.vault = vault
             let key = try vault.restoreKey(path: global.restoreKeyPath)
             if all || users.count > 1 {
                 let targets = all ? try vault.heldUsers(caseId: caseId) : users.compactMap(UserID.init)
@@ -71,6 +73,6 @@ struct HoldRelease: ParsableCommand {
             if !report.executedDeletions.isEmpty {
                 print("executed blocked deletion request\(report.executedDeletions.count == 1 ? "" : "s") \(report.executedDeletions.joined(separator: ", ")): user \(report.user) shredded")
             }
-        }
+        } }
     }
 }

@@ -47,8 +47,10 @@ struct RestoreCommand: ParsableCommand {
     }
 
     func run() throws {
-        try reportingErrors {
+        let job = JobRun("restore", global)
+        try reportingErrors { try job.run {
             let vault = try global.openVault()
+            job.vault = vault
             let key = try vault.restoreKey(path: global.restoreKeyPath)
             if allHeld || users.count > 1 {
                 let targets = allHeld ? try vault.heldUsers(caseId: caseId) : users.compactMap(UserID.init)
@@ -73,6 +75,6 @@ struct RestoreCommand: ParsableCommand {
             if report.bundles.count > 1 {
                 for b in report.bundles { print("  bundle \(b.bundleId) -> \(b.target): \(Output.plural(b.files, "file")) (\(Output.bytes(b.bytes)))") }
             }
-        }
+        } }
     }
 }

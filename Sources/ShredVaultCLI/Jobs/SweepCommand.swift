@@ -27,9 +27,14 @@ struct SweepCommand: ParsableCommand {
     var dryRun = false
 
     func run() throws {
-        try reportingErrors {
+        let job = JobRun("sweep", global)
+        try reportingErrors { try job.run {
             let vault = try global.openVault(dryRun: dryRun)
             let report = try vault.sweep(now: global.now, dryRun: dryRun)
+            try job.succeeded(vault, record: !dryRun, [
+                "dry_run": .stringConvertible(dryRun), "destroyed_day_keys": .stringConvertible(report.destroyedDayKeys.count),
+                "expired_bundles": .stringConvertible(report.expiredBundles), "freed_bytes": .stringConvertible(report.freedBytes),
+            ])
             if global.json { return try Output.json(report) }
             var keys = report.destroyedDayKeys.isEmpty ? "no day keys"
                 : "the day keys of \(Output.plural(report.destroyedDayKeys.count, "day")) (\(report.destroyedDayKeys.joined(separator: ", ")))"
@@ -45,7 +50,7 @@ struct SweepCommand: ParsableCommand {
             } else {
                 print("sweep \(report.today): " + (first.isEmpty ? "" : first.joined(separator: "; ") + "; ") + "destroyed \(keys), removed \(bundles)")
             }
-        }
+        } }
     }
 
     /// What the sweep finishes first for interrupted jobs (`SweepReport.converged`), one phrase per kind.
