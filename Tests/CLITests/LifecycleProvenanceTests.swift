@@ -91,4 +91,13 @@ final class LifecycleProvenanceTests: XCTestCase {
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: s.source + "/users/ua"), "nothing was archived to the attacker's key")
     }
+
+    func testInitRefusesAJobCredentialNamedInItsEnvironment() throws {
+        let s = try Scenario(self)
+        let r = try runShredvault(["init", "--vault", s.vault, "--master-key-file", s.keyFile, "--drill", "--now", SimDay.now(0)],
+                                  environment: ["SHREDVAULT_JOB_KEY": s.dir + "/other-vault.key"])
+        assertOneLineError(r, exit: 64, ["SHREDVAULT_JOB_KEY", "unset it for init"], "init with SHREDVAULT_JOB_KEY set")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: s.vault), "no vault directory")
+        XCTAssertEqual(listing(s.dir + "/secrets"), [], "no restore key, keyring, root or credential")
+    }
 }

@@ -225,6 +225,11 @@ public final class Vault: @unchecked Sendable {
         if absoluteKey.hasPrefix(absoluteRoot + "/") {
             throw VaultError.invalidArgument("the restore key must live outside the vault directory (\(restoreKeyPath) is inside \(root))")
         }
+        // init issues the new vault's own job credential: a $SHREDVAULT_JOB_KEY naming another one (another vault's,
+        // from a job environment) would make the new vault's first job refuse it half-way.
+        if let named = ProcessInfo.processInfo.environment[jobKeyVariable], !named.isEmpty {
+            throw VaultError.invalidArgument("$\(jobKeyVariable) is set (\(named)), but init issues the new vault's own job credential: unset it for init, then point it at the credential init prints")
+        }
         if let st = try Posix.status(root) {
             guard st.kind == .directory, try Posix.listDirectory(root).isEmpty else {
                 throw VaultError.invalidArgument("\(root) exists and is not an empty directory; choose a new vault directory")
