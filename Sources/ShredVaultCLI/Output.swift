@@ -171,14 +171,19 @@ enum Output {
 }
 
 /// The progress line of a long job: on stderr, only when stderr is a terminal, redrawn in place at most
-/// five times a second. It never touches stdout, so `--json` output and pipes stay clean.
+/// five times a second, with the rate and the time left once a few items are done. It never touches stdout, so
+/// `--json` output and pipes stay clean; Ctrl-C (SIGINT) or SIGTERM clears it before the process ends.
 final class ProgressLine {
     private let verb: String
     private let enabled = isatty(2) == 1
     private var lastDraw = 0.0
     private var drawn = false
+    private let started = Date().timeIntervalSince1970
 
-    init(_ verb: String) { self.verb = verb }
+    init(_ verb: String) {
+        self.verb = verb
+        if enabled { Self.clearOnSignal() }
+    }
 
     /// The handler to pass to the library, or nil when stderr is not a terminal.
     var handler: ProgressHandler? {
@@ -192,6 +197,12 @@ final class ProgressLine {
         lastDraw = now
         let percent = total > 0 ? done * 100 / total : 100
         var line = "\(verb) \(done)/\(total) (\(percent)%)"
+        let elapsed = now - started
+        if done >= 3, elapsed >= 1 {
+            let rate = Double(done) / elapsed
+            line += String(format: ", %.1f/s", rate)
+            if total > done { line += ", " + Self.duration(Double(total - done) / rate) + " left" }
+        }
         if !item.isEmpty { line += " \(item)" }
         FileHandle.standardError.write(Data("\r\u{1B}[2K\(line)".utf8))
         drawn = true
@@ -201,5 +212,23 @@ final class ProgressLine {
     func finish() {
         if drawn { FileHandle.standardError.write(Data("\r\u{1B}[2K".utf8)) }
         drawn = false
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? "\(s / 3600)h\(String(format: "%02d", s % 3600 / 60))m" : s >= 60 ? "\(s / 60)m\(String(format: "%02d", s % 60))s" : "\(s)s"
+    }
+
+    /// On SIGINT or SIGTERM: erase the progress line, then end with the default action of the signal (the job's
+    /// convergence on the next run finishes or undoes what it was doing, §6.1).
+    private static func clearOnSignal() {
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig) { received in
+                let erase: [UInt8] = [0x0d, 0x1b, 0x5b, 0x32, 0x4b]  // "\r\e[2K", async-signal-safe write(2)
+                _ = erase.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+                signal(received, SIG_DFL)
+                raise(received)
+            }
+        }
     }
 }
