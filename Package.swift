@@ -45,6 +45,8 @@ let package = Package(
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
             // The destruction root in a PKCS#11 token (vault-format.md §3.8).
             "VaultHSM",
+            // Bundles and DEK sidecars as objects in an S3 bucket (vault-format.md §6.5).
+            "VaultS3",
         ]),
         // Fuzz harness executable (tools/fuzz): replays inputs in normal builds; a libFuzzer binary when built with
         // -sanitize=fuzzer,address -DSHREDVAULT_LIBFUZZER. CFuzzDriver only declares libFuzzer's LLVMFuzzerRunDriver.
@@ -65,6 +67,9 @@ let package = Package(
         .testTarget(name: "VaultHSMTests", dependencies: ["VaultHSM", "VaultCrypto"]),
         // SigV4 known answers, and the client against a real object store (tools/object-store) each test starts.
         .testTarget(name: "VaultS3Tests", dependencies: ["VaultS3", "VaultCrypto"]),
+        // A vault whose bundles are S3 objects (vault-format.md §6.5), against the same real object store;
+        // LocalObjectStore.swift is VaultS3Tests' (a symbolic link).
+        .testTarget(name: "BundleStoreTests", dependencies: ["ShredVault", "VaultS3", "VaultCrypto"]),
         // Replays the committed fuzz seeds (Tests/FuzzCorpus) through every FuzzTargets harness.
         .testTarget(name: "FuzzReplayTests", dependencies: ["ShredVault"]),
     ],

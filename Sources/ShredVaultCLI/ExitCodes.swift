@@ -21,6 +21,8 @@ enum ExitCodes {
     static let clockRefused: Int32 = 12
     static let keyringMismatch: Int32 = 13
     static let locked: Int32 = 75
+    /// The bundle store (S3) is unreachable, refuses the credentials, lacks the bucket, or a request to it failed.
+    static let objectStore: Int32 = 14
     /// `status --health` found the vault unhealthy (reasons on stderr).
     static let unhealthy: Int32 = 20
 
@@ -41,6 +43,7 @@ enum ExitCodes {
         case .keyringMismatch: return keyringMismatch
         case .invalidArgument: return usage
         case .io: return ioError
+        case .objectStore: return objectStore
         case .notArchived: return notFound
         case .backupTargetRefused: return cannotCreate
         }

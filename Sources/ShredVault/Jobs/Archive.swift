@@ -477,6 +477,16 @@ final class ArchiveRun: @unchecked Sendable {
             for file in s.files { try file.sync() }
         }
         for directory in Set(group.map(\.directory)) { try Posix.syncDirectory(directory) }
+        if !vault.store.isLocal {
+            // G4 against an object store (§6.5): each bundle and sidecar is uploaded and read back (HEAD size, and the
+            // SHA-256 of a streamed GET against the one the catalog records) before the commit that lets the sources go.
+            for s in sealed {
+                try vault.store.put(location: s.record.location, from: vault.absolute(s.record.location), sha256: Array(s.record.sha256!))
+                let sidecar = DEKSidecar.location(forBundle: s.record.location)
+                try vault.store.put(location: sidecar, from: vault.absolute(sidecar), sha256: try vault.fileSHA256(vault.absolute(sidecar)))
+            }
+            try vault.reached("archive:uploaded")
+        }
         try vault.catalog.write { db in
             for id in group.flatMap(\.failedIds) { _ = try BundleRecord.deleteOne(db, key: id) }
             for s in sealed {
@@ -484,6 +494,14 @@ final class ArchiveRun: @unchecked Sendable {
                 try Catalog.audit(db, at: now, action: "archive", user: s.record.userId, detail: [
                     "bundle": s.record.id, "expiryDay": expiry.iso, "files": String(s.record.files), "bytes": String(s.record.plaintextBytes),
                 ])
+            }
+        }
+        if !vault.store.isLocal {
+            // The staging copies are not the stored bundles; the store's objects are.
+            for s in sealed {
+                for location in [s.record.location, DEKSidecar.location(forBundle: s.record.location)] {
+                    _ = try Posix.unlinkIfPresent(vault.absolute(location))
+                }
             }
         }
         var removed: [Sealed] = [], notRemoved: [ArchiveReport.Skipped] = []

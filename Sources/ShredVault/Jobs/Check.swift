@@ -73,7 +73,7 @@ extension Vault {
                     violation("key-missing", subject, "its \(b.outerRole ?? "outer") key is not in the keystore: the bundle is unrecoverable")
                 }
                 let sidecarPath = absolute(DEKSidecar.location(forBundle: b.location))
-                if let bytes = try? readAll(sidecarPath), let sidecar = try? DEKSidecar.decode(bytes, path: sidecarPath) {
+                if let bytes = try readSidecarBytes(bundleLocation: b.location), let sidecar = try? DEKSidecar.decode(bytes, path: sidecarPath) {
                     if sidecar.sealedDEK != b.sealedDek.map(Array.init) || sidecar.outerKeyId != b.outerKeyId.map(Array.init) {
                         violation("sidecar", subject, "its DEK sidecar differs from the catalog; reindex would use a stale key")
                     } else if sidecar.provenance != b.provenance {
@@ -84,6 +84,7 @@ extension Vault {
                 }
                 do {
                     let path = try checkBundleFile(b, hash: !quick || readData)
+                    defer { discardFetched(path) }
                     if readData, let restoreKey, let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) {
                         let dek = try openBundleKey(
                             b, role: role, outerKey: try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: b.userId),
@@ -138,6 +139,15 @@ extension Vault {
         }
         for orphan in try orphanBundleFiles(known: knownLocations) where !Self.isTemporaryName(Posix.baseName(orphan)) {
             violation("orphan-file", orphan, "bundle file unknown to the catalog")
+        }
+        // A remote store (§6.5): objects no catalog row names, and multipart uploads an interrupted job left.
+        let (orphanObjects, uploads) = try storeOrphans(known: knownLocations)
+        for location in orphanObjects {
+            violation("orphan-object", (store.url ?? "") + "/" + location.dropFirst("bundles/".count), "object unknown to the catalog")
+        }
+        for key in uploads {
+            violation("incomplete-upload", "multipart upload of object key \(key)",
+                      "multipart upload of an interrupted job; any job that changes the vault (e.g. `shredvault sweep`) aborts it")
         }
         let (kept, counted) = try catalog.read { db in
             (try Row.fetchOne(db, sql: "SELECT bundles, users, size, plain, held FROM live_stats WHERE id = 1"),
@@ -238,6 +248,7 @@ extension Vault {
         let keystoreName = Posix.baseName(keystore.path)
         var known: Set<String> = ["config", "master.pub", "catalog.db", "catalog.db-wal", "catalog.db-shm", "lock", "bundles",
                                    Self.recoveryMarkerName, "trust"]
+        if !store.isLocal { known.insert(Self.stagingDirectory) }
         if keystoreDirectory.hasPrefix(root + "/") { known.insert(String(keystoreDirectory.dropFirst(root.count + 1)).split(separator: "/").first.map(String.init) ?? "") }
         var out: [String] = []
         for name in try Posix.listDirectory(root) where !known.contains(name) && !Self.isTemporaryName(name) { out.append(root + "/" + name) }

@@ -65,7 +65,7 @@ extension Vault {
     public func converge(now: Int64) throws -> ConvergeReport {
         var report = ConvergeReport()
         try convergeRoot()
-        report.removedLeftovers = try removeLeftovers()
+        report.removedLeftovers = try removeLeftovers() + convergeStore()
         try mirrorHoldsToKeyring()
         // Oldest first, until none is left: finishing one may record its follow-up (a release's key destruction).
         // Each step deletes its intent in the transaction that completes it (or throws), so this ends; the bound
@@ -149,13 +149,16 @@ extension Vault {
                 throw VaultError.malformedInput(path: catalog.path, line: 1, reason: "unfinished \(intent.action) of \(intent.user) is malformed")
             }
             // A bundle that is no longer live (never the case right after the intent) keeps no sidecar.
-            guard Posix.exists(absolute(up.location)), var row = byId[up.bundleId] else { continue }
+            // In an object store (§6.5) a live row's object is there (archive commits only after its upload was checked).
+            guard var row = byId[up.bundleId] else { continue }
+            let present: Bool = store.isLocal ? Posix.exists(absolute(up.location)) : row.state == .live
+            guard present else { continue }
             row.outerRole = role.rawValue
             row.outerKeyId = Data(keyId)
             row.sealedDek = Data(sealed)
             row.sealSig = VaultSignature(hex: up.sealSig).map { Data($0.encoded) }
             try writeSidecar(bundleLocation: up.location, row.sidecar!, syncDirectory: false)
-            directories.insert(Posix.directoryName(absolute(up.location)))
+            if store.isLocal { directories.insert(Posix.directoryName(absolute(up.location))) }
         }
         for d in directories.sorted() { try Posix.syncDirectory(d) }
         try reached("\(intent.action):sidecars")

@@ -54,6 +54,10 @@ extension Vault {
             let lock = try FileLock(path: source + "/lock", wait: lockWait, shared: true)
             defer { withExtendedLifetime(lock) {} }
             config = try VaultConfig.parse(try Posix.readTextFile(configPath(source)), path: configPath(source))
+            if let store = config.bundleStore {
+                // A copy would share the bucket: its sweeps and deletions would remove the vault's own objects (§6.5).
+                throw VaultError.invalidArgument("a drill of a vault whose bundles are in object storage (\(store)) is not supported yet")
+            }
             guard let keyringPath = config.keyringPath else {
                 throw VaultError.malformedInput(path: configPath(source), line: 1, reason: "no keyringPath; this vault predates keyrings")
             }

@@ -38,8 +38,21 @@ extension Vault {
     /// Checks that the bundle file is the one the catalog describes (same bytes, and its header names the same
     /// vault, bundle and user) and, in a vault with a trust record, that its signatures verify (§3.10), before any key
     /// is used on it.
+    ///
+    /// In a vault whose bundles are objects (§6.5) the object is first streamed to a private file under `staging/read/`,
+    /// whose path is returned: the caller removes it with `discardFetched` when done with it.
     func checkBundleFile(_ record: BundleRecord, hash: Bool = true) throws -> String {
-        let path = absolute(record.location)
+        if store.isLocal { return try checkBundleFile(record, at: absolute(record.location), hash: hash) }
+        guard let path = try fetchForReading(record.location) else {
+            throw VaultError.notFound(path: (store.url ?? "") + "/" + record.location.dropFirst("bundles/".count), what: "bundle object")
+        }
+        do { return try checkBundleFile(record, at: path, hash: hash) } catch {
+            discardFetched(path)
+            throw error
+        }
+    }
+
+    private func checkBundleFile(_ record: BundleRecord, at path: String, hash: Bool) throws -> String {
         guard let st = try Posix.status(path) else { throw VaultError.notFound(path: path, what: "bundle file") }
         guard st.size == record.size else {
             throw VaultError.bundleMismatch(path: path, reason: "it is \(st.size) bytes, the catalog says \(record.size) (truncated or replaced)")
@@ -81,7 +94,12 @@ extension Vault {
     func removeBundleFile(_ location: String) throws { try removeBundleFiles([location]) }
 
     /// Removes bundle files (and their DEK sidecars) that are present, then fsyncs each affected directory once.
+    /// In a vault whose bundles are objects (§6.5) the objects are deleted too (DeleteObjects, batched), and any
+    /// staging copies.
     func removeBundleFiles(_ locations: [String]) throws {
+        if !store.isLocal {
+            try store.remove(locations.flatMap { [$0, DEKSidecar.location(forBundle: $0)] })
+        }
         var directories = Set<String>()
         for location in locations {
             for path in [absolute(location), absolute(DEKSidecar.location(forBundle: location))] where try Posix.unlinkIfPresent(path) {
@@ -93,6 +111,17 @@ extension Vault {
 
     /// Writes (or replaces) a bundle's DEK sidecar atomically.
     func writeSidecar(bundleLocation: String, _ sidecar: DEKSidecar, syncDirectory: Bool = true) throws {
+        if !store.isLocal {
+            // Staged, uploaded, read back and checked (§6.5), then the staging copy goes.
+            let location = DEKSidecar.location(forBundle: bundleLocation)
+            let bytes = try sidecar.encoded()
+            let staged = absolute(location)
+            try Posix.makeDirectories(Posix.directoryName(staged), mode: 0o700)
+            try Posix.writeFileAtomically(staged, bytes, mode: 0o600, syncDirectory: false)
+            defer { _ = try? Posix.unlinkIfPresent(staged) }
+            try store.put(location: location, from: staged, sha256: try SHA256.hash(bytes))
+            return
+        }
         try Posix.writeFileAtomically(absolute(DEKSidecar.location(forBundle: bundleLocation)), sidecar.encoded(), mode: 0o600,
                                       syncDirectory: syncDirectory)
     }

@@ -95,9 +95,13 @@ extension Vault {
         }
         let userPrivate = try privateKey(role: .user, id: live[0].userKeyId)
         var keys: [(BundleRecord, String, SecretBytes)] = []
+        defer { for (_, path, _) in keys { discardFetched(path) } }
         for b in live {
             let path = try checkBundleFile(b)
-            guard let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) else { throw VaultError.unrecoverable(user: u, date: "?", reason: "no outer key") }
+            guard let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) else {
+                discardFetched(path)
+                throw VaultError.unrecoverable(user: u, date: "?", reason: "no outer key")
+            }
             let outerPrivate = try privateKey(role: role, id: b.outerKeyId, cache: keyCache)
             let userKey = Array(b.userKeyId) == Array(live[0].userKeyId) ? userPrivate : try privateKey(role: .user, id: b.userKeyId)
             let dek = try openBundleKey(b, role: role, outerKey: outerPrivate, userKey: userKey)

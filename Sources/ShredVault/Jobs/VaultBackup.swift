@@ -68,6 +68,9 @@ extension Vault {
     /// A directory that is not new, empty or a backup of this vault is refused before anything changes (`checkBackupTarget`).
     public func backup(to directory: String, now: Int64, progress: ProgressHandler? = nil) throws -> VaultBackupReport {
         let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
+        if let url = store.url {
+            throw VaultError.invalidArgument("backup of a vault whose bundles are in object storage (\(url)) is not supported yet; `keystore backup` still works")
+        }
         try checkBackupTarget(dir)
         _ = try sweep(now: now)
         try Posix.makeDirectories(dir, mode: 0o700)
@@ -321,7 +324,9 @@ extension Vault {
         guard existing == 0 else {
             throw VaultError.invalidArgument("the catalog already indexes \(existing) bundles; reindex rebuilds a lost catalog (move catalog.db aside first)")
         }
-        let files = try bundleTreeFiles().filter { name in
+        // A remote store (§6.5) is listed; each bundle and sidecar is streamed to a private staging copy to be read.
+        let stored: [String] = store.isLocal ? try bundleTreeFiles() : Array(try store.list().keys)
+        let files = stored.filter { name in
             let base = Posix.baseName(name)
             return base.hasSuffix(".svb") && !base.hasPrefix(".")
         }
@@ -332,14 +337,24 @@ extension Vault {
         var records: [BundleRecord] = []
         var holds = try keyring.mirroredHolds()
         for location in files.sorted() {
+            var fetched: [String] = []
+            defer { fetched.forEach(discardFetched) }
+            func localCopy(_ location: String) throws -> String? {
+                if store.isLocal { return Posix.exists(absolute(location)) ? absolute(location) : nil }
+                let path = try fetchForReading(location)
+                if let path { fetched.append(path) }
+                return path
+            }
             do {
-                let (header, _) = try BundleReader.readHeader(path: absolute(location))
+                guard let bundlePath = try localCopy(location) else { report.skipped.append("\(location): vanished while listed"); continue }
+                let (header, _) = try BundleReader.readHeader(path: bundlePath)
                 guard header.vaultId == vaultId else { report.skipped.append("\(location): bundle of another vault"); continue }
                 guard location == Vault.bundleLocation(expiry: header.expiryDay, bundleId: header.bundleIdHex) else {
                     report.skipped.append("\(location): not at the path its header implies"); continue
                 }
-                let sidecarPath = absolute(DEKSidecar.location(forBundle: location))
-                guard Posix.exists(sidecarPath) else { report.skipped.append("\(location): no DEK sidecar"); continue }
+                guard let sidecarPath = try localCopy(DEKSidecar.location(forBundle: location)) else {
+                    report.skipped.append("\(location): no DEK sidecar"); continue
+                }
                 let sidecar = try DEKSidecar.decode(try readAll(sidecarPath), path: sidecarPath)
                 guard !erased.contains(Data(header.userKeyId)), try keystore.key(id: header.userKeyId) != nil else {
                     report.skipped.append("\(location): user key destroyed"); continue
@@ -348,19 +363,19 @@ extension Vault {
                     report.skipped.append("\(location): \(sidecar.outerRole.rawValue) key destroyed (erasure ledger)"); continue
                 }
                 guard let outer = try keystore.key(id: sidecar.outerKeyId) else { report.skipped.append("\(location): \(sidecar.outerRole.rawValue) key destroyed"); continue }
-                let st = try Posix.status(absolute(location))!
+                let st = try Posix.status(bundlePath)!
                 let expiry = sidecar.outerRole == .day ? (CivilDay(iso: outer.subject) ?? header.expiryDay) : header.expiryDay
                 let record = BundleRecord(
                     id: header.bundleIdHex, userId: header.userId.rawValue, archivedAt: header.createdAt,
                     originalExpiryDay: header.expiryDay.daysSinceEpoch, expiryDay: expiry.daysSinceEpoch, state: .live, size: st.size,
-                    sha256: Data(try fileSHA256(absolute(location))), location: location, userKeyId: Data(header.userKeyId),
+                    sha256: Data(try fileSHA256(bundlePath)), location: location, userKeyId: Data(header.userKeyId),
                     outerRole: sidecar.outerRole.rawValue, outerKeyId: Data(sidecar.outerKeyId), sealedDek: Data(sidecar.sealedDEK),
                     files: -1, plaintextBytes: -1, sourceState: .removed, endedAt: nil, endReason: nil,
                     innerSha256: sidecar.provenance.map { Data($0.innerSHA256) },
                     bundleSig: sidecar.provenance.map { Data($0.bundleSignature.encoded) },
                     sealSig: sidecar.provenance.map { Data($0.sealSignature.encoded) })
                 // G8: only a bundle and seal this vault's jobs signed are indexed (a forged pair stays an orphan file).
-                try verifyProvenance(record, prefix: try BundleReader.readSignedPrefix(path: absolute(location)).prefix)
+                try verifyProvenance(record, prefix: try BundleReader.readSignedPrefix(path: bundlePath).prefix)
                 records.append(record)
                 if sidecar.outerRole == .hold {
                     // Sealed to the case: the hold is active whatever an older record says (holds win).
@@ -371,6 +386,8 @@ extension Vault {
                     }
                 }
             } catch let e as VaultError {
+                // A store that fails mid-listing must not leave a catalog missing what it could not read.
+                if case .objectStore = e { throw e }
                 report.skipped.append("\(location): \(e)")
             }
         }

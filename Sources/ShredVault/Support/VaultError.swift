@@ -83,6 +83,9 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     case keyringMismatch(path: String, reason: String)
     /// The keyring the config names does not exist (deleted or moved); the message says how to get one back.
     case keyringMissing(path: String)
+    /// The bundle store (an S3 bucket, vault-format.md §6.5) failed: unreachable, wrong credentials, missing bucket,
+    /// a refused or failed request. One line from VaultS3, which never holds a secret.
+    case objectStore(String)
 
     public var description: String {
         switch self {
@@ -159,6 +162,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
             return "keyring \(path): \(reason)"
         case .keyringMissing(let path):
             return "keyring \(path) does not exist (it is never in a backup): if it was moved, put it back at that path; if it is lost, make a new one from the catalog with `shredvault keyring rebuild` (keystore backups taken so far become unreadable)"
+        case .objectStore(let message):
+            return "bundle store: " + message
         }
     }
 }

@@ -233,6 +233,7 @@ extension Vault {
         var endorsed: [BundleRecord] = []
         for var b in live {
             let path = try checkBundleFile(b)
+            defer { discardFetched(path) }
             guard let role = b.outerRole.flatMap(KeyRole.init(rawValue:)), let keyId = b.outerKeyId, let sealed = b.sealedDek, let sha = b.sha256 else {
                 throw VaultError.bundleMismatch(path: path, reason: "its catalog row has no sealed data key")
             }

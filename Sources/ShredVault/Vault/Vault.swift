@@ -24,6 +24,9 @@ public struct VaultConfig: Codable, Sendable, Equatable {
     /// clock guard applies) and it never shares a keyring or destruction root with a production vault. Absent in a
     /// production vault; a drill never becomes one.
     public var drill: Bool?
+    /// Where bundles and DEK sidecars are kept (§6.5): absent for the vault directory, else `s3://BUCKET[/PREFIX]`.
+    /// Never credentials: those come from the AWS_* environment variables.
+    public var bundleStore: String?
 
     public var isDrill: Bool { drill ?? false }
 
@@ -69,6 +72,8 @@ public struct RootConfig: Codable, Sendable, Equatable {
 public final class Vault: @unchecked Sendable {
     public let root: String
     public internal(set) var config: VaultConfig
+    /// Where the bundles are (§6.5): the vault directory, or an S3 bucket.
+    public let store: BundleStore
     public let archiveKey: P256PublicKey
     public let catalog: Catalog
     public let keystore: Keystore
@@ -132,6 +137,11 @@ public final class Vault: @unchecked Sendable {
         // A read-only job needs no write access to the vault (§6): its shared lock opens the lock file read-only.
         lock = readOnly ? try FileLock(readOnlyAt: root + "/lock", wait: lockWait) : try FileLock(path: root + "/lock", wait: lockWait)
         config = try VaultConfig.parse(try Posix.readTextFile(Self.configPath(root)), path: Self.configPath(root))
+        if let url = config.bundleStore {
+            store = S3BundleStore(try BundleStoreURL(parsing: url))
+        } else {
+            store = LocalBundleStore(root: root)
+        }
         archiveKey = try MasterKey.decodeArchiveKey(try Posix.readTextFile(Self.archiveKeyPath(root)), path: Self.archiveKeyPath(root))
         // G8: master.pub must be the key the restore-key holder signed the trust record with, and (for jobs that
         // write) the key the job credential outside the vault was issued under — before any key is used.
@@ -214,8 +224,12 @@ public final class Vault: @unchecked Sendable {
     /// - Parameter drill: make a drill vault (its clock is free, §6.4); a production vault otherwise, whose jobs are
     ///   checked against the latest time a job ran, starting with `now`.
     public static func create(root: String, restoreKeyPath: String, policy: RetentionPolicy, keystorePath: String? = nil,
-                              keyringPath: String? = nil, rootConfig: RootConfig? = nil, drill: Bool = false, now: Int64) throws -> InitResult {
+                              keyringPath: String? = nil, rootConfig: RootConfig? = nil, drill: Bool = false, bundleStore: String? = nil,
+                              now: Int64) throws -> InitResult {
         if let problem = policy.problem { throw VaultError.invalidArgument(problem) }
+        // An S3 bundle store must answer (endpoint, credentials, bucket) before anything is created (§6.5).
+        let storeURL = try bundleStore.map { try BundleStoreURL(parsing: $0) }
+        if let storeURL { try S3BundleStore(storeURL).probe() }
         guard Timestamp.isRepresentable(now) else {
             throw VaultError.invalidArgument("the clock \(Timestamp.format(now)) is outside 1970-01-01 to 9999-12-31, the days a vault can hold")
         }
@@ -247,7 +261,7 @@ public final class Vault: @unchecked Sendable {
         do {
             return try createContents(root: root, restoreKeyPath: restoreKeyPath, createRestoreKey: created, absoluteRoot: absoluteRoot,
                                       absoluteKey: absoluteKey, policy: policy, keystorePath: keystorePath, keyringPath: keyringPath,
-                                      rootConfig: rootConfig, drill: drill, now: now, createdKeyring: &createdKeyring, createdRoot: &createdRoot,
+                                      rootConfig: rootConfig, drill: drill, bundleStore: storeURL?.description, now: now, createdKeyring: &createdKeyring, createdRoot: &createdRoot,
                                       createdJobKey: &createdJobKey)
         } catch {
             // Nothing half-made stays behind: the vault directory's contents, a keyring and a restore key made here.
@@ -266,7 +280,7 @@ public final class Vault: @unchecked Sendable {
 
     private static func createContents(root: String, restoreKeyPath: String, createRestoreKey created: Bool, absoluteRoot: String,
                                        absoluteKey: String, policy: RetentionPolicy, keystorePath: String?, keyringPath: String?,
-                                       rootConfig: RootConfig?, drill: Bool, now: Int64, createdKeyring: inout String?,
+                                       rootConfig: RootConfig?, drill: Bool, bundleStore: String?, now: Int64, createdKeyring: inout String?,
                                        createdRoot: inout String?, createdJobKey: inout String?) throws -> InitResult {
         try Posix.makeDirectories(root, mode: 0o700)
         try Posix.setPermissions(root, 0o700)  // an existing empty directory becomes private too
@@ -307,7 +321,7 @@ public final class Vault: @unchecked Sendable {
         let ksPath = ksRelative.hasPrefix("/") ? ksRelative : root + "/" + ksRelative
         try Posix.makeDirectories(Posix.directoryName(ksPath), mode: 0o700)
         try Posix.setPermissions(Posix.directoryName(ksPath), 0o700)
-        try Posix.makeDirectories(root + "/bundles", mode: 0o700)
+        try Posix.makeDirectories(root + "/" + (bundleStore == nil ? "bundles" : stagingDirectory + "/bundles"), mode: 0o700)
         // The databases are created empty with mode 0600 before SQLite opens them: SQLite would make them 0644 (less
         // the umask), and gives its journal, WAL and shared-memory files the database file's mode.
         if Posix.exists(ksPath) { throw VaultError.targetExists(path: ksPath) }
@@ -317,7 +331,8 @@ public final class Vault: @unchecked Sendable {
         _ = try Catalog(path: root + "/catalog.db", create: true)
         try Posix.writeFileAtomically(archiveKeyPath(root), Array(MasterKey.encodeArchiveKey(master.publicKey).utf8), mode: 0o644)
         var config = VaultConfig(format: VaultConfig.formatName, vaultId: vaultId, createdAt: now, keystorePath: ksRelative,
-                                 keyringPath: absoluteKeyring, policy: policy, root: rootSetting, drill: drill ? true : nil)
+                                 keyringPath: absoluteKeyring, policy: policy, root: rootSetting, drill: drill ? true : nil,
+                                 bundleStore: bundleStore)
         // G8: the trust record, signed by the restore key, and the job credential beside the keyring (§3.9).
         let jobKeyPath = defaultJobKeyPath(keyringPath: absoluteKeyring, vaultId: vaultId)
         if Posix.exists(jobKeyPath) { throw VaultError.targetExists(path: jobKeyPath) }
@@ -356,7 +371,14 @@ public final class Vault: @unchecked Sendable {
         return "bundles/\(c[0])/\(c[1])/\(c[2])/\(bundleId).svb"
     }
 
-    public func absolute(_ location: String) -> String { root + "/" + location }
+    public func absolute(_ location: String) -> String {
+        // A remote store's bundles are staged (written, verified, fetched) in a private directory beside the catalog.
+        if !store.isLocal, location.hasPrefix("bundles/") { return root + "/" + Self.stagingDirectory + "/" + location }
+        return root + "/" + location
+    }
+
+    /// The private staging directory of a vault whose bundles live in object storage (§6.5).
+    public static let stagingDirectory = "staging"
 
     /// Writes the erasure ledger (catalog and keyring mirror) for keys about to be destroyed, with the audit
     /// record of each destruction in the same catalog transaction. Must precede every destruction, so a restored

@@ -20,6 +20,11 @@ extension VaultConfig {
         if let keyringPath, let problem = Self.pathProblem(keyringPath) { return ("keyringPath", problem) }
         if let root, let (field, problem) = Self.rootProblem(root) { return ("root." + field, problem) }
         if let jobKeyPath, let problem = Self.pathProblem(jobKeyPath) { return ("jobKeyPath", problem) }
+        if let bundleStore {
+            do { _ = try BundleStoreURL(parsing: bundleStore) } catch {
+                return ("bundleStore", "must be an s3://BUCKET[/PREFIX] URL, not \(Self.quoted(bundleStore))")
+            }
+        }
         if let (field, problem) = policy.invalidField { return ("policy." + field, problem) }
         return nil
     }

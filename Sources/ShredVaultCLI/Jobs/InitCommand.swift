@@ -46,6 +46,10 @@ struct InitCommand: ParsableCommand {
     @Flag(help: "Make a drill vault: simulated clocks (--now) allowed for every command, no clock guard; for tests, demos and audits, never for production data.")
     var drill = false
 
+    @Option(name: .customLong("bundle-store"),
+            help: ArgumentHelp("Keep bundles and DEK sidecars as objects in an existing S3 bucket (endpoint, region and credentials from the AWS_* environment variables, never stored); default: the vault directory.", valueName: "s3://BUCKET[/PREFIX]"))
+    var bundleStore: String?
+
     @Option(name: .customLong("holiday"), help: ArgumentHelp("A non-working day skipped when counting deletion deadlines (repeatable).", valueName: "YYYY-MM-DD"))
     var holidays: [String] = []
 
@@ -113,7 +117,7 @@ struct InitCommand: ParsableCommand {
             }
             let created = try Vault.create(root: global.vaultPath, restoreKeyPath: restoreKeyPath, policy: policy,
                                            keystorePath: keystore, keyringPath: keyring, rootConfig: rootConfig,
-                                           drill: drill, now: global.now)
+                                           drill: drill, bundleStore: bundleStore, now: global.now)
             if created.createdRestoreKey {
                 Output.note("""
                     created restore key \(created.restoreKeyPath): keep it outside the vault, back it up offline; \

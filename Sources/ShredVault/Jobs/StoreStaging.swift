@@ -1,0 +1,65 @@
+import Foundation
+import GRDB
+import VaultCrypto
+
+/// Private local copies of a remote store's objects (vault-format.md §6.5). Archive seals into `staging/bundles/…`
+/// (`Vault.absolute`) and uploads from there; readers stream an object into `staging/read/<random>-<name>` and
+/// remove it when done. Every mutating job's `converge` removes whatever an interrupted job left in `staging/`.
+extension Vault {
+    var stagingRoot: String { root + "/" + Self.stagingDirectory }
+
+    /// Streams `location` to a new private file and returns its path; nil when the store has no such object.
+    func fetchForReading(_ location: String) throws -> String? {
+        let directory = stagingRoot + "/read"
+        try Posix.makeDirectories(directory, mode: 0o700)
+        let path = directory + "/" + Hex.encode(try SecureRandom.bytes(count: 6)) + "-" + Posix.baseName(location)
+        return try store.get(location: location, to: path) ? path : nil
+    }
+
+    /// Removes a copy `fetchForReading` made (nothing in a local vault, whose paths are the bundles themselves).
+    func discardFetched(_ path: String) {
+        guard !store.isLocal, path.hasPrefix(stagingRoot + "/read/") else { return }
+        _ = try? Posix.unlinkIfPresent(path)
+    }
+
+    /// Reads a DEK sidecar's bytes (at most 1 MiB) from wherever the store keeps it; nil when absent.
+    func readSidecarBytes(bundleLocation: String) throws -> [UInt8]? {
+        let location = DEKSidecar.location(forBundle: bundleLocation)
+        if store.isLocal { return try? readAll(absolute(location)) }
+        guard let path = try fetchForReading(location) else { return nil }
+        defer { discardFetched(path) }
+        return try readAll(path)
+    }
+
+    /// A remote store's leftovers after an interrupted job: the staging tree (copies of objects, or bundles sealed but
+    /// never committed, whose 'writing' rows `archive` removes with their objects), incomplete multipart uploads
+    /// (aborted: no job uploads while this job holds the vault lock), and objects of rows that are not live.
+    func convergeStore() throws -> [String] {
+        guard !store.isLocal else { return [] }
+        var done: [String] = []
+        // Files only: the empty day directories archive leaves in staging/bundles are not leftovers.
+        let files = try stagedFiles(stagingRoot + "/read") + stagedFiles(stagingRoot + "/bundles")
+        done += try Self.removeSyncingParents(files)
+        let writing = try catalog.read { db in try String.fetchAll(db, sql: "SELECT location FROM bundles WHERE state = 'writing'") }
+        try store.remove(writing.flatMap { [$0, DEKSidecar.location(forBundle: $0)] })
+        let aborted = try store.abortIncompleteUploads()
+        if aborted > 0 { done.append("\(aborted) incomplete multipart upload(s) in \(store.url ?? "")") }
+        return done
+    }
+
+    /// Every regular file under `directory` (absolute paths); none when it does not exist.
+    private func stagedFiles(_ directory: String) throws -> [String] {
+        guard let st = try Posix.status(directory) else { return [] }
+        guard st.kind == .directory else { return [directory] }
+        var out: [String] = []
+        for name in try Posix.listDirectory(directory) { out += try stagedFiles(directory + "/" + name) }
+        return out
+    }
+
+    /// Objects in the store that no live or in-progress catalog row names, and incomplete multipart uploads.
+    func storeOrphans(known: Set<String>) throws -> (objects: [String], uploads: [String]) {
+        guard !store.isLocal else { return ([], []) }
+        let objects = try store.list().keys.filter { !known.contains($0) }.sorted()
+        return (objects, try store.incompleteUploads().sorted())
+    }
+}

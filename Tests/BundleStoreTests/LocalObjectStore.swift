@@ -1,0 +1,1 @@
+../VaultS3Tests/LocalObjectStore.swift
