@@ -188,19 +188,21 @@ final class ProgressLine {
     /// The handler to pass to the library, or nil when stderr is not a terminal.
     var handler: ProgressHandler? {
         guard enabled else { return nil }
-        return { [self] done, total, item in update(done: done, total: total, item: item) }
+        return { [self] done, total, item, bytes in update(done: done, total: total, item: item, bytes: bytes) }
     }
 
-    private func update(done: Int, total: Int, item: String) {
+    private func update(done: Int, total: Int, item: String, bytes: Int64) {
         let now = Date().timeIntervalSince1970
         guard now - lastDraw >= 0.2 || (done == total && drawn) else { return }
         lastDraw = now
         let percent = total > 0 ? done * 100 / total : 100
         var line = "\(verb) \(done)/\(total) (\(percent)%)"
         let elapsed = now - started
+        if bytes > 0 { line += ", " + Output.bytes(bytes) }
         if done >= 3, elapsed >= 1 {
             let rate = Double(done) / elapsed
             line += String(format: ", %.1f/s", rate)
+            if bytes > 0 { line += " (" + Output.bytes(Int64(Double(bytes) / elapsed)) + "/s)" }
             if total > done { line += ", " + Self.duration(Double(total - done) / rate) + " left" }
         }
         if !item.isEmpty { line += " \(item)" }

@@ -312,4 +312,20 @@ final class MonitoringCLITests: XCTestCase {
     }
 
     private func isoTime(_ date: Date) -> String { ISO8601DateFormatter().string(from: date) }
+
+    /// On a terminal (a pseudo-terminal from script(1)) the progress line shows count, bytes and the final count, and is
+    /// erased before the result line; off a terminal there is none.
+    func testTheProgressLineShowsBytesOnATerminalOnly() throws {
+        let s = try Scenario(self)
+        try s.writeSource((1...4).map { SourceUser(id: "up\($0)", lastActive: inactiveDate, files: sampleFiles(seed: UInt64(40 + $0))) })
+        try s.initVault()
+        let command = [CLI.binary, "archive", "--vault", s.vault, "--source", s.source, "--now", SimDay.now(0)].joined(separator: " ")
+        let r = try CLI.execute("/usr/bin/script", ["-qec", command, "/dev/null"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        let frames = r.stdout.components(separatedBy: "\r")
+        XCTAssertTrue(frames.contains { $0.contains("archiving 4/4 (100%), ") && $0.contains("kB") }, r.stdout)
+        XCTAssertTrue(r.stdout.contains("\u{1B}[2Karchived 4 users"), "the line is erased before the result: \(r.stdout)")
+        let plain = try s.sv(["check"], day: 0, json: false)
+        XCTAssertFalse(plain.stderr.contains("checking"), "no progress line off a terminal: \(plain.stderr)")
+    }
 }

@@ -140,7 +140,7 @@ extension Vault {
             return report
         }
         guard !work.isEmpty else {
-            progress?(0, 0, "")
+            progress?(0, 0, "", 0)
             return report
         }
         let run = try ArchiveRun(vault: self, today: today, now: now, keepSource: options.keepSource, total: work.count, progress: progress)
@@ -152,7 +152,7 @@ extension Vault {
         report.failed += run.failed.sorted { $0.user < $1.user }
         report.sourcesNotRemoved += run.sourcesNotRemoved.sorted { $0.user < $1.user }
         report.removedSources = run.removedSources
-        progress?(work.count, work.count, "")
+        progress?(work.count, work.count, "", run.sealedBytes)
         return report
     }
 
@@ -248,6 +248,8 @@ final class ArchiveRun: @unchecked Sendable {
     private var queued: [SealedBatch] = []
     private var workersRunning = 0
     private var sealedCount = 0
+    /// Bytes of source files sealed so far (progress).
+    private(set) var sealedBytes: Int64 = 0
     private(set) var archived: [ArchiveReport.Archived] = []
     private(set) var failed: [ArchiveReport.Skipped] = []
     private(set) var sourcesNotRemoved: [ArchiveReport.Skipped] = []
@@ -454,7 +456,9 @@ final class ArchiveRun: @unchecked Sendable {
         var out = SealedBatch(directory: batch.directory, sealed: [], failedIds: [])
         for user in batch.users {
             do {
-                out.sealed.append(try sealOne(user))
+                let sealed = try sealOne(user)
+                out.sealed.append(sealed)
+                locked { sealedBytes += sealed.result.bytes }
             } catch let failure as UserFailure {
                 // This user only: its partial files go (its row with them, at the commit); the others go on.
                 try vault.removeBundleFiles([user.record.location])
@@ -463,7 +467,7 @@ final class ArchiveRun: @unchecked Sendable {
             }
             locked {
                 sealedCount += 1
-                progress?(sealedCount, total, user.work.user.rawValue)
+                progress?(sealedCount, total, user.work.user.rawValue, sealedBytes)
             }
         }
         return out

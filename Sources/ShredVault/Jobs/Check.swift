@@ -58,7 +58,7 @@ extension Vault {
         try catalog.read { db in
             let cursor = try BundleRecord.fetchCursor(db, sql: "SELECT * FROM bundles WHERE state = 'live' ORDER BY expiry_day, id")
             while let b = try cursor.next() {
-                progress?(done, liveCount, b.userId)
+                progress?(done, liveCount, b.userId, report.checkedBytes)
                 done += 1
                 report.checkedBundles += 1
                 report.checkedBytes += b.size
@@ -107,7 +107,7 @@ extension Vault {
                 }
             }
         }
-        progress?(liveCount, liveCount, "")
+        progress?(liveCount, liveCount, "", report.checkedBytes)
         if let verdict = try clockVerdict(now: now), !verdict.isPlausible, let latest = try latestJobTime() {
             violation("clock", "clock \(Timestamp.format(now))",
                       Self.clockProblem(verdict, now: now, latest: latest, maxJumpDays: policy.maxClockJumpDays)

@@ -4,8 +4,9 @@ import Glibc
 import Foundation
 import VaultCrypto
 
-/// Progress callback for long jobs: (done, total, current item). The CLI shows it on a TTY only.
-public typealias ProgressHandler = (_ done: Int, _ total: Int, _ item: String) -> Void
+/// Progress callback for long jobs: (done, total, current item, bytes processed so far — 0 when the job does not
+/// count them). The CLI shows it on a TTY only.
+public typealias ProgressHandler = (_ done: Int, _ total: Int, _ item: String, _ bytes: Int64) -> Void
 
 extension BundleRecord {
     /// The header fields a sealed DEK is bound to, reconstructed from the catalog row.

@@ -38,6 +38,7 @@ extension Vault {
             var reports: [RestoreReport] = []
             var error: Error?
             var progress: ProgressHandler?
+            var bytes: Int64 = 0
         }
         let shared = Shared()
         shared.progress = progress
@@ -58,7 +59,8 @@ extension Vault {
                         shared.lock.lock()
                         shared.reports.append(r)
                         shared.done += 1
-                        shared.progress?(shared.done, users.count, user.rawValue)
+                        shared.bytes += r.bundles.reduce(0) { $0 + $1.bytes }
+                        shared.progress?(shared.done, users.count, user.rawValue, shared.bytes)
                         shared.lock.unlock()
                     } catch {
                         shared.lock.lock()

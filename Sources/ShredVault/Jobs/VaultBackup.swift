@@ -97,8 +97,10 @@ extension Vault {
         var report = VaultBackupReport(directory: dir, takenAt: Timestamp.format(now), keystoreSnapshot: snapshotName, unreadableFrom: "")
         let live = try catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live' ORDER BY expiry_day, id") }
         report.liveBundles = live.count
+        var copiedBytes: Int64 = 0
         for (i, b) in live.enumerated() {
-            progress?(i, live.count, b.userId)
+            progress?(i, live.count, b.userId, copiedBytes)
+            copiedBytes += b.size
             let destination = dir + "/" + b.location
             try Posix.makeDirectories(Posix.directoryName(destination), mode: 0o700)
             if let st = try Posix.status(destination), st.size == b.size {
@@ -118,7 +120,7 @@ extension Vault {
                 try Posix.writeFileAtomically(dir + "/" + sidecar, try readAll(absolute(sidecar)), mode: 0o600)
             }
         }
-        progress?(live.count, live.count, "")
+        progress?(live.count, live.count, "", copiedBytes)
         let ks = try backupKeystore(to: dir + "/" + report.keystoreSnapshot, now: now)
         report.unreadableFrom = ks.unreadableFrom
         let catalogTemp = dir + "/.catalog.db.partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
