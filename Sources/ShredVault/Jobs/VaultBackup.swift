@@ -349,7 +349,7 @@ extension Vault {
             }
             do {
                 guard let bundlePath = try localCopy(location) else { report.skipped.append("\(location): vanished while listed"); continue }
-                let (header, _) = try BundleReader.readHeader(path: bundlePath)
+                let (header, prefix) = try BundleReader.readSignedPrefix(path: bundlePath)
                 guard header.vaultId == vaultId else { report.skipped.append("\(location): bundle of another vault"); continue }
                 guard location == Vault.bundleLocation(expiry: header.expiryDay, bundleId: header.bundleIdHex) else {
                     report.skipped.append("\(location): not at the path its header implies"); continue
@@ -377,7 +377,7 @@ extension Vault {
                     bundleSig: sidecar.provenance.map { Data($0.bundleSignature.encoded) },
                     sealSig: sidecar.provenance.map { Data($0.sealSignature.encoded) })
                 // G8: only a bundle and seal this vault's jobs signed are indexed (a forged pair stays an orphan file).
-                try verifyProvenance(record, prefix: try BundleReader.readSignedPrefix(path: bundlePath).prefix)
+                try verifyProvenance(record, prefix: prefix)
                 records.append(record)
                 if sidecar.outerRole == .hold {
                     // Sealed to the case: the hold is active whatever an older record says (holds win).
