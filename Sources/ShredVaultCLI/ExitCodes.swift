@@ -43,7 +43,7 @@ enum ExitCodes {
         case .keyringMismatch: return keyringMismatch
         case .invalidArgument: return usage
         case .io: return ioError
-        case .objectStore: return objectStore
+        case .objectStore, .sourceStore: return objectStore
         case .notArchived: return notFound
         case .backupTargetRefused: return cannotCreate
         }

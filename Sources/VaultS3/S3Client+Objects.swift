@@ -135,16 +135,18 @@ extension S3Client {
 
     // MARK: - Listing
 
-    /// One page of ListObjectsV2 (at most `maxKeys` objects, S3 caps it at 1000), keys requested URL-encoded so
-    /// that any key survives the XML answer.
+    /// One page of ListObjectsV2 (at most `maxKeys` objects and common prefixes, S3 caps it at 1000), keys requested
+    /// URL-encoded so that any key survives the XML answer. With `delimiter`, keys that contain it after `prefix` are
+    /// rolled up into `commonPrefixes` (each up to and including the first delimiter) instead of being listed.
     public func listObjectsV2(
-        bucket: String, prefix: String = "", continuationToken: String? = nil, startAfter: String? = nil,
-        maxKeys: Int = 1000
+        bucket: String, prefix: String = "", delimiter: String? = nil, continuationToken: String? = nil,
+        startAfter: String? = nil, maxKeys: Int = 1000
     ) throws -> S3ListPage {
         var query: [(name: String, value: String)] = [
             ("list-type", "2"), ("encoding-type", "url"), ("max-keys", String(maxKeys)),
         ]
         if !prefix.isEmpty { query.append(("prefix", prefix)) }
+        if let delimiter { query.append(("delimiter", delimiter)) }
         if let continuationToken { query.append(("continuation-token", continuationToken)) }
         if let startAfter { query.append(("start-after", startAfter)) }
         let response = try send(
@@ -162,12 +164,19 @@ extension S3Client {
             objects.append(S3ObjectSummary(
                 key: key, size: size, etag: unquote(entry.value("ETag") ?? ""), lastModified: entry.value("LastModified")))
         }
+        var commonPrefixes: [String] = []
+        for entry in result.children("CommonPrefixes") {
+            guard let raw = entry.value("Prefix"), let decoded = urlEncoded ? PercentEncoding.decodeFormComponent(raw) : raw else {
+                throw S3Error.invalidResponse(operation: "ListObjectsV2", detail: "a common prefix without a valid Prefix")
+            }
+            commonPrefixes.append(decoded)
+        }
         let truncated = result.value("IsTruncated") == "true"
         let next = result.value("NextContinuationToken").flatMap { $0.isEmpty ? nil : $0 }
         if truncated && next == nil {
             throw S3Error.invalidResponse(operation: "ListObjectsV2", detail: "a truncated page without NextContinuationToken")
         }
-        return S3ListPage(objects: objects, nextContinuationToken: truncated ? next : nil)
+        return S3ListPage(objects: objects, nextContinuationToken: truncated ? next : nil, commonPrefixes: commonPrefixes)
     }
 
     /// Calls `body` for every object under `prefix`, page after page (`pageSize` per request).

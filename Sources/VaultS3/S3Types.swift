@@ -24,6 +24,8 @@ public struct S3ListPage: Sendable, Equatable {
     public var objects: [S3ObjectSummary]
     /// Pass it as `continuationToken` for the next page; nil on the last page.
     public var nextContinuationToken: String?
+    /// With a delimiter: the rolled-up prefixes of this page (each ends with the delimiter).
+    public var commonPrefixes: [String] = []
 }
 
 /// A byte range of an object, both ends included (HTTP `Range: bytes=FIRST-LAST`).

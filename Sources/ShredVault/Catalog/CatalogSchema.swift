@@ -241,6 +241,19 @@ enum CatalogSchema {
                 CREATE INDEX receipts_unmirrored ON receipts (request_id) WHERE mirrored = 0;
                 """)
         }
+        m.registerMigration("v10-source-objects") { db in
+            // Objects of an S3 archive source (vault-format.md §6.5) that a committed bundle was made from and that are
+            // still to be deleted: written in the commit that makes the bundle live, deleted with the objects. `source`
+            // is the s3://BUCKET[/PREFIX] they were read from, `key` the full object key.
+            try db.execute(sql: """
+                CREATE TABLE source_objects (
+                    bundle_id TEXT NOT NULL CHECK (length(bundle_id) = 32),
+                    source TEXT NOT NULL CHECK (source LIKE 's3://%'),
+                    key TEXT NOT NULL CHECK (length(key) > 0),
+                    PRIMARY KEY (bundle_id, key)
+                ) STRICT;
+                """)
+        }
         return m
     }
 }

@@ -7,6 +7,7 @@ import VaultArchive
 import VaultCrypto
 
 public struct ArchiveOptions: Sendable {
+    /// A source directory, or `s3://BUCKET[/PREFIX]` (objects `PREFIX/accounts.csv` and `PREFIX/users/<id>/…`, §6.5).
     public var source: String
     public var keepSource = false
     public var dryRun = false
@@ -77,9 +78,19 @@ extension Vault {
         guard today.isRepresentable, expiry.isRepresentable else {
             throw VaultError.invalidArgument("bundles archived on \(today.iso) would expire on \(expiry.iso), after 9999-12-31, the last day a vault can hold; check the clock (nothing was changed)")
         }
-        let csvPath = options.source + "/accounts.csv"
-        guard Posix.exists(csvPath) else { throw VaultError.notFound(path: csvPath, what: "accounts file") }
-        let accounts = try AccountsCSV.parse(try Posix.readTextFile(csvPath), path: csvPath)
+        // An S3 source is read (accounts.csv, the listing of users/) before anything changes: a store that cannot be
+        // reached, refuses the credentials or lacks the bucket ends the job here (exit 14).
+        let s3Source = options.source.hasPrefix("s3://") ? try S3ArchiveSource(url: options.source) : nil
+        let sourceName = s3Source?.description ?? options.source
+        let csvPath = sourceName + "/accounts.csv"
+        let csvText: String
+        if let s3Source {
+            csvText = try s3Source.readAccounts()
+        } else {
+            guard Posix.exists(csvPath) else { throw VaultError.notFound(path: csvPath, what: "accounts file") }
+            csvText = try Posix.readTextFile(csvPath)
+        }
+        let accounts = try AccountsCSV.parse(csvText, path: csvPath)
         var selected = accounts
         if let only = options.users {
             let listed = Set(accounts.map(\.userId))
@@ -89,13 +100,14 @@ extension Vault {
             let wanted = Set(only)
             selected = accounts.filter { wanted.contains($0.userId) }
         }
+        let s3Users = try s3Source?.listUsers()
         if !options.dryRun {
             try requireTrust("archive")
             try admitClock(now: now)
-            (report.recoveredPartial, report.sourcesNotRemoved) = try recoverInterruptedArchives(source: options.source)
+            (report.recoveredPartial, report.sourcesNotRemoved) = try recoverInterruptedArchives(source: options.source, s3: s3Source)
             report.sweep = try sweep(now: now)
         } else {
-            report.sourcesNotRemoved = try pendingSourceRemovals(source: options.source)
+            report.sourcesNotRemoved = try pendingSourceRemovals(source: options.source, s3: s3Source)
         }
         let candidates = selected.filter { policy.isInactive(lastActive: $0.lastActive, today: today) }.sorted { $0.userId < $1.userId }
         report.candidates = candidates.count
@@ -111,13 +123,20 @@ extension Vault {
             }
             return (deleted, archived)
         }
-        var work: [(user: UserID, dir: String)] = []
+        var work: [ArchiveRun.Work] = []
+        // An S3 source's users are downloaded, one per worker at a time, into this private directory (§6.5).
+        let sourceStaging = stagingRoot + "/source/" + Hex.encode(try SecureRandom.bytes(count: 8))
         for account in candidates {
             let user = account.userId.rawValue
-            let userDir = options.source + "/users/" + user
-            let sourceStatus = try Posix.status(userDir)
+            let userDir = sourceName + "/users/" + user
+            let sourceKind: FileKind?
+            if let s3Users {
+                sourceKind = s3Users.prefixes.contains(user) ? .directory : s3Users.objects.contains(user) ? .regular : nil
+            } else {
+                sourceKind = try Posix.status(userDir)?.kind
+            }
             if deleted.contains(user) {
-                if sourceStatus != nil { report.reappeared.append(user) }
+                if sourceKind != nil { report.reappeared.append(user) }
                 report.skipped.append(.init(user: user, reason: "deleted (tombstone); never archived again"))
                 continue
             }
@@ -125,15 +144,16 @@ extension Vault {
                 report.skipped.append(.init(user: user, reason: "already archived"))
                 continue
             }
-            guard let st = sourceStatus else {
-                report.skipped.append(.init(user: user, reason: "no data in \(options.source)/users"))
+            guard let kind = sourceKind else {
+                report.skipped.append(.init(user: user, reason: "no data in \(sourceName)/users"))
                 continue
             }
-            guard st.kind == .directory else {
-                report.failed.append(.init(user: user, reason: "\(userDir) is not a directory"))
+            guard kind == .directory else {
+                report.failed.append(.init(user: user, reason: s3Source == nil ? "\(userDir) is not a directory"
+                                           : "\(userDir) is an object, not a prefix holding the user's objects", path: userDir))
                 continue
             }
-            work.append((account.userId, userDir))
+            work.append((account.userId, s3Source == nil ? userDir : sourceStaging + "/" + user, userDir))
         }
         if options.dryRun {
             report.wouldArchive = work.map(\.user.rawValue)
@@ -143,7 +163,10 @@ extension Vault {
             progress?(0, 0, "", 0)
             return report
         }
-        let run = try ArchiveRun(vault: self, today: today, now: now, keepSource: options.keepSource, total: work.count, progress: progress)
+        if s3Source != nil { try Posix.makeDirectories(sourceStaging, mode: 0o700) }
+        defer { if s3Source != nil { try? Posix.removeTree(sourceStaging) } }
+        let run = try ArchiveRun(vault: self, today: today, now: now, keepSource: options.keepSource, s3Source: s3Source, total: work.count,
+                                 progress: progress)
         let size = max(1, options.batchSize)
         let batches = stride(from: 0, to: work.count, by: size).map { Array(work[$0..<min($0 + size, work.count)]) }
         run.run(batches, workers: min(options.jobs, batches.count))
@@ -170,20 +193,57 @@ extension Vault {
 
     /// The users whose committed bundle still waits for its source to be removed (`pending-removal`), as a dry run
     /// reports them: nothing is tried.
-    func pendingSourceRemovals(source: String) throws -> [ArchiveReport.Skipped] {
-        let pending = try catalog.read { db in
-            try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE source_state = 'pending-removal' AND state = 'live' ORDER BY user_id")
+    func pendingSourceRemovals(source: String, s3: S3ArchiveSource? = nil) throws -> [ArchiveReport.Skipped] {
+        let (pending, recorded) = try catalog.read { db in
+            (try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE source_state = 'pending-removal' ORDER BY user_id"),
+             try Self.recordedSourceObjects(db))
         }
-        return pending.filter { Posix.exists(source + "/users/" + $0.userId) }.map {
-            .init(user: $0.userId, reason: "archived in bundle \($0.id), but its source is not removed yet; the next archive run retries",
-                  path: source + "/users/" + $0.userId)
+        var out: [ArchiveReport.Skipped] = []
+        for record in pending {
+            if let objects = recorded[record.id] {
+                out.append(.init(user: record.userId, reason: "archived in bundle \(record.id), but its \(objects.keys.count) source object(s) in "
+                                 + "\(objects.source) are not deleted yet; the next archive run retries", path: objects.source + "/users/" + record.userId))
+            } else if record.state == .live, s3 == nil, Posix.exists(source + "/users/" + record.userId) {
+                out.append(.init(user: record.userId, reason: "archived in bundle \(record.id), but its source is not removed yet; the next archive run retries",
+                                 path: source + "/users/" + record.userId))
+            }
+        }
+        return out
+    }
+
+    /// The S3 source objects committed bundles wait to have deleted (`source_objects`, §6.5), by bundle id.
+    static func recordedSourceObjects(_ db: Database) throws -> [String: (source: String, keys: [String])] {
+        var out: [String: (source: String, keys: [String])] = [:]
+        for row in try Row.fetchAll(db, sql: "SELECT bundle_id, source, key FROM source_objects ORDER BY bundle_id, key") {
+            let id: String = row["bundle_id"]
+            out[id, default: (row["source"], [])].keys.append(row["key"])
+        }
+        return out
+    }
+
+    /// Deletes the recorded S3 source objects of a committed bundle (exactly the keys that were archived, whatever
+    /// source this run reads); nil when done, else the reason.
+    static func deleteSourceObjects(source: String, keys: [String], reuse: S3ArchiveSource?) -> String? {
+        do {
+            let store = try reuse.flatMap { $0.description == source ? $0 : nil } ?? S3ArchiveSource(url: source)
+            let failures = try store.delete(keys)
+            if let first = failures.first {
+                return "the store could not delete \(failures.count) of its \(keys.count) source object(s), e.g. "
+                    + "\(store.url(ofKey: first.key)): \(first.code) \(first.message)"
+            }
+            return nil
+        } catch {
+            return "\(S3ArchiveSource.storeError(error, doing: "deleting its source objects"))"
         }
     }
 
     /// Finishes what a crashed run left: 'writing' rows (bundle never committed: its DEK was never stored, so the
     /// file is unreadable garbage) are removed with their files; sources of committed bundles are removed. A source
     /// that still cannot be removed is returned (and stays `pending-removal`), never an error of the job.
-    func recoverInterruptedArchives(source: String) throws -> (Int, notRemoved: [ArchiveReport.Skipped]) {
+    ///
+    /// A bundle archived from an S3 source has its source objects recorded (`source_objects`, written by the commit):
+    /// exactly those keys are deleted, from the source they were read from, and the rows go with the `removed` state.
+    func recoverInterruptedArchives(source: String, s3: S3ArchiveSource? = nil) throws -> (Int, notRemoved: [ArchiveReport.Skipped]) {
         let writing = try catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'writing'") }
         for record in writing {
             let path = absolute(record.location)
@@ -194,11 +254,32 @@ extension Vault {
             }
             try catalog.write { db in _ = try BundleRecord.deleteOne(db, key: record.id) }
         }
-        let pending = try catalog.read { db in
-            try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE source_state = 'pending-removal'")
+        let (pending, recorded) = try catalog.read { db in
+            (try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE source_state = 'pending-removal'"), try Self.recordedSourceObjects(db))
         }
         var notRemoved: [ArchiveReport.Skipped] = []
         for record in pending.sorted(by: { $0.userId < $1.userId }) {
+            if let objects = recorded[record.id] {
+                // Deleted whatever the row's state: they are the user's data the bundle was made from.
+                if let reason = Self.deleteSourceObjects(source: objects.source, keys: objects.keys, reuse: s3) {
+                    notRemoved.append(.init(user: record.userId, reason: "archived in bundle \(record.id), but its source objects could not be deleted: \(reason)",
+                                            path: objects.source + "/users/" + record.userId))
+                    continue
+                }
+                try catalog.write { db in
+                    try db.execute(sql: "UPDATE bundles SET source_state = 'removed' WHERE id = ?", arguments: [record.id])
+                    try db.execute(sql: "DELETE FROM source_objects WHERE bundle_id = ?", arguments: [record.id])
+                }
+                continue
+            }
+            if s3 != nil {
+                // Archived from a source directory by an earlier run: only a run reading that directory removes it.
+                if record.state == .live {
+                    notRemoved.append(.init(user: record.userId, reason: "archived in bundle \(record.id) from a source directory that is not removed yet; "
+                                            + "an archive run with that directory as --source removes it"))
+                }
+                continue
+            }
             let userDir = source + "/users/" + record.userId
             if record.state == .live, Posix.exists(userDir), let reason = Self.removeCommittedSource(userDir) {
                 notRemoved.append(.init(user: record.userId, reason: "archived in bundle \(record.id), but its source could not be removed: \(reason)",
@@ -215,7 +296,7 @@ extension Vault {
 
 /// A failure that concerns one user only (its source, or its new bundle's read-back): the user is reported with the
 /// file concerned and skipped, and the other users are archived.
-private struct UserFailure: Error {
+struct UserFailure: Error {
     var reason: String
     var path: String?
 }
@@ -229,11 +310,14 @@ private struct UserFailure: Error {
 /// the sources). So the workers never wait on the disk, and a slow disk turns into larger groups, not idle cores.
 /// Until the commit each row is 'writing': a crash leaves files the next run deletes, and the sources intact (G4).
 final class ArchiveRun: @unchecked Sendable {
-    typealias Work = (user: UserID, dir: String)
+    /// `dir` is the directory sealed: the source directory, or for an S3 source the private staging directory the
+    /// user's objects are downloaded into; `shown` names the source in reports (the directory, or `s3://…/users/<id>`).
+    typealias Work = (user: UserID, dir: String, shown: String)
 
     let vault: Vault
     let now: Int64
     let keepSource: Bool
+    let s3Source: S3ArchiveSource?
     let total: Int
     let progress: ProgressHandler?
     let expiry: CivilDay
@@ -258,10 +342,12 @@ final class ArchiveRun: @unchecked Sendable {
     /// Set when a commit failed: nothing after it is committed (a worker's error still lets sealed batches commit).
     private var commitFailed = false
 
-    init(vault: Vault, today: CivilDay, now: Int64, keepSource: Bool, total: Int, progress: ProgressHandler?) throws {
+    init(vault: Vault, today: CivilDay, now: Int64, keepSource: Bool, s3Source: S3ArchiveSource? = nil, total: Int,
+         progress: ProgressHandler?) throws {
         self.vault = vault
         self.now = now
         self.keepSource = keepSource
+        self.s3Source = s3Source
         self.total = total
         self.progress = progress
         expiry = vault.policy.expiryDay(archivedOn: today)
@@ -413,6 +499,9 @@ final class ArchiveRun: @unchecked Sendable {
         var record: BundleRecord
         var result: ArchiveReport.Archived
         var dir: String
+        var shown: String
+        /// An S3 source's keys of this user, deleted after the commit.
+        var sourceKeys: [String]
         var files: [PendingSync]
     }
 
@@ -495,6 +584,12 @@ final class ArchiveRun: @unchecked Sendable {
             for id in group.flatMap(\.failedIds) { _ = try BundleRecord.deleteOne(db, key: id) }
             for s in sealed {
                 try s.record.update(db)
+                if let s3Source, !keepSource {
+                    // The exact keys to delete, committed with the bundle: a crash before they are deleted is finished by
+                    // the next archive run, which deletes these keys (never objects written after the listing).
+                    let insert = try db.cachedStatement(sql: "INSERT INTO source_objects (bundle_id, source, key) VALUES (?, ?, ?)")
+                    for key in s.sourceKeys { try insert.execute(arguments: [s.record.id, s3Source.description, key]) }
+                }
                 try Catalog.audit(db, at: now, action: "archive", user: s.record.userId, detail: [
                     "bundle": s.record.id, "expiryDay": expiry.iso, "files": String(s.record.files), "bytes": String(s.record.plaintextBytes),
                 ])
@@ -508,8 +603,37 @@ final class ArchiveRun: @unchecked Sendable {
                 }
             }
         }
+        try vault.reached("archive:committed")
         var removed: [Sealed] = [], notRemoved: [ArchiveReport.Skipped] = []
-        if !keepSource, !sealed.isEmpty {
+        if !keepSource, !sealed.isEmpty, let s3Source {
+            // Committed: delete the users' source objects (DeleteObjects, batches of 1000 with Content-MD5). A user whose
+            // objects could not all be deleted stays 'pending-removal' with its keys recorded; every run retries.
+            var refused: [String: String] = [:]
+            var storeFailure: String?
+            do {
+                for failure in try s3Source.delete(sealed.flatMap(\.sourceKeys)) {
+                    refused[failure.key] = "\(s3Source.url(ofKey: failure.key)): \(failure.code) \(failure.message)"
+                }
+            } catch {
+                storeFailure = "\(S3ArchiveSource.storeError(error, doing: "deleting source objects"))"
+            }
+            for s in sealed {
+                if let reason = storeFailure ?? s.sourceKeys.lazy.compactMap({ refused[$0] }).first {
+                    notRemoved.append(.init(user: s.record.userId, reason: "archived in bundle \(s.record.id), but its source objects could not be deleted: \(reason)",
+                                            path: s.shown))
+                } else {
+                    removed.append(s)
+                }
+            }
+            try vault.catalog.write { db in
+                let update = try db.cachedStatement(sql: "UPDATE bundles SET source_state = 'removed' WHERE id = ?")
+                let forget = try db.cachedStatement(sql: "DELETE FROM source_objects WHERE bundle_id = ?")
+                for s in removed {
+                    try update.execute(arguments: [s.record.id])
+                    try forget.execute(arguments: [s.record.id])
+                }
+            }
+        } else if !keepSource, !sealed.isEmpty {
             // Committed: from here on a source that cannot be removed is that user's problem, never the job's. Its row
             // stays 'pending-removal' and every run reports it (and retries) until it is gone.
             var byParent: [String: [Sealed]] = [:]
@@ -560,6 +684,15 @@ final class ArchiveRun: @unchecked Sendable {
     private func sealOne(_ user: PreparedUser) throws -> Sealed {
         let (item, header, record, userKey) = (user.work, user.header, user.record, user.userKey)
         let path = vault.absolute(record.location)
+        // An S3 source: the user's objects are downloaded into a private staging directory, sealed and verified from
+        // there like a source directory, and the copy removed here (the objects stay the source until the commit).
+        defer { if s3Source != nil { try? Posix.removeTree(item.dir) } }
+        let sourceKeys = try s3Source?.download(user: item.user.rawValue, to: item.dir) ?? []
+        /// A path of the sealed tree as reports name it (an S3 source's staging path becomes its object URL).
+        func shown(_ file: String) -> String {
+            guard s3Source != nil, file.hasPrefix(item.dir) else { return file }
+            return item.shown + file.dropFirst(item.dir.count)
+        }
         let dek = try SecretBytes.random(count: 32)
         let written: SealedBundle
         do {
@@ -567,12 +700,13 @@ final class ArchiveRun: @unchecked Sendable {
         } catch let error as VaultError {
             // The source as it is (unreadable, vanished, a link or device, a bad name): this user fails, the job goes on.
             switch error {
-            case .invalidSource(let file, _): throw UserFailure(reason: error.description, path: file)
-            case .notFound(let file, _) where file == item.dir: throw UserFailure(reason: "\(item.dir) disappeared while archiving; run again", path: file)
+            case .invalidSource(let file, let reason):
+                throw UserFailure(reason: VaultError.invalidSource(path: shown(file), reason: reason).description, path: shown(file))
+            case .notFound(let file, _) where file == item.dir: throw UserFailure(reason: "\(item.shown) disappeared while archiving; run again", path: item.shown)
             default: throw error
             }
         } catch let error as ArchiveError {
-            if case .unsupportedEntry = error { throw UserFailure(reason: "cannot archive \(item.dir): \(error)", path: item.dir) }
+            if case .unsupportedEntry = error { throw UserFailure(reason: "cannot archive \(item.shown): \(error)", path: item.shown) }
             throw error
         }
         // Verify with the DEK still in memory: every chunk, the zstd checksum, every file's SHA-256. A bundle that does
@@ -583,19 +717,19 @@ final class ArchiveRun: @unchecked Sendable {
         } catch let error as VaultError {
             switch error {
             case .invalidContents(_, let reason), .corruptBundle(_, let reason), .malformedHeader(_, let reason):
-                throw UserFailure(reason: "its bundle did not read back as written (\(reason)); source \(item.dir) kept", path: item.dir)
+                throw UserFailure(reason: "its bundle did not read back as written (\(reason)); source \(item.shown) kept", path: item.shown)
             case .wrongKeyOrModifiedHeader, .notABundle:
-                throw UserFailure(reason: "its bundle did not read back as written (\(error)); source \(item.dir) kept", path: item.dir)
+                throw UserFailure(reason: "its bundle did not read back as written (\(error)); source \(item.shown) kept", path: item.shown)
             default: throw error
             }
         }
         guard readBack == header else {
-            throw UserFailure(reason: "its bundle's header did not read back as written; source \(item.dir) kept", path: item.dir)
+            throw UserFailure(reason: "its bundle's header did not read back as written; source \(item.shown) kept", path: item.shown)
         }
         if let (listed, seen) = Self.firstDifference(written.manifest.entries, manifest.entries) {
             let name = listed ?? seen ?? ""
-            throw UserFailure(reason: "its bundle did not read back as written: entry '\(name)' differs from what was sealed; source \(item.dir) kept",
-                              path: item.dir + "/" + name)
+            throw UserFailure(reason: "its bundle did not read back as written: entry '\(name)' differs from what was sealed; source \(item.shown) kept",
+                              path: item.shown + "/" + name)
         }
         // The DEK is zeroed when `dek` is released at the end of this function.
         let (sealedDEK, innerSHA256) = try KeyHierarchy.sealDataKeyLayers(dek, binding: .init(header: header), userKey: userKey.publicKey,
@@ -623,6 +757,6 @@ final class ArchiveRun: @unchecked Sendable {
         r.sourceState = keepSource ? .kept : .pendingRemoval
         return Sealed(record: r, result: .init(user: item.user.rawValue, bundleId: r.id, expiryDay: expiry.iso, files: manifest.fileCount,
                                                bytes: manifest.totalFileBytes, bundleBytes: Int64(written.fileSize)),
-                      dir: item.dir, files: [written.pendingSync!, sidecar])
+                      dir: item.dir, shown: item.shown, sourceKeys: sourceKeys, files: [written.pendingSync!, sidecar])
     }
 }

@@ -248,7 +248,8 @@ extension Vault {
         let keystoreName = Posix.baseName(keystore.path)
         var known: Set<String> = ["config", "master.pub", "catalog.db", "catalog.db-wal", "catalog.db-shm", "lock", "bundles",
                                    Self.recoveryMarkerName, "trust"]
-        if !store.isLocal { known.insert(Self.stagingDirectory) }
+        // Remote stores stage bundles there; `archive --source s3://…` stages source copies there in any vault.
+        known.insert(Self.stagingDirectory)
         if keystoreDirectory.hasPrefix(root + "/") { known.insert(String(keystoreDirectory.dropFirst(root.count + 1)).split(separator: "/").first.map(String.init) ?? "") }
         var out: [String] = []
         for name in try Posix.listDirectory(root) where !known.contains(name) && !Self.isTemporaryName(name) { out.append(root + "/" + name) }

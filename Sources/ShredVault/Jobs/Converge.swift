@@ -65,7 +65,7 @@ extension Vault {
     public func converge(now: Int64) throws -> ConvergeReport {
         var report = ConvergeReport()
         try convergeRoot()
-        report.removedLeftovers = try removeLeftovers() + convergeStore()
+        report.removedLeftovers = try removeLeftovers() + convergeStore() + convergeSourceStaging()
         try mirrorHoldsToKeyring()
         // Oldest first, until none is left: finishing one may record its follow-up (a release's key destruction).
         // Each step deletes its intent in the transaction that completes it (or throws), so this ends; the bound

@@ -47,6 +47,18 @@ extension Vault {
         return done
     }
 
+    /// What an interrupted `archive --source s3://…` left in `staging/source/` (downloaded copies of source objects, in
+    /// any vault, local store or not): removed whole. The objects themselves are the source and untouched.
+    func convergeSourceStaging() throws -> [String] {
+        let directory = stagingRoot + "/source"
+        guard try Posix.status(directory) != nil else { return [] }
+        let runs = try Posix.listDirectory(directory)
+        guard !runs.isEmpty else { return [] }
+        for name in runs { try Posix.removeTree(directory + "/" + name) }
+        try Posix.syncDirectory(directory)
+        return runs.map { directory + "/" + $0 }
+    }
+
     /// Every regular file under `directory` (absolute paths); none when it does not exist.
     private func stagedFiles(_ directory: String) throws -> [String] {
         guard let st = try Posix.status(directory) else { return [] }

@@ -39,9 +39,10 @@ public struct BundleStoreURL: Sendable, Equatable, CustomStringConvertible {
     /// Empty, or ends with `/`.
     public let prefix: String
 
-    public init(parsing text: String) throws {
+    /// - Parameter what: names the URL in errors ("bundle store", "source").
+    public init(parsing text: String, what: String = "bundle store") throws {
         guard text.hasPrefix("s3://") else {
-            throw VaultError.invalidArgument("bundle store '\(text)' is not an s3://BUCKET[/PREFIX] URL")
+            throw VaultError.invalidArgument("\(what) '\(text)' is not an s3://BUCKET[/PREFIX] URL")
         }
         let rest = text.dropFirst(5)
         let parts = rest.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
@@ -49,10 +50,10 @@ public struct BundleStoreURL: Sendable, Equatable, CustomStringConvertible {
         var prefix = parts.count > 1 ? String(parts[1]) : ""
         while prefix.hasSuffix("/") { prefix.removeLast() }
         guard (3...63).contains(bucket.utf8.count), bucket.utf8.allSatisfy(Self.isBucketByte) else {
-            throw VaultError.invalidArgument("bundle store '\(text)': bucket name must be 3-63 characters of a-z, 0-9, '.' and '-'")
+            throw VaultError.invalidArgument("\(what) '\(text)': bucket name must be 3-63 characters of a-z, 0-9, '.' and '-'")
         }
         guard prefix.isEmpty || Self.isValidPrefix(prefix) else {
-            throw VaultError.invalidArgument("bundle store '\(text)': the prefix must not contain empty, '.' or '..' segments or control characters")
+            throw VaultError.invalidArgument("\(what) '\(text)': the prefix must not contain empty, '.' or '..' segments or control characters")
         }
         self.bucket = bucket
         self.prefix = prefix.isEmpty ? "" : prefix + "/"

@@ -86,6 +86,9 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     /// The bundle store (an S3 bucket, vault-format.md §6.5) failed: unreachable, wrong credentials, missing bucket,
     /// a refused or failed request. One line from VaultS3, which never holds a secret.
     case objectStore(String)
+    /// An archive source in an S3 bucket (`archive --source s3://…`, §6.5) failed before anything changed:
+    /// unreachable, wrong credentials, missing bucket, a refused or failed request. Exit 14, like `objectStore`.
+    case sourceStore(String)
 
     public var description: String {
         switch self {
@@ -164,6 +167,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
             return "keyring \(path) does not exist (it is never in a backup): if it was moved, put it back at that path; if it is lost, make a new one from the catalog with `shredvault keyring rebuild` (keystore backups taken so far become unreadable)"
         case .objectStore(let message):
             return "bundle store: " + message
+        case .sourceStore(let message):
+            return "source: " + message
         }
     }
 }

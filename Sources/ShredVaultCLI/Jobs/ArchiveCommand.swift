@@ -24,18 +24,31 @@ struct ArchiveCommand: ParsableCommand {
             does a committed user whose source cannot be removed (reported by every run and by `status` until \
             it is gone). Either makes the job exit 3 at the end.
 
+            --source s3://BUCKET[/PREFIX] reads PREFIX/accounts.csv and the objects PREFIX/users/<id>/... of an \
+            S3 bucket instead (endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION, \
+            AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN). Each user's objects are downloaded into \
+            a private copy under VAULT/staging/source/ (files 0600 with the object's Last-Modified as mtime), \
+            archived and verified exactly like a directory, and the objects are deleted only after the commit \
+            (unless --keep-source); a run interrupted after the commit deletes them the next time. An object key \
+            that is not a safe relative path (.., empty segments, control characters) or an object that changes \
+            while it is read fails that user only (exit 3). A store that cannot be reached, refuses the \
+            credentials or lacks the bucket ends the job before anything changes (exit 14).
+
             Example:
               shredvault archive --vault /srv/shredvault --source /srv/export --dry-run
             Nightly, from cron at 00:15 UTC (SHREDVAULT_VAULT set in the crontab):
               15 0 * * * shredvault archive --source /srv/export --lock-wait 600
+            From a bucket:
+              shredvault archive --vault /srv/shredvault --source s3://callgenie-export/nightly
             """)
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(help: ArgumentHelp("Source directory holding accounts.csv and users/<user_id>/.", valueName: "DIR"))
+    @Option(help: ArgumentHelp("Source directory holding accounts.csv and users/<user_id>/, or s3://BUCKET[/PREFIX] holding the same as objects.",
+                               valueName: "DIR|s3://BUCKET[/PREFIX]"))
     var source: String
 
-    @Flag(help: "Keep DIR/users/<id> after its bundle is verified.")
+    @Flag(help: "Keep DIR/users/<id> (or the users' source objects) after its bundle is committed.")
     var keepSource = false
 
     @Flag(help: "Report which users would be archived; change nothing.")
@@ -44,6 +57,9 @@ struct ArchiveCommand: ParsableCommand {
     @Option(name: .customLong("user"), help: ArgumentHelp("Archive only this user (repeatable; must be listed in accounts.csv).", valueName: "ID"))
     var users: [String] = []
 
+    /// The source as messages name it (an S3 URL without its trailing `/`).
+    private var sourceName: String { source.hasPrefix("s3://") ? (try? BundleStoreURL(parsing: source).description) ?? source : source }
+
     /// `-v` (a global option): also one line per archived user on stdout.
     private var verbose: Bool { global.verbose }
 
@@ -51,7 +67,10 @@ struct ArchiveCommand: ParsableCommand {
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func validate() throws {
-        if source.isEmpty { throw ValidationError("--source must name the export directory") }
+        if source.isEmpty { throw ValidationError("--source must name the export directory or an s3://BUCKET[/PREFIX] URL") }
+        if source.hasPrefix("s3://") {
+            do { _ = try BundleStoreURL(parsing: source, what: "--source") } catch { throw ValidationError("\(error)") }
+        }
         if !(1...256).contains(jobs) { throw ValidationError("--jobs must be between 1 and 256") }
         if let bad = users.first(where: { UserID($0) == nil }) {
             throw ValidationError("--user '\(bad)' is not a valid user id: use 1-128 characters of A-Z a-z 0-9 . _ - not starting with . or -")
@@ -71,7 +90,7 @@ struct ArchiveCommand: ParsableCommand {
                 report = try vault.archive(options, now: global.now, progress: progress.handler)
             }
             for user in report.reappeared {
-                Output.warning("user \(user) was deleted (tombstone) but its data reappeared in \(source)/users/\(user); it was not archived: remove it from the export")
+                Output.warning("user \(user) was deleted (tombstone) but its data reappeared in \(sourceName)/users/\(user); it was not archived: remove it from the export")
             }
             if global.json {
                 try Output.json(report)
@@ -106,7 +125,9 @@ struct ArchiveCommand: ParsableCommand {
             if verbose { for user in report.wouldArchive { print("  would archive \(user)") } }
         } else {
             let bundleBytes = report.archived.reduce(Int64(0)) { $0 + $1.bundleBytes }
-            let removed = keepSource ? "sources kept" : "\(report.removedSources) source directories removed"
+            let removed = keepSource ? "sources kept"
+                : source.hasPrefix("s3://") ? "\(report.removedSources) users' source objects deleted"
+                : "\(report.removedSources) source directories removed"
             print("archived \(Output.plural(report.archived.count, "user")) (\(Output.bytes(report.plaintextBytes)) of files, "
                   + "\(Output.bytes(bundleBytes)) of bundles) of \(report.candidates) inactive on \(report.today); "
                   + "skipped \(report.skipped.count), failed \(report.failed.count); \(removed)")
