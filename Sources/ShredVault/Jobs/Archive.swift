@@ -19,6 +19,8 @@ public struct ArchiveOptions: Sendable {
     /// Users per batch, the unit a worker takes; the I/O thread prepares and commits several batches per
     /// transaction. Sources of a batch are removed only after its commit is durable.
     public var batchSize: Int = 16
+    /// Tests only: called for each user of an S3 source between the listing of its objects and their download.
+    var afterSourceListing: (@Sendable (String) throws -> Void)? = nil
 
     public init(source: String, keepSource: Bool = false, dryRun: Bool = false, users: [UserID]? = nil,
                 jobs: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -80,7 +82,7 @@ extension Vault {
         }
         // An S3 source is read (accounts.csv, the listing of users/) before anything changes: a store that cannot be
         // reached, refuses the credentials or lacks the bucket ends the job here (exit 14).
-        let s3Source = options.source.hasPrefix("s3://") ? try S3ArchiveSource(url: options.source) : nil
+        let s3Source = options.source.hasPrefix("s3://") ? try S3ArchiveSource(url: options.source, afterListing: options.afterSourceListing) : nil
         let sourceName = s3Source?.description ?? options.source
         let csvPath = sourceName + "/accounts.csv"
         let csvText: String

@@ -14,8 +14,13 @@ final class S3ArchiveSource: Sendable {
     /// accounts.csv larger than this is refused (a local one is read up to the same bound).
     static let maxAccountsBytes = 64 << 20
 
-    init(url: String, environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+    /// Tests only: called with the user id after a user's objects are listed and before they are downloaded.
+    let afterListing: (@Sendable (String) throws -> Void)?
+
+    init(url: String, environment: [String: String] = ProcessInfo.processInfo.environment,
+         afterListing: (@Sendable (String) throws -> Void)? = nil) throws {
         address = try BundleStoreURL(parsing: url, what: "source")
+        self.afterListing = afterListing
         do { client = try S3Client(environment: environment) } catch { throw Self.storeError(error, doing: "configuring the S3 client") }
     }
 
@@ -178,6 +183,7 @@ final class S3ArchiveSource: Sendable {
                               path: url(ofKey: userPrefix(user)))
         }
         let tree = try plan(user: user, objects: listed)
+        try afterListing?(user)
         try Posix.makeDirectory(directory, mode: 0o700)
         for relative in tree.directories.keys.sorted(by: { $0.utf8.count < $1.utf8.count }) {
             try Posix.makeDirectory(directory + "/" + relative, mode: 0o700)
