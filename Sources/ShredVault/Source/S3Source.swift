@@ -182,6 +182,10 @@ final class S3ArchiveSource: Sendable {
             throw UserFailure(reason: "its objects could not be listed: \(Self.storeError(error, doing: "listing \(url(ofKey: userPrefix(user)))"))",
                               path: url(ofKey: userPrefix(user)))
         }
+        guard !listed.isEmpty else {
+            // Listed under users/ a moment ago: gone since (an archive needs at least one key to delete after it).
+            throw UserFailure(reason: "\(url(ofKey: userPrefix(user))) disappeared while archiving; run again", path: url(ofKey: userPrefix(user)))
+        }
         let tree = try plan(user: user, objects: listed)
         try afterListing?(user)
         try Posix.makeDirectory(directory, mode: 0o700)
