@@ -29,6 +29,7 @@ final class S3SourceTests: XCTestCase {
     private var client: S3Client!
     private var bucket = ""
     private var dir = ""
+    private var jobKeyPath = ""
     private var vaultPath: String { dir + "/vault" }
     private var restoreKeyPath: String { dir + "/restore.key" }
     private var source: String { "s3://\(bucket)/export" }
@@ -74,8 +75,8 @@ final class S3SourceTests: XCTestCase {
         // A directory marker: an empty directory of ua's tree.
         try put("export/users/ua/notes/", [])
         try FileManager.default.createDirectory(atPath: dir + "/pristine/users/ua/notes", withIntermediateDirectories: true)
-        _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), drill: true,
-                             bundleStore: s3Vault ? "s3://\(bucket)/vault" : nil, now: day0)
+        jobKeyPath = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), drill: true,
+                             bundleStore: s3Vault ? "s3://\(bucket)/vault" : nil, now: day0).jobKeyPath
     }
 
     private func put(_ key: String, _ bytes: [UInt8]) throws { try client.putObject(bucket: bucket, key: key, body: bytes) }
@@ -232,6 +233,27 @@ final class S3SourceTests: XCTestCase {
         // The next run archives ua as it is now.
         let next = try Vault(root: vaultPath).archive(ArchiveOptions(source: source), now: day0)
         XCTAssertEqual(next.archived.map(\.user), ["ua"])
+        XCTAssertEqual(try userKeys("ua"), [])
+    }
+
+    /// The CLI: a user with a hostile key makes the job exit 3, named on stderr (control characters escaped) and in
+    /// the JSON report with the object's URL; the others are archived and their objects deleted.
+    func testCLIReportsAHostileKeyAndExits3() throws {
+        try prepare(extraAccounts: "u1,free,2025-01-01\n")
+        try put("export/users/u1/a\u{1b}[2Jb", Array("evil".utf8))
+        var environment = objectStore.environment
+        environment["SHREDVAULT_JOB_KEY"] = jobKeyPath
+        let r = try runCLI(["archive", "--vault", vaultPath, "--source", source + "/", "--now", "2026-11-29T00:15:00Z", "--json"],
+                           environment: environment)
+        XCTAssertEqual(r.status, 3, r.stderr)
+        XCTAssertFalse(r.stderr.contains("\u{1b}"), "no raw escape sequence reaches the terminal")
+        XCTAssertTrue(r.stderr.contains("user u1 was not archived: object key 'export/users/u1/a\\u{1b}[2Jb' cannot be archived (control character in name)"),
+                      r.stderr)
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        let failed = json?["failed"] as? [[String: Any]]
+        XCTAssertEqual(failed?.first?["path"] as? String, "s3://\(bucket)/export/users/u1/a\\u{1b}[2Jb")
+        XCTAssertEqual((json?["archived"] as? [[String: Any]])?.count, 2)
+        XCTAssertEqual(try userKeys("u1").count, 1, "u1's object kept")
         XCTAssertEqual(try userKeys("ua"), [])
     }
 
