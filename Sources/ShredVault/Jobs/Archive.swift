@@ -274,12 +274,10 @@ extension Vault {
                 }
                 continue
             }
-            if s3 != nil {
+            if s3 != nil, record.state == .live {
                 // Archived from a source directory by an earlier run: only a run reading that directory removes it.
-                if record.state == .live {
-                    notRemoved.append(.init(user: record.userId, reason: "archived in bundle \(record.id) from a source directory that is not removed yet; "
-                                            + "an archive run with that directory as --source removes it"))
-                }
+                notRemoved.append(.init(user: record.userId, reason: "archived in bundle \(record.id) from a source directory that is not removed yet; "
+                                        + "an archive run with that directory as --source removes it"))
                 continue
             }
             let userDir = source + "/users/" + record.userId
