@@ -257,6 +257,55 @@ final class S3SourceTests: XCTestCase {
         XCTAssertEqual(try userKeys("ua"), [])
     }
 
+    /// An object that disappears between the listing and its download (here: deleted by another process) fails that
+    /// user only; its other objects stay, and the other users are archived.
+    func testObjectThatDisappearsDuringDownloadFailsThatUserOnly() throws {
+        try prepare()
+        let client = self.client!, bucket = self.bucket
+        var options = ArchiveOptions(source: source, jobs: 1)
+        options.afterSourceListing = { user in
+            guard user == "ua" else { return }
+            try client.deleteObject(bucket: bucket, key: "export/users/ua/profile.json")
+        }
+        let report = try Vault(root: vaultPath).archive(options, now: day0)
+        XCTAssertEqual(report.archived.map(\.user), ["ub"])
+        XCTAssertEqual(report.failed.map(\.user), ["ua"])
+        XCTAssertTrue(report.failed.first?.reason.contains("disappeared while archiving") == true, "\(report.failed)")
+        XCTAssertEqual(try userKeys("ua").count, 3, "ua's other objects kept")
+        XCTAssertEqual(try stagedFiles(), [], "its partial copy removed")
+    }
+
+    /// Source objects the store will not delete after the commit (here: their recorded source names a bucket that is
+    /// gone) keep the user `pending-removal`: reported by every run (exit 3) with the reason, never archived again, and
+    /// deleted by the first run that can.
+    func testSourceObjectsThatCannotBeDeletedStayPendingAndAreRetried() throws {
+        try prepare()
+        do {
+            let vault = try Vault(root: vaultPath)
+            vault.simulatedCrashPoint = "archive:committed"
+            XCTAssertThrowsError(try vault.archive(ArchiveOptions(source: source), now: day0))
+        }
+        let gone = "s3://sv-gone-\(UUID().uuidString.prefix(8).lowercased())/export"
+        try Vault(root: vaultPath).catalog.write { db in
+            try db.execute(sql: "UPDATE source_objects SET source = ? WHERE key LIKE 'export/users/ub/%'", arguments: [gone])
+        }
+        let report = try Vault(root: vaultPath).archive(ArchiveOptions(source: source), now: day0)
+        XCTAssertEqual(report.archived.map(\.user), [])
+        XCTAssertEqual(report.sourcesNotRemoved.map(\.user), ["ub"])
+        XCTAssertTrue(report.isPartial, "exit 3")
+        XCTAssertTrue(report.sourcesNotRemoved.first?.reason.contains("could not be deleted") == true, "\(report.sourcesNotRemoved)")
+        XCTAssertEqual(try userKeys("ua"), [], "ua's recorded objects deleted")
+        XCTAssertEqual(try userKeys("ub").count, 1, "ub's objects still there")
+        try Vault(root: vaultPath).catalog.write { db in
+            try db.execute(sql: "UPDATE source_objects SET source = ?", arguments: [source])
+        }
+        let again = try Vault(root: vaultPath).archive(ArchiveOptions(source: source), now: day0)
+        XCTAssertEqual(again.sourcesNotRemoved.map(\.user), [])
+        XCTAssertEqual(again.archived.map(\.user), [], "never archived twice")
+        XCTAssertEqual(try userKeys("ub"), [])
+        try assertNoSourceObjectsRecorded()
+    }
+
     // MARK: - Crash between the commit and the deletion
 
     /// A run that stops after the commit and before the source objects are deleted: the bundles are live, the
