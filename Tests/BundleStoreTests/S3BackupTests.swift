@@ -278,6 +278,44 @@ final class S3BackupTests: XCTestCase {
         XCTAssertEqual(second?["copiedBytes"] as? Int, 0, again.stdout)
     }
 
+    /// `recover --from s3://… --drill` through the binary, beside the live vault, with copies of the keyring and
+    /// root: a drill vault whose bundles restore to the original bytes, and the live vault is never written.
+    func testRecoverFromS3AsADrillBesideTheLiveVault() throws {
+        try prepare()
+        let now = Timestamp.format(at(1))
+        let backup = try runCLI(["backup", "--vault", vaultPath, "--now", now, "--to", target, "--json"], environment: objectStore.environment)
+        XCTAssertEqual(backup.status, 0, backup.stderr)
+        let keys = try FileManager.default.contentsOfDirectory(atPath: dir + "/keys")
+        let keyring = try XCTUnwrap(keys.first { $0.hasPrefix("shredvault-keyring-") && $0.hasSuffix(".db") })
+        let root = try XCTUnwrap(keys.first { $0.hasPrefix("shredvault-root-") })
+        try FileManager.default.createDirectory(atPath: dir + "/copies", withIntermediateDirectories: false)
+        try FileManager.default.copyItem(atPath: dir + "/keys/" + keyring, toPath: dir + "/copies/keyring.db")
+        try FileManager.default.copyItem(atPath: dir + "/keys/" + root, toPath: dir + "/copies/root")
+        let live = try tree(vaultPath)
+        let drillPath = dir + "/drill"
+        let recover = try runCLI(["recover", "--from", target, "--vault", drillPath, "--master-key-file", restoreKeyPath, "--drill",
+                                  "--keyring", dir + "/copies/keyring.db", "--root-file", dir + "/copies/root", "--now", Timestamp.format(at(2)),
+                                  "--json"], environment: objectStore.environment)
+        XCTAssertEqual(recover.status, 0, recover.stdout + recover.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(recover.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(report?["drill"] as? Bool, true, recover.stdout)
+        XCTAssertEqual(report?["from"] as? String, target, recover.stdout)
+        XCTAssertEqual(report?["restoredBundles"] as? Int, 2, recover.stdout)
+        XCTAssertEqual(try tree(vaultPath), live, "the live vault was never written")
+        // Without credentials: one line, exit 14, nothing made.
+        let other = dir + "/other"
+        let refused = try runCLI(["recover", "--from", target, "--vault", other, "--master-key-file", restoreKeyPath], environment: [:])
+        XCTAssertEqual(refused.status, 14, refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: other))
+        do {
+            let vault = try Vault(root: drillPath)
+            let key = try vault.restoreKey(path: restoreKeyPath)
+            _ = try vault.placeHold(user: UserID("ub")!, caseId: "D1", reason: "drill", restoreKey: key, now: at(3))
+            _ = try vault.restore(user: UserID("ub")!, caseId: "D1", to: dir + "/drill-ub", restoreKey: key, now: at(3))
+        }
+        XCTAssertEqual(try tree(dir + "/drill-ub"), try tree(dir + "/pristine/users/ub"), "restored bytes from the drill")
+    }
+
     // MARK: - Helpers
 
     private func tree(_ root: String) throws -> [String: [UInt8]] {
