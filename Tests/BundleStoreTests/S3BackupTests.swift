@@ -185,7 +185,12 @@ final class S3BackupTests: XCTestCase {
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: lost), "nothing written")
 
+        // A run killed mid-multipart-upload leaves an upload the store keeps (invisible as an object).
+        let ub = try liveBundles().first { $0.userId == "ub" }!
+        _ = try client.createMultipartUpload(bucket: bucket, key: prefix + "/" + ub.location)
+        XCTAssertEqual(try client.listMultipartUploads(bucket: bucket).count, 1)
         let next = try Vault(root: vaultPath).backup(to: target, now: at(1) + 60)
+        XCTAssertEqual(try client.listMultipartUploads(bucket: bucket), [], "the next backup aborts the interrupted upload")
         XCTAssertEqual(next.presentBundles, 1, "the bundle the interrupted run uploaded is kept")
         XCTAssertEqual(next.copiedBundles, 1)
         XCTAssertNotNil(try objects()["backup.json"])
