@@ -104,6 +104,8 @@ final class S3BackupTests: XCTestCase {
         for name in ["backup.json", "config", "master.pub", first.keystoreSnapshot] { XCTAssertNotNil(stored[name], name) }
         XCTAssertEqual(stored.keys.filter { $0.hasPrefix("catalog-") }.count, 1)
         XCTAssertEqual(try client.listMultipartUploads(bucket: bucket), [])
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: vaultPath).filter { $0.contains(".partial-") }, [],
+                       "the local snapshots are removed after their upload")
 
         // Incremental: nothing the backup already holds goes up again (the JSON report's counts).
         let second = try Vault(root: vaultPath).backup(to: target, now: at(1) + 60)

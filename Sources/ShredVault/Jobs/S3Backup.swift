@@ -141,8 +141,8 @@ struct S3BackupLocation {
 }
 
 extension Vault {
-    /// A private local directory (0700) for the small files a backup to or from S3 passes through (catalog and
-    /// keystore snapshots, both sealed or ciphertext-only), under $TMPDIR; the caller removes it.
+    /// A private local directory (0700) under $TMPDIR for what `recover --from s3://…` reads before the new vault
+    /// exists (manifest, config, archive key, trust record, catalog and sealed keystore snapshot); the caller removes it.
     static func privateTemporaryDirectory(_ purpose: String) throws -> String {
         let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
         let path = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/shredvault-\(purpose)-" + Hex.encode(try SecureRandom.bytes(count: 8))
@@ -262,15 +262,21 @@ extension Vault {
         }
         progress?(live.count, live.count, "", doneBytes)
 
-        let scratch = try Self.privateTemporaryDirectory("backup")
-        defer { try? Posix.removeTree(scratch) }
-        let ks = try backupKeystore(to: scratch + "/" + snapshotName, now: now, recordAs: target.url(snapshotName))
+        // The snapshots are made in the vault directory under temporary names (§6.1: a crash leaves files the next
+        // job removes), uploaded, and removed.
+        let suffix = ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
+        let localSnapshot = root + "/." + snapshotName + suffix, localCatalog = root + "/." + catalogName + suffix
+        defer {
+            _ = unlink(localSnapshot)
+            _ = unlink(localCatalog)
+        }
+        let ks = try backupKeystore(to: localSnapshot, now: now, recordAs: target.url(snapshotName))
         report.unreadableFrom = ks.unreadableFrom
-        let snapshotSHA = try fileSHA256(scratch + "/" + snapshotName)
-        _ = try target.upload(scratch + "/" + snapshotName, as: snapshotName, sha256: snapshotSHA)
-        try catalog.snapshot(to: scratch + "/" + catalogName)
-        let catalogSHA = try fileSHA256(scratch + "/" + catalogName)
-        _ = try target.upload(scratch + "/" + catalogName, as: catalogName, sha256: catalogSHA)
+        let snapshotSHA = try fileSHA256(localSnapshot)
+        _ = try target.upload(localSnapshot, as: snapshotName, sha256: snapshotSHA)
+        try catalog.snapshot(to: localCatalog)
+        let catalogSHA = try fileSHA256(localCatalog)
+        _ = try target.upload(localCatalog, as: catalogName, sha256: catalogSHA)
         try target.put("config", try readAll(Vault.configPath(root)))
         try target.put("master.pub", try readAll(Vault.archiveKeyPath(root)))
         if Posix.exists(Vault.trustPath(root)) { try target.put("trust", try readAll(Vault.trustPath(root))) }
