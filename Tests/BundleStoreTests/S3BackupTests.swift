@@ -339,6 +339,30 @@ final class S3BackupTests: XCTestCase {
         XCTAssertEqual(try objects(), [:], "nothing written")
     }
 
+    /// The objects are the layout of a backup directory: copied from the bucket to a directory (as `aws s3 sync`
+    /// would), they recover with `recover --from DIR`. A manifest naming a file outside the backup is refused.
+    func testABackupCopiedFromTheBucketToADirectoryRecovers() throws {
+        try prepare()
+        _ = try Vault(root: vaultPath).backup(to: target, now: at(1))
+        let copy = dir + "/synced"
+        for object in try client.listObjects(bucket: bucket, prefix: prefix + "/") {
+            try write(copy + "/" + object.key.dropFirst(prefix.count + 1), try client.getObjectBytes(bucket: bucket, key: object.key))
+        }
+        let manifest = try String(contentsOfFile: copy + "/backup.json", encoding: .utf8)
+        try write(copy + "/backup.json", Array(manifest.replacingOccurrences(of: "\"keystore-", with: "\"../keystore-").utf8))
+        try FileManager.default.removeItem(atPath: vaultPath)
+        XCTAssertThrowsError(try Vault.recover(from: copy, to: vaultPath, restoreKeyPath: restoreKeyPath, keyringPath: nil, now: at(2))) {
+            guard case VaultError.malformedInput(_, _, let reason) = $0 else { return XCTFail("\($0)") }
+            XCTAssertTrue(reason.contains("which no backup writes"), reason)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: vaultPath), "nothing made")
+        try write(copy + "/backup.json", Array(manifest.utf8))
+        let recovered = try Vault.recover(from: copy, to: vaultPath, restoreKeyPath: restoreKeyPath, keyringPath: nil, now: at(2))
+        XCTAssertEqual(recovered.restoredBundles, 2)
+        XCTAssertEqual(recovered.check?.ok, true, "\(recovered.check?.violations ?? [])")
+        try assertRestoresIdentically("ua", day: 2)
+    }
+
     // MARK: - Helpers
 
     private func tree(_ root: String) throws -> [String: [UInt8]] {

@@ -335,19 +335,19 @@ extension Vault {
               try source.download(manifest.keystoreSnapshot, to: scratch + "/" + manifest.keystoreSnapshot, sha256: snapshotSHA) else {
             throw VaultError.backupIncomplete(path: source.description)
         }
-        return try recover(BackupSource(description: source.description, metadata: scratch, catalogName: catalogName) { location, record, destination in
+        return try recover(BackupSource(description: source.description, metadata: scratch) { location, record, destination in
             try source.download(location, to: destination, size: record.map { UInt64($0.size) }, sha256: record?.sha256.map { Array($0) })
         })
     }
 }
 
 /// Where `recover` reads a backup from: a local directory holding the manifest, config, archive key, trust record,
-/// catalog and keystore snapshot, and a way to bring a bundle or sidecar to a new local file.
+/// catalog (`catalog.db`, or the one the manifest names) and keystore snapshot, and a way to bring a bundle or sidecar
+/// to a new local file.
 struct BackupSource {
     /// The backup directory, or `s3://BUCKET[/PREFIX]`.
     let description: String
     let metadata: String
-    let catalogName: String
     /// Brings `location` to the new file `destination`, checked against the record when one is given; false when the
     /// backup does not hold it.
     let fetch: (_ location: String, _ record: BundleRecord?, _ destination: String) throws -> Bool

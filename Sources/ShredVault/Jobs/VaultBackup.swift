@@ -201,7 +201,7 @@ extension Vault {
         if directory.hasPrefix("s3://") { return try recoverFromS3(directory, recover: run) }
         let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         guard Posix.exists(dir + "/backup.json") else { throw VaultError.notFound(path: dir + "/backup.json", what: "backup manifest") }
-        return try run(BackupSource(description: dir, metadata: dir, catalogName: "catalog.db") { location, _, destination in
+        return try run(BackupSource(description: dir, metadata: dir) { location, _, destination in
             guard Posix.exists(dir + "/" + location) else { return false }
             try Vault.copyFileStatic(dir + "/" + location, to: destination)
             return true
@@ -216,6 +216,9 @@ extension Vault {
         var config = try VaultConfig.parse(try Posix.readTextFile(dir + "/config"), path: dir + "/config")
         guard manifest.format == BackupManifest.formatName, manifest.vaultId == config.vaultId else {
             throw VaultError.malformedInput(path: dir + "/backup.json", line: 1, reason: "not a ShredVault backup of the vault named in its config")
+        }
+        for name in [manifest.keystoreSnapshot] + (manifest.catalog.map { [$0] } ?? []) where name.contains("/") || !S3BackupLocation.isBackupObject(name) {
+            throw VaultError.malformedInput(path: dir + "/backup.json", line: 1, reason: "it names '\(name)', which no backup writes")
         }
         // Explicit copies of the keyring and root (a drill beside the live vault) are taken over by the new vault;
         // the ones the backup's config names are taken over only if the vault that owns them is gone.
@@ -271,7 +274,8 @@ extension Vault {
         }
         try Posix.makeDirectories(root + "/bundles", mode: 0o700)
         try Posix.writeFileAtomically(root + "/master.pub", Array(MasterKey.encodeArchiveKey(archiveKey).utf8), mode: 0o644)
-        try copyFileStatic(dir + "/" + source.catalogName, to: root + "/catalog.db")
+        // A backup in object storage names its catalog (§5.4); one copied from a bucket to a directory recovers too.
+        try copyFileStatic(dir + "/" + (manifest.catalog ?? "catalog.db"), to: root + "/catalog.db")
         // The signed trust record comes back with the vault (it is checked against master.pub at every open).
         if Posix.exists(trustPath(dir)) { try copyFileStatic(trustPath(dir), to: trustPath(root)) }
         try writeConfig(config, root: root)
