@@ -39,7 +39,7 @@ final class S3BackupTests: XCTestCase {
     /// The fixture, in the test body (a throwing setUp would count as a skip): the store's variables in this
     /// process's environment, a fresh bucket, a local drill vault holding a small user (ua) and one whose bundle is
     /// larger than one 8 MiB part (ub), and an active user (uc) who stays in the source.
-    private func prepare() throws {
+    private func prepare(bigBytes: Int = 9 * 1024 * 1024 + 321) throws {
         objectStore = try Self.shared.get()
         for (name, value) in objectStore.environment { setenv(name, value, 1) }
         client = try S3Client(environment: objectStore.environment)
@@ -51,7 +51,7 @@ final class S3BackupTests: XCTestCase {
         try write(dir + "/src/accounts.csv", Array("user_id,plan,last_active\nua,pro,2025-01-01\nub,free,2025-06-01\nuc,free,2026-11-01\n".utf8))
         try write(dir + "/src/users/ua/profile.json", Array("{\"a\":1}".utf8))
         try write(dir + "/src/users/ua/calls/c1/recording.wav", noise(70_000, seed: 5))
-        try write(dir + "/src/users/ub/big.bin", noise(9 * 1024 * 1024 + 321, seed: 6))
+        try write(dir + "/src/users/ub/big.bin", noise(bigBytes, seed: 6))
         try write(dir + "/src/users/uc/active.txt", [1, 2, 3])
         try FileManager.default.copyItem(atPath: dir + "/src", toPath: dir + "/pristine")
         _ = try Vault.create(root: vaultPath, restoreKeyPath: restoreKeyPath, policy: RetentionPolicy(), drill: true, now: day0)
@@ -361,6 +361,50 @@ final class S3BackupTests: XCTestCase {
         XCTAssertEqual(recovered.restoredBundles, 2)
         XCTAssertEqual(recovered.check?.ok, true, "\(recovered.check?.violations ?? [])")
         try assertRestoresIdentically("ua", day: 2)
+    }
+
+    /// The CLI killed (SIGKILL) in the middle of a multipart upload of a first backup: `recover` refuses the prefix
+    /// with one line (exit 66); the next backup aborts the orphaned upload and completes.
+    func testABackupKilledMidUploadIsRefusedByRecoverAndCompletedByTheNextRun() throws {
+        try prepare(bigBytes: 72 * 1024 * 1024)
+        let process = Process()
+        process.executableURL = LocalObjectStore.packageRoot.appendingPathComponent(".build/debug/shredvault")
+        process.arguments = ["backup", "--vault", vaultPath, "--now", Timestamp.format(at(1)), "--to", target]
+        var env = objectStore.environment
+        env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        process.environment = env
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        // Wait for the big bundle's multipart upload to be under way, then kill the job.
+        var seen = false
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline, process.isRunning {
+            if try !client.listMultipartUploads(bucket: bucket, prefix: prefix + "/").isEmpty { seen = true; break }
+            usleep(20_000)
+        }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+        XCTAssertTrue(seen, "the backup was killed during its multipart upload")
+        XCTAssertNil(try objects()["backup.json"])
+
+        let lost = dir + "/lost"
+        let refused = try runCLI(["recover", "--from", target, "--vault", lost, "--master-key-file", restoreKeyPath], environment: objectStore.environment)
+        XCTAssertEqual(refused.status, 66, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("holds an incomplete backup"), refused.stderr)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: lost))
+
+        let next = try runCLI(["backup", "--vault", vaultPath, "--now", Timestamp.format(at(1) + 60), "--to", target, "--json"],
+                              environment: objectStore.environment)
+        XCTAssertEqual(next.status, 0, next.stderr)
+        XCTAssertEqual(try client.listMultipartUploads(bucket: bucket, prefix: prefix + "/"), [], "the orphaned upload is aborted")
+        XCTAssertNotNil(try objects()["backup.json"])
+        try FileManager.default.removeItem(atPath: vaultPath)
+        let recovered = try Vault.recover(from: target, to: vaultPath, restoreKeyPath: restoreKeyPath, keyringPath: nil, now: at(2))
+        XCTAssertEqual(recovered.restoredBundles, 2)
+        XCTAssertEqual(recovered.check?.ok, true, "\(recovered.check?.violations ?? [])")
+        try assertRestoresIdentically("ub", day: 2)
     }
 
     // MARK: - Helpers
