@@ -44,7 +44,7 @@ enum ExitCodes {
         case .invalidArgument: return usage
         case .io: return ioError
         case .objectStore, .sourceStore: return objectStore
-        case .notArchived: return notFound
+        case .notArchived, .backupIncomplete: return notFound
         case .backupTargetRefused: return cannotCreate
         }
     }

@@ -31,6 +31,11 @@ public struct KeystoreRestoreReport: Sendable, Codable {
 extension Vault {
     /// Seals a consistent snapshot of the keystore to the current backup-epoch key (G3). Needs no private key.
     public func backupKeystore(to output: String, now: Int64) throws -> KeystoreBackupReport {
+        try backupKeystore(to: output, now: now, recordAs: nil)
+    }
+
+    /// `recordAs`: the location the catalog's `backups` table records (an `s3://` URL the snapshot is uploaded to).
+    func backupKeystore(to output: String, now: Int64, recordAs: String?) throws -> KeystoreBackupReport {
         let today = CivilDay(unixSeconds: now)
         _ = try sweep(now: now)
         // A snapshot to this path that an interrupted run left half-written (sealed, but a leftover all the same).
@@ -43,7 +48,7 @@ extension Vault {
         let (header, k) = try KeystoreSnapshotHeader.make(vaultId: vaultId, takenAt: now, epochStart: epochStart, epochKey: epochKey,
                                                           backupDays: policy.backupDays)
         let bytes = try SealedFile.write(contents: image, header: header.encoded(), key: k, to: output)
-        let absolute = output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output
+        let absolute = recordAs ?? (output.hasPrefix("/") ? output : FileManager.default.currentDirectoryPath + "/" + output)
         try catalog.write { db in
             try db.execute(sql: "INSERT INTO backups (kind, path, taken_at, epoch_start, epoch_key_id) VALUES ('keystore', ?, ?, ?, ?)",
                            arguments: [absolute, now, epochStart.daysSinceEpoch, Data(epochKey.keyId)])

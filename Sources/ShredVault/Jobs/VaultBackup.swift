@@ -12,6 +12,10 @@ public struct VaultBackupReport: Sendable, Codable {
     public var copiedBundles = 0
     public var copiedBytes: Int64 = 0
     public var presentBundles = 0
+    /// Sidecar objects uploaded (new or changed); a backup to S3 only (a directory backup rewrites every sidecar).
+    public var uploadedSidecars = 0
+    /// Bundles the backup held that the vault no longer has (swept, deleted): removed from it with their sidecars.
+    public var removedBundles = 0
     public var keystoreSnapshot: String
     public var unreadableFrom: String
 }
@@ -24,10 +28,19 @@ struct BackupManifest: Codable {
     var takenAt: Int64
     var keystoreSnapshot: String
     var liveBundles: Int
+    /// A backup in object storage (§5.4): the catalog object's name (a directory's is always `catalog.db`), and the
+    /// SHA-256 (hex) of that catalog and of the keystore snapshot, which `recover` checks its downloads against.
+    var catalog: String? = nil
+    var catalogSHA256: String? = nil
+    var keystoreSHA256: String? = nil
 
     /// Reads `DIR/backup.json`; a file that is not one is bad data (naming the field), never an internal error.
     static func read(_ path: String) throws -> BackupManifest {
-        do { return try JSONDecoder().decode(BackupManifest.self, from: Data(try Posix.readTextFile(path).utf8)) } catch let error as DecodingError {
+        try decode(Array(try Posix.readTextFile(path).utf8), path: path)
+    }
+
+    static func decode(_ bytes: [UInt8], path: String) throws -> BackupManifest {
+        do { return try JSONDecoder().decode(BackupManifest.self, from: Data(bytes)) } catch let error as DecodingError {
             let (field, reason) = VaultConfig.describe(error, document: "a ShredVault backup manifest")
             throw VaultError.malformedInput(path: path, line: 1, reason: (field.isEmpty ? "" : "field \(field) ") + reason)
         }
@@ -66,7 +79,9 @@ extension Vault {
     /// Copies live bundles (only new ones, each verified by SHA-256 after copying) and their DEK sidecars, a consistent
     /// catalog snapshot, a keystore snapshot sealed to the current epoch key, and the config and archive key into `directory`.
     /// A directory that is not new, empty or a backup of this vault is refused before anything changes (`checkBackupTarget`).
+    /// A `directory` of the form `s3://BUCKET[/PREFIX]` is a bucket prefix (`backupToS3`).
     public func backup(to directory: String, now: Int64, progress: ProgressHandler? = nil) throws -> VaultBackupReport {
+        if directory.hasPrefix("s3://") { return try backupToS3(directory, now: now, progress: progress) }
         let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         if let url = store.url {
             throw VaultError.invalidArgument("backup of a vault whose bundles are in object storage (\(url)) is not supported yet; `keystore backup` still works")
@@ -179,12 +194,31 @@ extension Vault {
     public static func recover(from directory: String, to root: String, restoreKeyPath: String, keyringPath: String?,
                                rootPath: String? = nil, drill: Bool = false, simulatedClock: String? = nil, acceptClock: Bool = false,
                                now: Int64) throws -> RecoverReport {
+        func run(_ source: BackupSource) throws -> RecoverReport {
+            try recover(source, to: root, restoreKeyPath: restoreKeyPath, keyringPath: keyringPath, rootPath: rootPath, drill: drill,
+                        simulatedClock: simulatedClock, acceptClock: acceptClock, now: now)
+        }
+        if directory.hasPrefix("s3://") { return try recoverFromS3(directory, recover: run) }
         let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
         guard Posix.exists(dir + "/backup.json") else { throw VaultError.notFound(path: dir + "/backup.json", what: "backup manifest") }
+        return try run(BackupSource(description: dir, metadata: dir) { location, _, destination in
+            guard Posix.exists(dir + "/" + location) else { return false }
+            try Vault.copyFileStatic(dir + "/" + location, to: destination)
+            return true
+        })
+    }
+
+    /// `recover` from a source whose manifest, config, archive key, trust record, catalog and snapshot are local files.
+    static func recover(_ source: BackupSource, to root: String, restoreKeyPath: String, keyringPath: String?, rootPath: String?,
+                        drill: Bool, simulatedClock: String?, acceptClock: Bool, now: Int64) throws -> RecoverReport {
+        let dir = source.metadata
         let manifest = try BackupManifest.read(dir + "/backup.json")
         var config = try VaultConfig.parse(try Posix.readTextFile(dir + "/config"), path: dir + "/config")
         guard manifest.format == BackupManifest.formatName, manifest.vaultId == config.vaultId else {
             throw VaultError.malformedInput(path: dir + "/backup.json", line: 1, reason: "not a ShredVault backup of the vault named in its config")
+        }
+        for name in [manifest.keystoreSnapshot] + (manifest.catalog.map { [$0] } ?? []) where name.contains("/") || !S3BackupLocation.isBackupObject(name) {
+            throw VaultError.malformedInput(path: dir + "/backup.json", line: 1, reason: "it names '\(name)', which no backup writes")
         }
         // Explicit copies of the keyring and root (a drill beside the live vault) are taken over by the new vault;
         // the ones the backup's config names are taken over only if the vault that owns them is gone.
@@ -226,21 +260,22 @@ extension Vault {
             }
             for name in entries where name != recoveryMarkerName { try Posix.removeTree(root + "/" + name) }
         }
-        var report = RecoverReport(vault: root, from: dir)
+        var report = RecoverReport(vault: root, from: source.description)
         report.drill = config.isDrill
 
         try Posix.makeDirectories(root, mode: 0o700)
         if !Posix.exists(marker) {
             // Made in place (O_EXCL) and fsynced with its directory: its existence is what counts, not its contents.
             let file = try FileDescriptor(open: marker, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
-            try file.write(Array("recovering from \(dir)\n".utf8))
+            try file.write(Array("recovering from \(source.description)\n".utf8))
             try file.sync()
             try file.close()
             try Posix.syncDirectory(root)
         }
         try Posix.makeDirectories(root + "/bundles", mode: 0o700)
         try Posix.writeFileAtomically(root + "/master.pub", Array(MasterKey.encodeArchiveKey(archiveKey).utf8), mode: 0o644)
-        try copyFileStatic(dir + "/catalog.db", to: root + "/catalog.db")
+        // A backup in object storage names its catalog (§5.4); one copied from a bucket to a directory recovers too.
+        try copyFileStatic(dir + "/" + (manifest.catalog ?? "catalog.db"), to: root + "/catalog.db")
         // The signed trust record comes back with the vault (it is checked against master.pub at every open).
         if Posix.exists(trustPath(dir)) { try copyFileStatic(trustPath(dir), to: trustPath(root)) }
         try writeConfig(config, root: root)
@@ -249,12 +284,10 @@ extension Vault {
             vault.acceptClock = acceptClock
             let live = try vault.catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live'") }
             for b in live {
-                let source = dir + "/" + b.location
-                guard Posix.exists(source) else { report.missingBundles.append(b.id); continue }
                 try Posix.makeDirectories(Posix.directoryName(vault.absolute(b.location)), mode: 0o700)
-                try vault.copyFile(source, to: vault.absolute(b.location))
+                guard try source.fetch(b.location, b, vault.absolute(b.location)) else { report.missingBundles.append(b.id); continue }
                 let sidecar = DEKSidecar.location(forBundle: b.location)
-                if Posix.exists(dir + "/" + sidecar) { try vault.copyFile(dir + "/" + sidecar, to: vault.absolute(sidecar)) }
+                _ = try source.fetch(sidecar, nil, vault.absolute(sidecar))
                 report.restoredBundles += 1
             }
             report.keystore = try vault.restoreKeystore(from: dir + "/" + manifest.keystoreSnapshot, restoreKey: restoreKey, now: now)
@@ -268,7 +301,7 @@ extension Vault {
         report.restoredReceipts = try vault.catalog.write { db in try restoreReceipts(db, from: receipts) }
         _ = try vault.sweep(now: now)
         try vault.catalog.write { db in
-            try Catalog.audit(db, at: now, action: "recover", user: nil, detail: ["from": dir, "bundles": String(report.restoredBundles)])
+            try Catalog.audit(db, at: now, action: "recover", user: nil, detail: ["from": source.description, "bundles": String(report.restoredBundles)])
         }
         // Complete: from here on the directory is a vault like any other.
         try Posix.unlinkFile(marker)

@@ -192,7 +192,15 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
 
     public func put(location: String, from path: String, sha256: [UInt8]) throws {
         let client = try client()
-        let key = key(location)
+        let size = try Self.upload(client: client, bucket: address.bucket, key: key(location), from: path)
+        try Self.verify(client: client, bucket: address.bucket, key: key(location),
+                        what: address.description + "/" + location.dropFirst("bundles/".count), size: size, sha256: sha256)
+    }
+
+    /// Uploads the local file `path` as `key`: one PutObject with `Content-MD5` up to `partSize`, above that in parts
+    /// of `partSize` (each with its `Content-MD5`), 2 in flight; memory is bounded by the parts in flight. Returns the
+    /// size uploaded. An interrupted multipart upload is aborted.
+    static func upload(client: S3Client, bucket: String, key: String, from path: String) throws -> UInt64 {
         let file = try FileDescriptor(open: path, flags: O_RDONLY)
         let size = UInt64(try file.status().st_size)
         if size <= UInt64(Self.partSize) {
@@ -200,10 +208,10 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
             guard UInt64(body.count) == size else {
                 throw VaultError.bundleMismatch(path: path, reason: "it changed size while being uploaded")
             }
-            try storeCall { _ = try client.putObject(bucket: address.bucket, key: key, body: body) }
+            try storeCall { _ = try client.putObject(bucket: bucket, key: key, body: body) }
         } else {
             let uploader = try storeCall {
-                try S3MultipartUploader(client: client, bucket: address.bucket, key: key, partSize: Self.partSize, maxPartsInFlight: 2)
+                try S3MultipartUploader(client: client, bucket: bucket, key: key, partSize: Self.partSize, maxPartsInFlight: 2)
             }
             do {
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
@@ -219,20 +227,17 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
                 throw error
             }
         }
-        try verify(location: location, size: size, sha256: sha256)
+        return size
     }
 
     /// G4 against the store: HEAD says the size written, and a full streamed GET hashes to the SHA-256 written.
-    func verify(location: String, size: UInt64, sha256: [UInt8]) throws {
-        let client = try client()
-        let key = key(location)
-        let what = address.description + "/" + location.dropFirst("bundles/".count)
-        let head = try storeCall { try client.headObject(bucket: address.bucket, key: key) }
+    static func verify(client: S3Client, bucket: String, key: String, what: String, size: UInt64, sha256: [UInt8]) throws {
+        let head = try storeCall { try client.headObject(bucket: bucket, key: key) }
         guard head.size == size else {
             throw VaultError.bundleMismatch(path: what, reason: "the store holds \(head.size) bytes after the upload, not the \(size) written")
         }
         let hash = try SHA256()
-        let info = try storeCall { try client.getObject(bucket: address.bucket, key: key) { try hash.update($0) } }
+        let info = try storeCall { try client.getObject(bucket: bucket, key: key) { try hash.update($0) } }
         let digest = try hash.finalize()
         guard info.size == size, digest == sha256 else {
             throw VaultError.bundleMismatch(path: what, reason: "the object read back from the store differs from what was written")

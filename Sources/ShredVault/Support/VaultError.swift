@@ -63,6 +63,8 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
     case notArchived(user: String)
     /// `backup --to` a directory that holds something other than a backup of this vault; nothing was written.
     case backupTargetRefused(path: String, reason: String)
+    /// `recover --from s3://…`: the prefix holds a backup that was interrupted before its manifest was first written.
+    case backupIncomplete(path: String)
     /// The data's key was destroyed.
     case unrecoverable(user: String, date: String, reason: String)
     /// A bundle file does not match its catalog entry (moved, replaced, foreign vault).
@@ -145,6 +147,9 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
         case .notArchived(let user):
             return "user \(user) is unknown to this vault (never archived) and nothing was recorded: check the user id; if the user is "
                 + "not archived yet, run the same delete with --not-archived to record the request and a tombstone, so it never is"
+        case .backupIncomplete(let path):
+            return "\(path) holds an incomplete backup: a backup into it was interrupted before its backup.json (written last) was first written, "
+                + "so there is nothing whole to recover; run `shredvault backup --to \(path)` again to complete it, or recover from another backup"
         case .backupTargetRefused(let path, let reason):
             return "refusing to back up into \(path): \(reason); nothing was written: use a new or empty directory, or one that holds a backup of this vault"
         case .unrecoverable(let user, let date, let reason):
@@ -166,7 +171,7 @@ public enum VaultError: Error, Equatable, CustomStringConvertible {
         case .keyringMissing(let path):
             return "keyring \(path) does not exist (it is never in a backup): if it was moved, put it back at that path; if it is lost, make a new one from the catalog with `shredvault keyring rebuild` (keystore backups taken so far become unreadable)"
         case .objectStore(let message):
-            return "bundle store: " + message
+            return "object store: " + message
         case .sourceStore(let message):
             return "source: " + message
         }

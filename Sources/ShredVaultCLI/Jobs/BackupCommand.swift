@@ -4,19 +4,29 @@ import ShredVault
 struct BackupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "backup",
-        abstract: "Back up the vault into a directory: new bundles, a catalog snapshot and a sealed keystore snapshot.",
+        abstract: "Back up the vault into a directory or an S3 bucket prefix: new bundles, a catalog snapshot and a sealed keystore snapshot.",
         discussion: """
-            Incremental: only bundles not yet in DIR are copied, each verified by SHA-256 after copying. The \
+            Incremental: only bundles not yet in the backup are copied, each verified by SHA-256 after copying. The \
             keystore snapshot is sealed to the current backup-epoch key, so the backup becomes unreadable \
             backup-days after its epoch (G3). The keyring and the restore key are never copied. Needs no private key.
 
-            Example:
+            --to s3://BUCKET[/PREFIX] writes the same layout as objects (endpoint, region and credentials from the \
+            AWS_* environment variables only; see "Object storage" in the README). New bundles are uploaded (in 8 MiB \
+            parts above 8 MiB, each with Content-MD5) and read back; a bundle object already there with the right \
+            size is not sent again. backup.json is written last: an interrupted backup leaves the previous one whole \
+            (the next run completes it). Bundles the vault no longer has (swept, deleted) are then deleted from the \
+            prefix. A prefix holding anything but a backup of this vault is refused (exit 73); a missing bucket or \
+            refused credentials end the run before anything changes (exit 14). A vault whose own bundles are in S3 \
+            cannot be backed up this way (exit 64).
+
+            Examples:
               shredvault backup --to /mnt/backup/shredvault
+              shredvault backup --to s3://backups/shredvault --json
             """)
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .customLong("to"), help: ArgumentHelp("Backup directory (created if missing; reused for increments).", valueName: "DIR"))
+    @Option(name: .customLong("to"), help: ArgumentHelp("Backup directory (created if missing; reused for increments), or s3://BUCKET[/PREFIX].", valueName: "DIR|s3://BUCKET/PREFIX"))
     var directory: String
 
     func run() throws {
@@ -32,10 +42,13 @@ struct BackupCommand: ParsableCommand {
             try job.succeeded(vault, [
                 "live_bundles": .stringConvertible(report.liveBundles), "copied_bundles": .stringConvertible(report.copiedBundles),
                 "copied_bytes": .stringConvertible(report.copiedBytes), "present_bundles": .stringConvertible(report.presentBundles),
+                "removed_bundles": .stringConvertible(report.removedBundles),
             ])
             if global.json { return try Output.json(report) }
             print("backed up \(Output.plural(report.liveBundles, "live bundle")) to \(report.directory): copied \(report.copiedBundles) "
-                  + "(\(Output.bytes(report.copiedBytes))), \(report.presentBundles) already there; keystore snapshot \(report.keystoreSnapshot) "
+                  + "(\(Output.bytes(report.copiedBytes))), \(report.presentBundles) already there"
+                  + (report.removedBundles > 0 ? ", \(Output.plural(report.removedBundles, "bundle")) the vault no longer has removed" : "")
+                  + "; keystore snapshot \(report.keystoreSnapshot) "
                   + "unreadable from \(report.unreadableFrom)")
         } }
     }
@@ -44,7 +57,7 @@ struct BackupCommand: ParsableCommand {
 struct RecoverCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "recover",
-        abstract: "Rebuild a vault from a backup directory, the restore key and the keyring, then check it.",
+        abstract: "Rebuild a vault from a backup (directory or S3 bucket prefix), the restore key and the keyring, then check it.",
         discussion: """
             --vault names the vault to create (it must not exist or be empty). The keyring (by default the path \
             recorded in the backup's config) supplies the backup-epoch key and the erasure ledger, so users \
@@ -55,14 +68,22 @@ struct RecoverCommand: ParsableCommand {
             --drill: the recovered vault is then a drill vault (simulated clocks allowed, its own keyring binding). \
             A drill's backup always recovers as a drill. Exit 2 if the final check finds violations.
 
-            Example:
+            --from s3://BUCKET[/PREFIX] reads a backup `backup --to s3://…` wrote (AWS_* environment variables for \
+            the store): every object is streamed to disk and checked (catalog and keystore snapshot against the \
+            SHA-256 backup.json records, each bundle against the size and SHA-256 the backed-up catalog records) \
+            before the vault is declared recovered. A prefix whose first backup was interrupted (no backup.json) is \
+            refused (exit 66); run the backup again to complete it.
+
+            Examples:
               shredvault recover --from /mnt/backup/shredvault --vault /srv/shredvault \\
+                  --master-key-file /root/restore.key
+              shredvault recover --from s3://backups/shredvault --vault /srv/shredvault \\
                   --master-key-file /root/restore.key
             """)
 
     @OptionGroup var global: GlobalOptions
 
-    @Option(name: .customLong("from"), help: ArgumentHelp("Backup directory written by `shredvault backup`.", valueName: "DIR"))
+    @Option(name: .customLong("from"), help: ArgumentHelp("Backup directory or s3://BUCKET[/PREFIX] written by `shredvault backup`.", valueName: "DIR|s3://BUCKET/PREFIX"))
     var from: String
 
     @Option(help: ArgumentHelp("Keyring file, if not at the path the backup's config records.", valueName: "FILE"))
