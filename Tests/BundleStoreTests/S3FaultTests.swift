@@ -140,13 +140,14 @@ final class S3FaultTests: XCTestCase {
         XCTAssertEqual(try tree(target), try tree(dir + "/pristine/users/ub"))
         try expect(cli(check(), direct), 0)
 
-        // check (read-only) stopped while it downloads a bundle, and check --quick while it asks for a size: exit 14,
-        // not a violation reported against a bundle that is fine.
+        // check (read-only) whose bundle downloads keep failing (503 on every attempt), and check --quick whose HEADs
+        // do: exit 14, never a violation reported against a bundle that is fine.
         for (arguments, method) in [(check(), "GET"), (["check", "--quick", "--vault", vault, "--now", "2026-11-30"], "HEAD")] {
-            try proxy.setRules([["method": method, "path": bundleObject, "action": "stop"]])
-            let stopped = try cli(arguments, viaProxy)
-            try expectOneErrorLine(stopped, 14, arguments.joined(separator: " "))
-            XCTAssertFalse(stopped.stdout.contains("bundle-"), stopped.stdout)
+            try proxy.setRules([["method": method, "path": bundleObject, "action": "error", "status": 503, "times": -1]])
+            let failing = try cli(arguments, viaProxy)
+            try expectOneErrorLine(failing, 14, arguments.joined(separator: " "))
+            XCTAssertTrue(failing.stderr.contains("HTTP 503"), failing.stderr)
+            XCTAssertEqual(failing.stdout, "", "no report of violations")
         }
         try proxy.setRules([])
         try expect(cli(check(), viaProxy), 0)
