@@ -323,6 +323,13 @@ final class S3FaultTests: XCTestCase {
         XCTAssertEqual(bundleGets.count, 2, "one ranged GET per bundle: \(proxy.requests())")
         XCTAssertTrue(bundleGets.allSatisfy { $0.status == 206 }, "ranged answers only: \(bundleGets)")
         XCTAssertEqual(proxy.requests().filter { $0.method == "HEAD" && $0.path.hasSuffix(".svb") }.count, 2)
+        // hold place checks each bundle's size, header and signatures the same way before it reseals.
+        try proxy.setRules([])
+        try expect(cli(["hold", "place", "ua", "ub", "--vault", vault, "--case", "C1", "--reason", "claim", "--master-key-file", key,
+                        "--now", "2026-11-30"], viaProxy), 0)
+        let holdGets = proxy.requests().filter { $0.method == "GET" && $0.path.hasSuffix(".svb") }
+        XCTAssertEqual(holdGets.count, 2, "\(proxy.requests())")
+        XCTAssertTrue(holdGets.allSatisfy { $0.status == 206 }, "hold reads no whole bundle: \(holdGets)")
 
         // A bundle object replaced by another bundle's bytes (ub's by ua's): same store, wrong size and header.
         let svb = try keys().filter { $0.hasSuffix(".svb") }
@@ -331,6 +338,9 @@ final class S3FaultTests: XCTestCase {
         let found = try cli(["check", "--quick", "--vault", vault, "--now", "2026-11-30"], viaProxy)
         XCTAssertEqual(found.status, 2, found.stderr)
         XCTAssertTrue(found.stdout.contains("bundle-mismatch"), found.stdout)
+        let release = try cli(["hold", "release", "ua", "ub", "--vault", vault, "--case", "C1", "--master-key-file", key,
+                               "--now", "2026-12-01"], viaProxy)
+        try expectOneErrorLine(release, 65, "hold release of a replaced bundle")
     }
 
     // MARK: - Assertions

@@ -53,6 +53,12 @@ extension Vault {
         }
     }
 
+    /// Size, header and signature checks without the SHA-256 (`hold place|release`, G8): a remote store's object
+    /// is not downloaded (HeadObject and a ranged GET of its signed prefix, §6.5).
+    func checkBundleWithoutHash(_ record: BundleRecord) throws {
+        if store.isLocal { _ = try checkBundleFile(record, hash: false) } else { try checkBundleObjectQuickly(record) }
+    }
+
     /// `check --quick` of a bundle in a remote store (§6.5): its size from HeadObject and its signed prefix from one
     /// ranged GetObject, checked as `checkBundleFile(_:hash: false)` checks a local file, without downloading it.
     func checkBundleObjectQuickly(_ record: BundleRecord) throws {
