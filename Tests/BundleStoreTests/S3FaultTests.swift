@@ -47,7 +47,7 @@ final class S3FaultTests: XCTestCase {
     private let secondPart = #"\.svb\?partNumber=2&"#
 
     /// A fresh bucket, an S3 vault made by `init`, a source with a small user (ua), a user larger than one 8 MiB part
-    /// (ub, uploaded in three parts) and an active one (uc), and a proxy in front of the store.
+    /// (ub, uploaded in two parts) and an active one (uc), and a proxy in front of the store.
     private func prepare(archived: Bool = false) throws {
         objectStore = try Self.shared.get()
         client = try S3Client(environment: objectStore.environment)
@@ -59,7 +59,7 @@ final class S3FaultTests: XCTestCase {
         try write(source + "/accounts.csv", Array("user_id,plan,last_active\nua,pro,2025-01-01\nub,free,2025-06-01\nuc,free,2026-11-01\n".utf8))
         try write(source + "/users/ua/profile.json", Array("{\"a\":1}".utf8))
         try write(source + "/users/ua/calls/c1/recording.wav", noise(70_000, seed: 5))
-        try write(source + "/users/ub/big.bin", noise(17 * 1024 * 1024 + 123, seed: 6))
+        try write(source + "/users/ub/big.bin", noise(9 * 1024 * 1024 + 123, seed: 6))
         try write(source + "/users/uc/active.txt", [1, 2, 3])
         try FileManager.default.copyItem(atPath: source, toPath: dir + "/pristine")
         proxy = try FaultProxy.start(upstream: objectStore.environment["AWS_ENDPOINT_URL"]!)
