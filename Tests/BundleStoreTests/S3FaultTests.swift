@@ -258,8 +258,8 @@ final class S3FaultTests: XCTestCase {
 
     // MARK: - A store that cannot be used at all
 
-    /// Wrong credentials, a missing bucket and an unreachable endpoint, for archive, sweep, restore and check of an
-    /// existing S3 vault: one line, exit 14, and nothing changed (the vault directory byte for byte, the sources, the
+    /// Wrong credentials, a missing bucket and an unreachable endpoint, for archive, sweep, delete, restore and check
+    /// of an existing S3 vault: one line, exit 14, and nothing changed (the vault directory byte for byte, the sources, the
     /// objects).
     func testUnusableStoreStopsEveryJobBeforeAnythingChanges() throws {
         try prepare()
@@ -291,6 +291,7 @@ final class S3FaultTests: XCTestCase {
             let commands: [(String, [String])] = [
                 ("archive", ["archive", "--vault", vaultDir, "--source", source, "--now", "2026-11-30"]),
                 ("sweep", ["sweep", "--vault", vaultDir, "--now", "2027-03-01"]),
+                ("delete", ["delete", "ua", "--request-id", "REQ-1", "--not-archived", "--vault", vaultDir, "--now", "2026-12-01"]),
                 ("restore", ["restore", "ua", "--vault", vaultDir, "--case", "C1", "--to", dir + "/r",
                              "--master-key-file", vaultDir == vault ? key : dir + "/key2",
                              "--now", "2026-12-01"]),
