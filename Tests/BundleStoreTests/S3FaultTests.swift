@@ -316,6 +316,20 @@ final class S3FaultTests: XCTestCase {
         try expect(cli(check("2026-12-01"), direct), 0)
     }
 
+    /// Why the proxy forwards the `Host` header as the client sent it: the client signs for the proxy's host:port,
+    /// and the store checks the signature against the `Host` it receives. The same request with `Host` rewritten to
+    /// the store's own address is refused (SignatureDoesNotMatch): exit 14, one line.
+    func testTheProxyMustKeepTheSignedHostHeader() throws {
+        try prepare(archived: true)
+        try proxy.setRules([])
+        try expect(cli(check(), viaProxy), 0)
+        try proxy.setRules([["action": "rewrite-host", "times": -1]])
+        let refused = try cli(check(), viaProxy)
+        try expectOneErrorLine(refused, 14)
+        XCTAssertTrue(refused.stderr.contains("SignatureDoesNotMatch"), refused.stderr)
+        XCTAssertEqual(proxy.requests().first?.status, 403, "\(proxy.requests())")
+    }
+
     // MARK: - check --quick
 
     /// `check --quick` of an S3 vault reads each bundle's size (HeadObject) and signed prefix (one ranged GET), never
