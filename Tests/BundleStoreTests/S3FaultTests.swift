@@ -161,7 +161,7 @@ final class S3FaultTests: XCTestCase {
     /// started again with its data.
     func testStoreStoppedByPIDDuringArchiveConvergesAfterItComesBack() throws {
         try prepare()
-        try proxy.setRules([["method": "GET", "path": bundleObject, "action": "delay", "seconds": 2]])
+        try proxy.setRules([["method": "GET", "path": bundleObject, "action": "delay", "seconds": 4]])
         let running = try spawnCLI(archive, viaProxy)
         XCTAssertTrue(proxy.waitFor(event: "held", seconds: 60), "the archive reached its read-back")
         try objectStore.stopServers()
@@ -244,8 +244,9 @@ final class S3FaultTests: XCTestCase {
         kill(running.pid, SIGKILL)
         let killed = running.wait()
         XCTAssertEqual(killed.status, -SIGKILL)
-        XCTAssertTrue(proxy.waitFor(event: "client-gone", seconds: 5) || proxy.requests().contains { $0.fault == "client-gone" },
-                      "the held part never reached the store")
+        let deadline = Date().addingTimeInterval(5)
+        while !proxy.requests().contains(where: { $0.fault == "client-gone" }) && Date() < deadline { usleep(20_000) }
+        XCTAssertTrue(proxy.requests().contains { $0.fault == "client-gone" }, "the held part never reached the store")
         try assertNothingLost()
         let before = try cli(check(), direct)
         XCTAssertEqual(before.status, 2, before.stderr)
