@@ -38,3 +38,11 @@ static inline CURLcode shredvault_curl_getinfo_long(CURL *handle, CURLINFO info,
 static inline CURLcode shredvault_curl_getinfo_offset(CURL *handle, CURLINFO info, curl_off_t *value) {
     return curl_easy_getinfo(handle, info, value);
 }
+
+/* CURLOPT_SEEKFUNCTION: lets libcurl rewind an upload's body when it re-sends a request by itself (a reused
+ * connection that died before the answer); without it that retry fails with CURLE_SEND_FAIL_REWIND. */
+typedef int (*shredvault_curl_seek_callback)(void *userdata, curl_off_t offset, int origin);
+
+static inline CURLcode shredvault_curl_setopt_seek(CURL *handle, shredvault_curl_seek_callback callback) {
+    return curl_easy_setopt(handle, CURLOPT_SEEKFUNCTION, callback);
+}

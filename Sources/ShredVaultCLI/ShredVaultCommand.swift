@@ -67,7 +67,9 @@ struct ShredVaultCommand: ParsableCommand {
               13  keyring refused: empty, foreign, replaced, a drill's, or this
                   directory is a copy of the vault that owns it (shredvault drill)
               14  bundle store (S3): unreachable, credentials refused, bucket missing,
-                  or a request failed
+                  a request failed after its retries, or a read-back differed from
+                  what was written; nothing half-done stays: rerun once the store
+                  answers
               20  status --health: the vault is unhealthy (one line per reason)
               64  usage error (bad option or value, no --vault)
               65  bad data: malformed accounts.csv, corrupt, truncated or tampered

@@ -81,6 +81,8 @@ final class CurlConnection {
                 try check(shredvault_curl_setopt_offset(handle, CURLOPT_INFILESIZE_LARGE, curl_off_t(request.body.count)), "CURLOPT_INFILESIZE_LARGE")
                 try check(shredvault_curl_setopt_callback(handle, CURLOPT_READFUNCTION, readCallback), "CURLOPT_READFUNCTION")
                 try check(shredvault_curl_setopt_pointer(handle, CURLOPT_READDATA, userdata), "CURLOPT_READDATA")
+                try check(shredvault_curl_setopt_seek(handle, seekCallback), "CURLOPT_SEEKFUNCTION")
+                try check(shredvault_curl_setopt_pointer(handle, CURLOPT_SEEKDATA, userdata), "CURLOPT_SEEKDATA")
                 if request.method == "POST" { try set(CURLOPT_CUSTOMREQUEST, string: "POST") }
             default:
                 try set(CURLOPT_CUSTOMREQUEST, string: request.method)
@@ -126,8 +128,10 @@ final class CurlConnection {
             let connected = shredvault_curl_getinfo_offset(handle, CURLINFO_CONNECT_TIME_T, &connectTime) == CURLE_OK
                 && connectTime > 0
             return TransportFailure(phase: connected ? .transfer : .connect, reason: reason, retryable: true)
+        // CURLE_SEND_FAIL_REWIND: libcurl's own re-send on a connection that died could not rewind the body; a new
+        // attempt sends it from its start (the first message, kept in the error buffer, says what happened).
         case CURLE_SEND_ERROR, CURLE_RECV_ERROR, CURLE_GOT_NOTHING, CURLE_PARTIAL_FILE, CURLE_HTTP2,
-             CURLE_HTTP2_STREAM, CURLE_SSL_CONNECT_ERROR:
+             CURLE_HTTP2_STREAM, CURLE_SSL_CONNECT_ERROR, CURLE_SEND_FAIL_REWIND:
             return TransportFailure(phase: .transfer, reason: reason, retryable: true)
         default:
             return TransportFailure(phase: .transfer, reason: reason, retryable: false)
@@ -205,6 +209,14 @@ private let writeCallback: shredvault_curl_data_callback = { buffer, size, count
         state.errorBody.append(contentsOf: bytes.prefix(Exchange.errorBodyLimit - state.errorBody.count))
     }
     return length
+}
+
+/// CURLOPT_SEEKFUNCTION: moves the request body's read position (libcurl rewinds to re-send a request itself).
+private let seekCallback: shredvault_curl_seek_callback = { userdata, offset, origin in
+    let state = exchange(userdata)
+    guard origin == SEEK_SET, offset >= 0, offset <= state.body.count else { return CURL_SEEKFUNC_CANTSEEK }
+    state.bodyOffset = Int(offset)
+    return CURL_SEEKFUNC_OK
 }
 
 /// CURLOPT_READFUNCTION: the next slice of the request body; 0 at its end.

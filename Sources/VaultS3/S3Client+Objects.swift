@@ -26,6 +26,11 @@ extension S3Client {
         _ = try send(request)
     }
 
+    /// DeleteBucket (tests and set-up): the bucket must be empty.
+    public func deleteBucket(_ bucket: String) throws {
+        _ = try send(Request(operation: "DeleteBucket", method: "DELETE", bucket: bucket, key: nil))
+    }
+
     // MARK: - Objects
 
     /// PutObject of `body` in one request, with `Content-MD5` and the signed SHA-256 of the body (the store checks
@@ -44,11 +49,13 @@ extension S3Client {
     /// A connection that drops mid-body is retried from the first byte not yet delivered, with `If-Match` on the
     /// ETag of the first answer, so a resumed download never splices two versions of an object. Every answer's
     /// `Content-Range` must start where asked, and the bytes delivered must add up to the object's (or range's)
-    /// length. An error `sink` throws stops the download and is rethrown as is.
+    /// length. An error `sink` throws stops the download and is rethrown as is. With `ifMatch` (an ETag from
+    /// `headObject`), the first request is pinned too: an object replaced since fails instead of being read.
     /// - Returns: the object's size, ETag and `Last-Modified`.
     @discardableResult
     public func getObject(
-        bucket: String, key: String, range: S3ByteRange? = nil, into sink: (UnsafeRawBufferPointer) throws -> Void
+        bucket: String, key: String, range: S3ByteRange? = nil, ifMatch: String? = nil,
+        into sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws -> S3ObjectInfo {
         var delivered: UInt64 = 0
         var info: S3ObjectInfo?
@@ -59,7 +66,7 @@ extension S3Client {
             if range != nil || delivered > 0 {
                 request.headers.append(("Range", S3ByteRange(first: start, last: range?.last).headerValue))
             }
-            if let etag = info?.etag { request.headers.append(("If-Match", "\"\(etag)\"")) }
+            if let etag = info?.etag ?? ifMatch, !etag.isEmpty { request.headers.append(("If-Match", "\"\(etag)\"")) }
             _ = try sendOnce(request, onHead: { head in
                 let answer = try Self.objectInfo(head, operation: "GetObject", rangeStart: request.headers.contains { $0.name == "Range" } ? start : nil)
                 if info == nil {

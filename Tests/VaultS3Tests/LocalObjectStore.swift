@@ -17,7 +17,7 @@ final class LocalObjectStore: @unchecked Sendable {
     /// AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION of the store.
     let environment: [String: String]
     /// The PIDs `start` recorded (memcached and the four Swift servers).
-    let pids: [pid_t]
+    private(set) var pids: [pid_t]
     /// Seconds from `start` to a signed ListBuckets answered with 200.
     let startSeconds: Double
 
@@ -54,6 +54,16 @@ final class LocalObjectStore: @unchecked Sendable {
         let alive = pids.filter { kill($0, 0) == 0 }
         try? FileManager.default.removeItem(atPath: directory)
         return alive
+    }
+
+    /// Stops the store's servers by the PIDs `start` recorded, keeping its directory (data, configs, ports).
+    func stopServers() throws { _ = try Self.run(["stop", directory]) }
+
+    /// Starts the servers `stopServers` stopped again, with the same data, ports and credentials.
+    func restart() throws {
+        _ = try Self.run(["restart", directory])
+        let pidLines = try String(contentsOfFile: directory + "/pids", encoding: .utf8).split(separator: "\n")
+        pids = pidLines.compactMap { $0.split(separator: " ").first.flatMap { pid_t($0) } }
     }
 
     /// Runs `tools/object-store ARGS` and waits for it; its stdout, or an error with its stderr. Spawned and reaped

@@ -90,6 +90,21 @@ final class RetryTests: XCTestCase {
         }
     }
 
+    /// An upload on a kept-alive connection that the server closes without answering: libcurl re-sends it by itself
+    /// on a fresh connection, which needs the body rewound (CURLOPT_SEEKFUNCTION; without it the request failed
+    /// at once with CURLE_SEND_FAIL_REWIND, "1 attempt", as the S3 fault tests saw through tools/fault-proxy).
+    func testUploadOnAReusedConnectionThatDiesIsSentAgain() throws {
+        let body = Array(repeating: UInt8(7), count: 100_000)
+        let client = try client([
+            .respond(status: 200, headers: [("ETag", "\"a\"")]), .close, .respond(status: 200, headers: [("ETag", "\"b\"")]),
+        ], attempts: 1)
+        XCTAssertEqual(try client.putObject(bucket: "b", key: "k1", body: body).etag, "a")
+        XCTAssertEqual(try client.putObject(bucket: "b", key: "k2", body: body).etag, "b")
+        let requests = server!.requests
+        XCTAssertEqual(requests.map(\.target), ["/b/k1", "/b/k2", "/b/k2"])
+        XCTAssertTrue(requests.allSatisfy { $0.body == body }, "the re-sent request carries the whole body")
+    }
+
     /// A download cut off after 400 of 1000 bytes resumes at byte 400, on the same ETag, and the sink sees every
     /// byte once, in order.
     func testDownloadResumesWhereTheConnectionDropped() throws {

@@ -25,6 +25,23 @@ public enum BundleReader {
         return (header, bytes + rest)
     }
 
+    /// `readSignedPrefix` of a bundle's first bytes (at least `signedPrefixMaxLength` of them, or the whole bundle
+    /// when shorter), as a ranged read of an object returns them; `path` names the bundle in errors.
+    public static func signedPrefix(of bytes: [UInt8], path: String) throws -> (header: BundleHeader, prefix: [UInt8]) {
+        if bytes.count < 8 || Array(bytes[0..<8]) != BundleHeader.magic { throw VaultError.notABundle(path: path) }
+        guard bytes.count >= BundleHeader.prefixLength else {
+            throw VaultError.malformedHeader(path: path, reason: "file ends inside the header")
+        }
+        let length = try BundleHeader.headerLength(fromPrefix: Array(bytes[0..<BundleHeader.prefixLength]), path: path)
+        guard bytes.count >= length else { throw VaultError.malformedHeader(path: path, reason: "file ends inside the header") }
+        let header = try BundleHeader.decode(Array(bytes[0..<length]), path: path)
+        guard bytes.count >= length + 56 else { throw VaultError.corruptBundle(path: path, reason: "file ends inside the salt or commitment") }
+        return (header, Array(bytes[0..<length + 56]))
+    }
+
+    /// The most bytes `signedPrefix(of:path:)` needs: the longest header, the salt and the key commitment (§3.10).
+    public static let signedPrefixMaxLength = BundleHeader.maxLength + 56
+
     /// Decrypts and checks the whole bundle without writing anything; returns its manifest.
     @discardableResult
     public static func verify(path: String, dataKey: SecretBytes) throws -> (header: BundleHeader, manifest: Manifest) {

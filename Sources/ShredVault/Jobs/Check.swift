@@ -44,6 +44,7 @@ extension Vault {
         }
         if readData && restoreKey == nil { throw VaultError.restoreKeyRequired }
         if readData { try requireTrust("check --read-data") }
+        try store.probe()
         let liveCount = try catalog.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM bundles WHERE state = 'live'") ?? 0 }
         var knownLocations = Set<String>()
         try catalog.read { db in
@@ -83,6 +84,11 @@ extension Vault {
                     violation("sidecar", subject, "its DEK sidecar \(DEKSidecar.location(forBundle: b.location)) is missing or malformed")
                 }
                 do {
+                    if quick && !readData && !store.isLocal {
+                        // HeadObject + a ranged GET of the signed prefix: no object is downloaded (§6.5).
+                        try checkBundleObjectQuickly(b)
+                        continue
+                    }
                     let path = try checkBundleFile(b, hash: !quick || readData)
                     defer { discardFetched(path) }
                     if readData, let restoreKey, let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) {
@@ -96,6 +102,8 @@ extension Vault {
                     }
                 } catch let e as VaultError {
                     switch e {
+                    // The store failed (unreachable, refused, a request failed): not a finding about this bundle.
+                    case .objectStore: throw e
                     case .notFound: violation("bundle-missing", subject, "file \(b.location) is missing")
                     case .bundleMismatch(_, let reason): violation("bundle-mismatch", subject, reason)
                     case .notABundle, .malformedHeader, .unsupportedVersion, .unsupportedAlgorithm: violation("bundle-header", subject, e.description)

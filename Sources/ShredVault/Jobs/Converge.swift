@@ -64,6 +64,9 @@ extension Vault {
     @discardableResult
     public func converge(now: Int64) throws -> ConvergeReport {
         var report = ConvergeReport()
+        // A remote store that does not answer, refuses the credentials or lacks the bucket stops the job here, with
+        // one line (exit 14), before anything changes (§6.5 "Faults").
+        try store.probe()
         try convergeRoot()
         report.removedLeftovers = try removeLeftovers() + convergeStore() + convergeSourceStaging()
         try mirrorHoldsToKeyring()

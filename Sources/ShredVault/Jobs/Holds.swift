@@ -64,7 +64,7 @@ extension Vault {
         let live = try catalog.liveBundles(user: u)
         if live.isEmpty { throw try unrecoverableOrUnknown(u) }
         // G8: every bundle and seal is this vault's own before anything changes (§3.10).
-        for b in live { discardFetched(try checkBundleFile(b, hash: false)) }
+        for b in live { try checkBundleWithoutHash(b) }
         let holdKey = try keystore.keyCreatingIfNeeded(role: .hold, subject: caseId, master: archiveKey, vaultId: vaultId, now: now)
         var updates: [ResealIntent.Update] = []
         for b in live where b.outerRole == KeyRole.day.rawValue {
@@ -128,7 +128,7 @@ extension Vault {
         var updates: [ResealIntent.Update] = []
         for b in live {
             let binding = try b.binding(vaultId: vaultId)
-            discardFetched(try checkBundleFile(b, hash: false))
+            try checkBundleWithoutHash(b)
             let checkInner: (SecretBytes) throws -> Void = { try self.verifyInner(b, $0) }
             if let next = others.first {
                 let nextKey = try keystore.keyCreatingIfNeeded(role: .hold, subject: next.caseId, master: archiveKey, vaultId: vaultId, now: now)

@@ -53,12 +53,43 @@ extension Vault {
         }
     }
 
+    /// Size, header and signature checks without the SHA-256 (`hold place|release`, G8): a remote store's object
+    /// is not downloaded (HeadObject and a ranged GET of its signed prefix, §6.5).
+    func checkBundleWithoutHash(_ record: BundleRecord) throws {
+        if store.isLocal { _ = try checkBundleFile(record, hash: false) } else { try checkBundleObjectQuickly(record) }
+    }
+
+    /// `check --quick` of a bundle in a remote store (§6.5): its size from HeadObject and its signed prefix from one
+    /// ranged GetObject, checked as `checkBundleFile(_:hash: false)` checks a local file, without downloading it.
+    func checkBundleObjectQuickly(_ record: BundleRecord) throws {
+        let name = (store.url ?? "") + "/" + record.location.dropFirst("bundles/".count)
+        guard let (size, bytes) = try store.head(location: record.location, prefixLength: BundleReader.signedPrefixMaxLength) else {
+            throw VaultError.notFound(path: name, what: "bundle object")
+        }
+        guard size == UInt64(record.size) else {
+            throw VaultError.bundleMismatch(path: name, reason: "it is \(size) bytes, the catalog says \(record.size) (truncated or replaced)")
+        }
+        let (header, prefix) = try BundleReader.signedPrefix(of: bytes, path: name)
+        try checkBundleHeader(record, header: header, prefix: prefix, path: name)
+    }
+
     private func checkBundleFile(_ record: BundleRecord, at path: String, hash: Bool) throws -> String {
         guard let st = try Posix.status(path) else { throw VaultError.notFound(path: path, what: "bundle file") }
         guard st.size == record.size else {
             throw VaultError.bundleMismatch(path: path, reason: "it is \(st.size) bytes, the catalog says \(record.size) (truncated or replaced)")
         }
         let (header, prefix) = try BundleReader.readSignedPrefix(path: path)
+        try checkBundleHeader(record, header: header, prefix: prefix, path: path)
+        if !hash { return path }
+        let digest = try fileSHA256(path)
+        guard let expected = record.sha256, Array(expected) == digest else {
+            throw VaultError.bundleMismatch(path: path, reason: "its SHA-256 differs from the catalog (modified or replaced)")
+        }
+        return path
+    }
+
+    /// The header and signature checks every read of a bundle makes before a key is used (§3.10).
+    private func checkBundleHeader(_ record: BundleRecord, header: BundleHeader, prefix: [UInt8], path: String) throws {
         guard header.vaultId == vaultId else {
             throw VaultError.bundleMismatch(path: path, reason: "it belongs to vault \(header.vaultIdHex), not this vault")
         }
@@ -70,12 +101,6 @@ extension Vault {
             throw VaultError.bundleMismatch(path: path, reason: "its key id or expiry day differs from the catalog")
         }
         try verifyProvenance(record, prefix: prefix)
-        if !hash { return path }
-        let digest = try fileSHA256(path)
-        guard let expected = record.sha256, Array(expected) == digest else {
-            throw VaultError.bundleMismatch(path: path, reason: "its SHA-256 differs from the catalog (modified or replaced)")
-        }
-        return path
     }
 
     func fileSHA256(_ path: String) throws -> [UInt8] {

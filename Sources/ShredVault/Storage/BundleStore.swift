@@ -26,6 +26,12 @@ public protocol BundleStore: AnyObject, Sendable {
     func incompleteUploads() throws -> [String]
     /// Aborts every incomplete multipart upload; returns how many.
     func abortIncompleteUploads() throws -> Int
+    /// Checks that the store answers, takes the credentials and has the bucket (one cheap request), so a job can
+    /// stop with one line before it changes anything (§6.5 "Faults"). Nothing for the vault directory.
+    func probe() throws
+    /// The object's size (HeadObject) and its first `prefixLength` bytes (one ranged GetObject), or nil when the
+    /// store has no such object: what `check --quick` reads of a bundle instead of the whole object.
+    func head(location: String, prefixLength: Int) throws -> (size: UInt64, prefix: [UInt8])?
 }
 
 extension BundleStore {
@@ -144,6 +150,14 @@ public final class LocalBundleStore: BundleStore {
 
     public func incompleteUploads() throws -> [String] { [] }
     public func abortIncompleteUploads() throws -> Int { 0 }
+    public func probe() throws {}
+
+    public func head(location: String, prefixLength: Int) throws -> (size: UInt64, prefix: [UInt8])? {
+        let path = root + "/" + location
+        guard let st = try Posix.status(path) else { return nil }
+        let file = try FileDescriptor(open: path, flags: O_RDONLY)
+        return (UInt64(st.size), try file.read(upTo: prefixLength))
+    }
 }
 
 /// Bundles and sidecars as objects `PREFIX/YYYY/MM/DD/<id>.svb|.dek` in an S3 bucket. The client is made on first
@@ -233,15 +247,46 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
     /// G4 against the store: HEAD says the size written, and a full streamed GET hashes to the SHA-256 written.
     static func verify(client: S3Client, bucket: String, key: String, what: String, size: UInt64, sha256: [UInt8]) throws {
         let head = try storeCall { try client.headObject(bucket: bucket, key: key) }
+        // A store that returns other bytes than it was given is a store failure (exit 14), never accepted: nothing is
+        // committed, and the next job deletes the object of the uncommitted row and uploads again.
         guard head.size == size else {
-            throw VaultError.bundleMismatch(path: what, reason: "the store holds \(head.size) bytes after the upload, not the \(size) written")
+            throw VaultError.objectStore("\(what): the store holds \(head.size) bytes after the upload, not the \(size) written; nothing was committed")
         }
         let hash = try SHA256()
-        let info = try storeCall { try client.getObject(bucket: bucket, key: key) { try hash.update($0) } }
-        let digest = try hash.finalize()
-        guard info.size == size, digest == sha256 else {
-            throw VaultError.bundleMismatch(path: what, reason: "the object read back from the store differs from what was written")
+        var received: UInt64 = 0
+        let info = try storeCall {
+            try client.getObject(bucket: bucket, key: key) {
+                received += UInt64($0.count)
+                try hash.update($0)
+            }
         }
+        let digest = try hash.finalize()
+        guard info.size == size, received == size else {
+            throw VaultError.objectStore("\(what): the read-back returned \(received) bytes, not the \(size) written; nothing was committed")
+        }
+        guard digest == sha256 else {
+            throw VaultError.objectStore("\(what): the object read back from the store differs from what was written (SHA-256); nothing was committed")
+        }
+    }
+
+    public func head(location: String, prefixLength: Int) throws -> (size: UInt64, prefix: [UInt8])? {
+        let client = try client()
+        let key = key(location)
+        let info: S3ObjectInfo
+        do { info = try client.headObject(bucket: address.bucket, key: key) } catch S3Error.noSuchKey {
+            return nil
+        } catch { throw VaultError.objectStore(error) }
+        let length = UInt64(max(0, prefixLength))
+        guard info.size > 0, length > 0 else { return (info.size, []) }
+        var prefix: [UInt8] = []
+        do {
+            // Pinned to the object HEAD saw: a replaced object makes the GET fail instead of mixing two.
+            try client.getObject(bucket: address.bucket, key: key, range: S3ByteRange(first: 0, last: min(length, info.size) - 1),
+                                 ifMatch: info.etag) { prefix.append(contentsOf: $0) }
+        } catch S3Error.noSuchKey {
+            return nil
+        } catch { throw VaultError.objectStore(error) }
+        return (info.size, prefix)
     }
 
     public func get(location: String, to path: String) throws -> Bool {
