@@ -305,6 +305,9 @@ final class S3FaultTests: XCTestCase {
                 try expectOneErrorLine(result, 14, "\(what), \(name)")
                 XCTAssertTrue(result.stderr.contains(expected), "\(what), \(name): \(result.stderr)")
                 XCTAssertFalse(result.stderr.contains(secret), "no secret in the error")
+                // sweep and delete do the deadline work that needs no store (keys, the request) before they stop:
+                // testDeadlineKeysAreDestroyedWhileTheStoreCannotBeUsed.
+                guard name != "sweep" && name != "delete" else { continue }
                 XCTAssertEqual(try tree(vaultDir), snapshot, "\(what), \(name): the vault directory is unchanged")
                 XCTAssertEqual(try tree(source), try tree(dir + "/pristine").filter { !$0.key.hasPrefix("users/ua/") },
                                "\(what), \(name): sources unchanged")
@@ -315,6 +318,49 @@ final class S3FaultTests: XCTestCase {
         try expect(cli(["sweep", "--vault", vault, "--now", "2026-12-01"], direct), 0)
         XCTAssertEqual(try stagingFiles(), [], "the next job with a working store removes the leftover")
         try expect(cli(check("2026-12-01"), direct), 0)
+    }
+
+    /// G1/G2 follow the clock, not the store: with the store unusable, `delete` still records the request and destroys
+    /// the user's key, and `sweep` the day keys of ended days; both then stop with exit 14 saying so, and no object
+    /// changes. Once the store answers, the next job deletes the objects, ends the rows and issues the receipt.
+    func testDeadlineKeysAreDestroyedWhileTheStoreCannotBeUsed() throws {
+        try prepare(archived: true)
+        let objects = try keys()
+        XCTAssertEqual(objects.count, 4)
+        var wrongSecret = direct
+        wrongSecret["AWS_SECRET_ACCESS_KEY"] = "x" + direct["AWS_SECRET_ACCESS_KEY"]!
+
+        let delete = try cli(["delete", "ua", "--request-id", "REQ-9", "--vault", vault, "--now", "2026-12-01"], wrongSecret)
+        try expectOneErrorLine(delete, 14, "delete")
+        XCTAssertTrue(delete.stderr.contains("rejected the credentials") && delete.stderr.contains("user's key destroyed anyway"),
+                      delete.stderr)
+        do {
+            let v = try Vault(root: vault, readOnly: true)
+            XCTAssertNil(try v.keystore.key(role: .user, subject: "ua"), "ua's key is destroyed without the store")
+            XCTAssertNotNil(try v.keystore.key(role: .user, subject: "ub"))
+            XCTAssertEqual(try v.catalog.read { db in try String.fetchOne(db, sql: "SELECT state FROM deletion_requests WHERE request_id = 'REQ-9'") },
+                           "pending", "the request is recorded and left for the store")
+        }
+
+        let sweep = try cli(["sweep", "--vault", vault, "--now", "2027-03-01"], wrongSecret)
+        try expectOneErrorLine(sweep, 14, "sweep")
+        XCTAssertTrue(sweep.stderr.contains("due by the clock destroyed anyway"), sweep.stderr)
+        do {
+            let v = try Vault(root: vault, readOnly: true)
+            XCTAssertEqual(try v.keystore.dayKeys(endedBefore: CivilDay(iso: "2027-03-01")!), [], "every ended day key is gone")
+        }
+        XCTAssertEqual(try keys(), objects, "no object changed while the store refused the credentials")
+
+        try expect(cli(["sweep", "--vault", vault, "--now", "2027-03-01"], direct), 0)
+        XCTAssertEqual(try keys(), [], "the objects go once the store answers")
+        do {
+            let v = try Vault(root: vault, readOnly: true)
+            XCTAssertEqual(try v.catalog.read { db in try String.fetchOne(db, sql: "SELECT state FROM deletion_requests WHERE request_id = 'REQ-9'") },
+                           "done")
+            XCTAssertEqual(try v.catalog.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM receipts") }, 1, "REQ-9's receipt")
+        }
+        try expect(cli(check("2027-03-01"), direct), 0)
+        try assertNoHalfCommittedRows()
     }
 
     /// Why the proxy forwards the `Host` header as the client sent it: the client signs for the proxy's host:port,

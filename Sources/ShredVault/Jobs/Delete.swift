@@ -55,20 +55,19 @@ extension Vault {
             report.blockedBy = holds.map(\.caseId)
             return report
         }
-        report.sweep = try sweep(now: now)
+        do {
+            report.sweep = try sweep(now: now)
+        } catch VaultError.objectStore(let message) {
+            // The store cannot be used: the request is still recorded (its deadline runs from `received`) and, when
+            // nothing blocks it, the user's key destroyed; the objects, rows and receipt wait for the next job that
+            // reaches the store (its convergence finishes the request). §6.5 "Faults".
+            let destroyed = try recordDeletionWithoutStore(user: u, requestId: requestId, receivedAt: receivedAt,
+                                                           deadline: deadline, existing: existing, now: now)
+            throw VaultError.objectStore(message + (destroyed ? " (request \(requestId) recorded and the user's key destroyed anyway; its objects, rows and receipt wait for the store)" : " (request \(requestId) recorded)"))
+        }
         // The sweep finished any interrupted job first (a release may have ended a hold).
         let holdsNow = try catalog.activeHolds(user: u)
-        // Ledger first.
-        let record = DeletionRequestRecord(requestId: requestId, userId: u, receivedAt: receivedAt, deadlineDay: deadline.daysSinceEpoch,
-                                           recordedAt: now, state: .pending, blockedBy: nil, completedAt: nil)
-        if existing == nil { try keyring.mirrorDeletionRequest(record) }
-        try catalog.write { db in
-            if existing == nil {
-                try record.insert(db)
-                try Catalog.audit(db, at: now, action: "deletion-request", user: u,
-                                  detail: ["request": requestId, "received": Timestamp.format(receivedAt), "deadline": deadline.iso])
-            }
-        }
+        try recordRequest(user: u, requestId: requestId, receivedAt: receivedAt, deadline: deadline, existing: existing, now: now)
         if let tomb = try catalog.tombstone(user: u) {
             // Done at once; its receipt names the request that deleted the user (§6.3).
             let generation = try keystore.ratchetGeneration()
@@ -103,6 +102,36 @@ extension Vault {
         report.rootOperations = destructionRoot?.operations
         report.receipt = try hasReceipt(requestId)
         return report
+    }
+
+    /// Ledger first: the request in the keyring's mirror and the catalog (with its audit record), once.
+    private func recordRequest(user u: String, requestId: String, receivedAt: Int64, deadline: CivilDay,
+                               existing: DeletionRequestRecord?, now: Int64) throws {
+        guard existing == nil else { return }
+        let record = DeletionRequestRecord(requestId: requestId, userId: u, receivedAt: receivedAt, deadlineDay: deadline.daysSinceEpoch,
+                                           recordedAt: now, state: .pending, blockedBy: nil, completedAt: nil)
+        try keyring.mirrorDeletionRequest(record)
+        try catalog.write { db in
+            try record.insert(db)
+            try Catalog.audit(db, at: now, action: "deletion-request", user: u,
+                              detail: ["request": requestId, "received": Timestamp.format(receivedAt), "deadline": deadline.iso])
+        }
+    }
+
+    /// `delete` when the object store cannot be used: records the request and, unless a hold, a tombstone or an
+    /// interrupted job's intent stands in the way, destroys the user's key (G2 needs no store). The request stays
+    /// `pending`; the next job's convergence removes the objects, marks the rows and issues the receipt. Returns
+    /// whether the key was destroyed.
+    private func recordDeletionWithoutStore(user u: String, requestId: String, receivedAt: Int64, deadline: CivilDay,
+                                            existing: DeletionRequestRecord?, now: Int64) throws -> Bool {
+        try recordRequest(user: u, requestId: requestId, receivedAt: receivedAt, deadline: deadline, existing: existing, now: now)
+        let pending = try catalog.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM intents") ?? 0 }
+        guard pending == 0, try catalog.tombstone(user: u) == nil, try catalog.activeHolds(user: u).isEmpty,
+              let userKey = try keystore.key(role: .user, subject: u) else { return false }
+        try convergeRoot()
+        try recordErasures([userKey], now: now, reason: "deletion request \(requestId)")
+        try destroyKeys([userKey.keyId], in: keystore)
+        return true
     }
 
     private func hasReceipt(_ requestId: String) throws -> Bool {

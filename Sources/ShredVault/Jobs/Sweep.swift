@@ -29,6 +29,12 @@ extension Vault {
         if !dryRun {
             // Before anything changes: a sweep on a wrong clock destroys keys of days that have not ended (§6.4).
             try admitClock(now: now)
+            // G1 and G3 follow the clock, not the object store: a store that cannot be used still stops the job
+            // (exit 14), but only after the keys whose time has come are destroyed (§6.5 "Faults").
+            do { try store.probe() } catch VaultError.objectStore(let message) {
+                let destroyed = try destroyDueKeysWithoutStore(now: now)
+                throw VaultError.objectStore(message + Self.keysDestroyedAnyway(destroyed.count))
+            }
             let converged = try converge(now: now)
             if !converged.isEmpty { report.converged = converged }
         }
@@ -82,5 +88,37 @@ extension Vault {
         // No TRUNCATE checkpoint here: the expired rows' sealed DEKs are useless once the day key is gone (G1 rests on
         // the key, not on the catalog), and SQLite's automatic checkpoints fold the WAL back in as it grows.
         return report
+    }
+
+    /// The part of a sweep that needs no object store, run when the store cannot be used (unreachable, credentials
+    /// refused, bucket missing): destroys the day keys of ended days and the backup-epoch keys whose window ended,
+    /// with their erasure-ledger records, exactly as `sweep` would. Bundle objects, rows and every other step wait for
+    /// the next job that reaches the store (the state is the one a sweep stopped during its DeleteObjects leaves).
+    /// Skipped while an interrupted job's intent is pending: rolling it forward needs the store and may need a key.
+    /// Returns the subjects destroyed.
+    static func keysDestroyedAnyway(_ count: Int) -> String {
+        count == 0 ? "" : " (\(count) key\(count == 1 ? "" : "s") due by the clock destroyed anyway; objects and rows wait for the store)"
+    }
+
+    @discardableResult
+    func destroyDueKeysWithoutStore(now: Int64) throws -> [String] {
+        let pending = try catalog.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM intents") ?? 0 }
+        guard pending == 0 else { return [] }
+        try convergeRoot()
+        let today = CivilDay(unixSeconds: now)
+        let endedEpochs = try keyring.keys(role: .epoch).filter {
+            guard let start = CivilDay(iso: $0.subject) else { return true }
+            return policy.epochKeyDestructionDay(epochStart: start) <= today
+        }
+        if !endedEpochs.isEmpty {
+            try recordErasures(endedEpochs, now: now, reason: "backup window of \(policy.backupDays) days ended")
+            try destroyKeys(endedEpochs.map(\.keyId), in: keyring)
+        }
+        let endedKeys = try keystore.dayKeys(endedBefore: today)
+        if !endedKeys.isEmpty {
+            try recordErasures(endedKeys, now: now, reason: "day ended")
+            try destroyKeys(endedKeys.map(\.keyId), in: keystore)
+        }
+        return endedEpochs.map(\.subject) + endedKeys.map(\.subject)
     }
 }
