@@ -36,6 +36,7 @@ final class ReadAhead: @unchecked Sendable {
 
     init(name: String, slotSize: Int = 1 << 20, slotCount: Int = 4, source: @escaping (UnsafeMutableRawBufferPointer) throws -> Int) {
         precondition(slotSize > 0 && slotCount > 0)
+        precondition(name.utf8.count <= 15, "Linux thread names are at most 15 bytes")
         self.name = name
         self.source = source
         self.slotSize = slotSize
@@ -54,20 +55,28 @@ final class ReadAhead: @unchecked Sendable {
         UnsafeMutableRawBufferPointer(rebasing: storage[(index * slotSize)..<((index + 1) * slotSize)])
     }
 
+    private static let startedLock = NSLock()
+    nonisolated(unsafe) private static var startedCount = 0
+    /// Threads started by all stages so far (tests check that the pipeline really runs on threads).
+    static var threadsStarted: Int { startedLock.withLock { startedCount } }
+
     /// Starts the producing thread.
     func start() {
         condition.lock()
         precondition(!running, "ReadAhead.start() called twice")
         running = true
         condition.unlock()
+        Self.startedLock.withLock { Self.startedCount += 1 }
         let thread = Thread { [self] in
+            // Set from the thread itself, the name reaches the OS (ps, perf, /proc/self/task/*/comm, where the tests
+            // look for leaked stages); set before `start()` it does not on Linux.
+            Thread.current.name = name
             produce()
             condition.lock()
             running = false
             condition.broadcast()
             condition.unlock()
         }
-        thread.name = name
         thread.stackSize = 1 << 20
         thread.start()
     }
