@@ -95,7 +95,12 @@ public final class CobblestoneDecryptor {
         do {
             while plaintextStart == plaintextEnd {
                 if finalChunkOpened { return 0 }
-                try openNextChunk()
+                // A buffer that holds a whole chunk receives it directly, one copy less (the restore pipeline reads
+                // in 1 MiB). Nothing unauthenticated is released that way either: `AESGCM256.open` zeroes its
+                // output when the tag does not verify.
+                if buffer.count >= Cobblestone256.chunkSize { return try openNextChunk(into: buffer) }
+                plaintextStart = 0
+                plaintextEnd = try openNextChunk(into: plaintext)
             }
             let count = min(buffer.count, plaintextEnd - plaintextStart)
             buffer.baseAddress!.copyMemory(from: plaintext.baseAddress! + plaintextStart, byteCount: count)
@@ -106,8 +111,8 @@ public final class CobblestoneDecryptor {
         }
     }
 
-    /// Reads and authenticates the next chunk into `plaintext`.
-    private func openNextChunk() throws {
+    /// Reads and authenticates the next chunk into `output` (at least one chunk long); returns its plaintext size.
+    private func openNextChunk(into output: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let aead else { preconditionFailure("keys are set once the commitment verified") }
         guard nextChunkIndex < Cobblestone256.maxChunkCount else { throw CryptoError.chunkLimitExceeded }
         let count = try readFully(into: sealed)
@@ -119,11 +124,10 @@ public final class CobblestoneDecryptor {
         try aead.open(
             nonce: nonce, ciphertextAndTag: UnsafeRawBufferPointer(rebasing: sealed[..<count]),
             aad: UnsafeRawBufferPointer(start: nil, count: 0),
-            into: UnsafeMutableRawBufferPointer(rebasing: plaintext[..<plaintextCount]))
+            into: UnsafeMutableRawBufferPointer(rebasing: output[..<plaintextCount]))
         nextChunkIndex += 1
-        plaintextStart = 0
-        plaintextEnd = plaintextCount
         if count < Cobblestone256.sealedChunkSize { finalChunkOpened = true }
+        return plaintextCount
     }
 
     /// Fills `buffer` from the source until it is full or the source ends; returns the byte count.

@@ -40,11 +40,16 @@ final class BundleTamperTests: XCTestCase {
         case .algorithm: expected = .unsupportedAlgorithm(path: path, algorithm: Int(bytes[10]) << 8 | Int(bytes[11]))
         default: expected = damage.error(path)
         }
-        XCTAssertThrowsError(try BundleReader.extract(path: path, dataKey: testKey, to: dir + "/out"), what, file: file, line: line) { e in
-            XCTAssertEqual(e as? VaultError, expected, "\(what): \(e)", file: file, line: line)
+        // Read on one thread and by the pipeline of threads (issue 15): the same error, the same nothing left.
+        for pipeline in [BundleReader.Pipeline.never, .always] {
+            XCTAssertThrowsError(try BundleReader.extract(path: path, dataKey: testKey, to: dir + "/out", pipeline: pipeline),
+                                 "\(what) (\(pipeline))", file: file, line: line) { e in
+                XCTAssertEqual(e as? VaultError, expected, "\(what) (\(pipeline)): \(e)", file: file, line: line)
+            }
+            XCTAssertFalse(Posix.exists(dir + "/out"), "\(what) (\(pipeline)): target created", file: file, line: line)
+            XCTAssertEqual((try? Posix.listDirectory(dir))?.filter { $0.contains("partial") }, [],
+                           "\(what) (\(pipeline)): temporary left", file: file, line: line)
         }
-        XCTAssertFalse(Posix.exists(dir + "/out"), "\(what): target created", file: file, line: line)
-        XCTAssertEqual((try? Posix.listDirectory(dir))?.filter { $0.contains("partial") }, [], "\(what): temporary left", file: file, line: line)
     }
 
     /// Where a changed byte of a one-chunk bundle lands.

@@ -80,9 +80,11 @@ extension Vault {
     }
 
     /// Restores one user's live bundles into `target` (checks, unseals, extracts); no sweep, no audit.
-    /// `inputs`, when given, replaces the catalog and keystore reads (`restoreInputs`).
+    /// `inputs`, when given, replaces the catalog and keystore reads (`restoreInputs`); `pipeline` says whether each
+    /// bundle is read by a pipeline of threads (`BundleReader.Pipeline`).
     func restoreOne(user: UserID, caseId: String, to target: String, restoreKey: P256PrivateKey,
-                    keyCache: PrivateKeyCache? = nil, syncParent: Bool = true, inputs: RestoreInputs? = nil) throws -> RestoreReport {
+                    keyCache: PrivateKeyCache? = nil, syncParent: Bool = true, inputs: RestoreInputs? = nil,
+                    pipeline: BundleReader.Pipeline = .automatic) throws -> RestoreReport {
         let u = user.rawValue
         var report = RestoreReport(user: u, caseId: caseId, target: target)
         let live = try inputs?.live ?? catalog.liveBundles(user: u)
@@ -109,7 +111,7 @@ extension Vault {
         }
         if keys.count == 1 {
             let (b, path, dek) = keys[0]
-            let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: target, syncParent: syncParent)
+            let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: target, syncParent: syncParent, pipeline: pipeline)
             report.bundles.append(.init(bundleId: b.id, target: target, files: manifest.fileCount, bytes: manifest.totalFileBytes))
         } else {
             // Several bundles: extract each below a private temporary parent that becomes the target at the end.
@@ -118,7 +120,7 @@ extension Vault {
             try Posix.makeDirectory(staging, mode: 0o700)
             do {
                 for (b, path, dek) in keys {
-                    let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: staging + "/" + b.id)
+                    let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: staging + "/" + b.id, pipeline: pipeline)
                     report.bundles.append(.init(bundleId: b.id, target: target + "/" + b.id, files: manifest.fileCount, bytes: manifest.totalFileBytes))
                 }
                 try Posix.renameNoReplace(staging, target)

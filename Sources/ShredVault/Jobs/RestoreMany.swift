@@ -45,16 +45,23 @@ extension Vault {
         let keyCache = PrivateKeyCache()
         do {
             let inputs = try restoreInputs(users: users, caseId: caseId)
-            DispatchQueue.concurrentPerform(iterations: max(1, min(jobs, users.count))) { _ in
+            let workers = max(1, min(jobs, users.count))
+            DispatchQueue.concurrentPerform(iterations: workers) { _ in
                 while true {
                     shared.lock.lock()
                     guard shared.error == nil, shared.next < users.count else { shared.lock.unlock(); return }
                     let user = users[shared.next]
                     shared.next += 1
+                    // While other workers still have users to start, every core is busy: read this user on this
+                    // thread alone. Among the last `workers` users (or with one worker), cores fall idle as workers
+                    // finish: let a big bundle use them (issue 15: one big user uses every core, without
+                    // oversubscribing while many users restore in parallel).
+                    let pipeline: BundleReader.Pipeline = workers == 1 || users.count - shared.next < workers ? .automatic : .never
                     shared.lock.unlock()
                     do {
                         var r = try restoreOne(user: user, caseId: caseId, to: staging + "/" + user.rawValue, restoreKey: restoreKey,
-                                               keyCache: keyCache, syncParent: false, inputs: inputs[user.rawValue])
+                                               keyCache: keyCache, syncParent: false, inputs: inputs[user.rawValue],
+                                               pipeline: pipeline)
                         r.target = target + "/" + user.rawValue
                         shared.lock.lock()
                         shared.reports.append(r)
