@@ -137,6 +137,7 @@ public enum BundleWriter {
         compression: BundleCompression, salt: [UInt8]?, verifyPipelined: Bool, fault: Fault?, parallelThreshold: Int64
     ) throws -> SealedBundle {
         let output = BufferedOutput(file)
+        output.writebackEvery = 8 << 20
         // The verifier reads what is written, block by block, from a pipe: it runs on another core while this thread
         // goes on, and its reads pace this thread (the pipe holds 1 MiB), so memory stays bounded.
         let verifier = verifyPipelined ? try PipelinedVerifier(path: path, dataKey: dataKey) : nil

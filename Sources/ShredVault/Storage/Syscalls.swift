@@ -6,6 +6,18 @@ import CPosix
 // Every POSIX call of the ShredVault library goes through this file, and every failure becomes
 // `VaultError.io(operation:path:errno:)` naming the call.
 
+/// Process-wide memory settings of the jobs.
+public enum ProcessMemory {
+    /// glibc raises its mmap threshold after large blocks are freed, and then keeps MiB-sized buffers (zstd jobs, the
+    /// read and write buffers of every bundle) in its heaps after they are freed: a fixed threshold hands them back,
+    /// which keeps the resident memory of the archive of a big user bounded. Advisory: returns false when refused
+    /// (only memory use changes).
+    @discardableResult
+    public static func returnLargeBuffers(threshold: Int32 = 256 << 10) -> Bool {
+        shredvault_fix_mmap_threshold(threshold) == 1
+    }
+}
+
 /// Owns one open file descriptor; closes it in deinit.
 final class FileDescriptor {
     let path: String
@@ -139,6 +151,10 @@ final class BufferedOutput {
     private(set) var bytesWritten: UInt64 = 0
     /// Also receives every block written to `file`, in order (the archive's pipelined verifier reads it).
     var mirror: FileDescriptor?
+    /// When not 0: start the file's writeback (advisory, `startWriteback`) every time this many more bytes were
+    /// written, so a big file goes to the disk while it is produced instead of all at its fsync.
+    var writebackEvery: UInt64 = 0
+    private var writebackAt: UInt64 = 0
 
     init(_ file: FileDescriptor, capacity: Int = 1 << 20) {
         self.file = file
@@ -153,6 +169,7 @@ final class BufferedOutput {
             try flush()
             try file.write(bytes)
             try mirror?.write(bytes)
+            pace()
             return
         }
         if used + bytes.count > buffer.count { try flush() }
@@ -165,6 +182,13 @@ final class BufferedOutput {
         try file.write(UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
         try mirror?.write(UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
         used = 0
+        pace()
+    }
+
+    private func pace() {
+        guard writebackEvery > 0, bytesWritten >= writebackAt + writebackEvery else { return }
+        writebackAt = bytesWritten
+        file.startWriteback()
     }
 }
 

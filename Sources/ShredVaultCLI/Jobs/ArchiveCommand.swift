@@ -67,6 +67,7 @@ struct ArchiveCommand: ParsableCommand {
     }
 
     func run() throws {
+        ProcessMemory.returnLargeBuffers()  // bounded resident memory for a big user (advisory)
         let job = JobRun("archive", global)
         try reportingErrors { try job.run {
             let vault = try global.openVault(dryRun: dryRun)
