@@ -135,9 +135,9 @@ def build_shredvault():
     return path, elapsed
 
 
-def gen_corpus(out, users, seed, huge_bytes=None):
+def gen_corpus(out, users, seed, huge_bytes=None, profile="mixed"):
     cmd = [os.path.join(REPO, "tools", "gen-samples"), "--out", out, "--users", str(users), "--seed", str(seed),
-           "--json", "--quiet"]
+           "--profile", profile, "--json", "--quiet"]
     if huge_bytes is not None:
         cmd += ["--huge-user-bytes", str(huge_bytes)]
     t = time.perf_counter()

@@ -274,5 +274,107 @@ class GenSamplesTest(unittest.TestCase):
         self.assertTrue(0.6 <= s["inactive"] / s["users"] <= 0.8, s["inactive"])
 
 
+class CallsProfileTest(unittest.TestCase):
+    """--profile calls: the call-recording corpus tools/bench uses by default."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory(prefix="gen-samples-calls-")
+        cls.a = os.path.join(cls.tmp.name, "a")
+        cls.summary = json.loads(run("--out", cls.a, "--json", "--profile", "calls", "--users", "24", "--seed", "5",
+                                     "--median-kib", "1024").stdout)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def recordings(self):
+        out = {}
+        for dirpath, _, names in os.walk(os.path.join(self.a, "users")):
+            for name in names:
+                if name.startswith("recording."):
+                    out.setdefault(name.split(".")[1], []).append(os.path.join(dirpath, name))
+        return out
+
+    def test_deterministic(self):
+        b = os.path.join(self.tmp.name, "b")
+        run("--out", b, "--quiet", "--profile", "calls", "--users", "24", "--seed", "5", "--median-kib", "1024")
+        self.assertEqual(tree(self.a), tree(b))
+        c = os.path.join(self.tmp.name, "c")
+        run("--out", c, "--quiet", "--profile", "calls", "--users", "24", "--seed", "6", "--median-kib", "1024")
+        self.assertNotEqual(tree(self.a), tree(c))
+
+    def test_formats_and_metadata(self):
+        self.assertEqual(self.summary["profile"], "calls")
+        recs = self.recordings()
+        self.assertTrue({"wav", "opus", "mp3", "m4a"} <= set(recs), sorted(recs))
+        rates = set()
+        for p in recs["wav"]:
+            with wave.open(p) as w:
+                self.assertEqual((w.getnchannels(), w.getsampwidth()), (1, 2))
+                rates.add(w.getframerate())
+                self.assertEqual(44 + 2 * w.getnframes(), os.path.getsize(p))
+        self.assertTrue(rates <= {8000, 16000})
+        for p in recs["mp3"][:3]:
+            with open(p, "rb") as f:
+                data = f.read()
+            self.assertTrue(data.startswith(b"ID3"))
+            self.assertGreater(data.count(b"\xff\xfb\x90\x64"), len(data) // 417 - 2)
+        for p in recs["opus"][:3]:
+            with open(p, "rb") as f:
+                self.assertIn(b"OpusHead", f.read(64))
+        # every call directory has its meta.json, and calls/index.csv lists every recording with its size
+        for user in os.listdir(os.path.join(self.a, "users")):
+            index = os.path.join(self.a, "users", user, "calls", "index.csv")
+            if not os.path.exists(index):
+                continue
+            with open(index, newline="") as f:
+                rows = list(csv.DictReader(f))
+            for r in rows:
+                d = os.path.join(os.path.dirname(index), r["call_id"])
+                self.assertEqual(os.path.getsize(os.path.join(d, r["file"])), int(r["bytes"]))
+                with open(os.path.join(d, "meta.json")) as f:
+                    self.assertEqual(json.load(f)["call_id"], r["call_id"])
+
+    def test_compressibility(self):
+        """WAV shrinks by a third at best, compressed audio not at all (zlib as a stand-in for zstd)."""
+        import zlib
+        recs = self.recordings()
+        def ratio(paths):
+            raw = comp = 0
+            for p in paths[:8]:
+                with open(p, "rb") as f:
+                    data = f.read()
+                raw += len(data)
+                comp += len(zlib.compress(data, 6))
+            return comp / raw
+        self.assertTrue(0.67 <= ratio(recs["wav"]) <= 0.95, ratio(recs["wav"]))
+        for fmt in ("opus", "mp3", "m4a"):
+            self.assertGreater(ratio(recs[fmt]), 0.99, fmt)
+
+    def test_long_tail_and_counts(self):
+        sizes = []
+        for user in os.listdir(os.path.join(self.a, "users")):
+            total = 0
+            for dirpath, _, names in os.walk(os.path.join(self.a, "users", user)):
+                total += sum(os.path.getsize(os.path.join(dirpath, n)) for n in names)
+            sizes.append(total)
+        sizes.sort()
+        self.assertGreater(sizes[-1], 8 * sizes[len(sizes) // 2])  # long tail
+
+    def test_huge_user_exact(self):
+        d = os.path.join(self.tmp.name, "h")
+        n = 24 * 1024 * 1024 + 3
+        run("--out", d, "--quiet", "--profile", "calls", "--users", "0", "--huge-user-bytes", str(n))
+        total = 0
+        kinds = set()
+        for dirpath, _, names in os.walk(os.path.join(d, "users", "u9999999")):
+            for name in names:
+                total += os.path.getsize(os.path.join(dirpath, name))
+                kinds.add(name.rsplit(".", 1)[-1])
+        self.assertEqual(total, n)
+        self.assertIn("wav", kinds)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -5,6 +5,10 @@ final class ZstdCompressionContext {
     private let cctx: OpaquePointer
     private let output: UnsafeMutableRawBufferPointer
 
+    /// Worker threads were accepted: only then does a level set mid-frame take effect (libzstd 1.5.4 accepts
+    /// `ZSTD_c_compressionLevel` mid-frame with nbWorkers = 0 too, but ignores it until the next frame).
+    private(set) var multithreaded = false
+
     init(level: Int32, workers: Int32, jobSize: Int32) throws {
         guard let cctx = ZSTD_createCCtx() else {
             throw ArchiveError.zstd(function: "ZSTD_createCCtx", message: "could not allocate a compression context")
@@ -19,6 +23,7 @@ final class ZstdCompressionContext {
         // libzstd built without threads refuses nbWorkers ≥ 1: then compress on the calling thread.
         if workers > 0, ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers)) == 0 {
             try setParameter(ZSTD_c_jobSize, jobSize)
+            multithreaded = true
         } else {
             try setParameter(ZSTD_c_nbWorkers, 0)
         }
@@ -31,6 +36,19 @@ final class ZstdCompressionContext {
 
     private func setParameter(_ parameter: ZSTD_cParameter, _ value: Int32) throws {
         try checkZstd(ZSTD_CCtx_setParameter(cctx, parameter, value), "ZSTD_CCtx_setParameter")
+    }
+
+    /// Ends the current job here with one `ZSTD_e_flush` step (the job is created from the buffered input with the
+    /// current parameters; its output comes later, nothing waits for the workers) and sets `level` for the bytes fed
+    /// afterwards: zstd applies it to the next job, within the same frame.
+    func changeLevel(_ level: Int32, sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        var inBuffer = ZSTD_inBuffer(src: nil, size: 0, pos: 0)
+        var outBuffer = ZSTD_outBuffer(dst: output.baseAddress, size: output.count, pos: 0)
+        try checkZstd(ZSTD_compressStream2(cctx, &outBuffer, &inBuffer, ZSTD_e_flush), "ZSTD_compressStream2")
+        if outBuffer.pos > 0 {
+            try sink(UnsafeRawBufferPointer(start: output.baseAddress, count: outBuffer.pos))
+        }
+        try setParameter(ZSTD_c_compressionLevel, level)
     }
 
     /// Feeds all of `input` to zstd and hands every produced byte to `sink`. With `endingFrame`, keeps
@@ -60,5 +78,36 @@ final class ZstdCompressionContext {
 func checkZstd(_ result: Int, _ function: String) throws {
     if ZSTD_isError(result) != 0 {
         throw ArchiveError.zstd(function: function, message: String(cString: ZSTD_getErrorName(result)))
+    }
+}
+
+/// Estimates how well data compresses: one-shot compression of a small sample (no frame checksum) into a fixed buffer.
+public final class ZstdSampler {
+    private let cctx: OpaquePointer
+    private let output: UnsafeMutableRawBufferPointer
+    private let capacity: Int
+
+    /// - Parameter capacity: the largest sample, in bytes.
+    public init(capacity: Int = 64 << 10) throws {
+        guard let cctx = ZSTD_createCCtx() else {
+            throw ArchiveError.zstd(function: "ZSTD_createCCtx", message: "could not allocate a compression context")
+        }
+        self.cctx = cctx
+        self.capacity = capacity
+        output = .allocate(byteCount: ZSTD_compressBound(capacity), alignment: 16)
+    }
+
+    deinit {
+        ZSTD_freeCCtx(cctx)
+        output.deallocate()
+    }
+
+    /// Compressed size / input size of `sample` (at most `capacity` bytes are used) at `level`; 1 for an empty sample.
+    public func ratio(_ sample: UnsafeRawBufferPointer, level: Int32) throws -> Double {
+        let count = min(sample.count, capacity)
+        guard count > 0, let base = sample.baseAddress else { return 1 }
+        let n = ZSTD_compressCCtx(cctx, output.baseAddress, output.count, base, count, level)
+        try checkZstd(n, "ZSTD_compressCCtx")
+        return Double(n) / Double(count)
     }
 }

@@ -22,6 +22,23 @@ public final class ZstdCompressor {
         self.sink = sink
     }
 
+    /// Whether ``changeLevel(_:)`` takes effect within the frame (worker threads: `workers` > 0 and a libzstd with
+    /// threads). Without workers libzstd keeps the frame's first level.
+    public var canChangeLevel: Bool { context.multithreaded }
+
+    /// Compresses the bytes written after this call at `level`, within the same frame (the current zstd job ends
+    /// here; see ``canChangeLevel``). The frame stays one standard frame any reader decodes.
+    public func changeLevel(_ level: Int32) throws {
+        try state.throwIfFailed()
+        precondition(!state.isFinished, "ZstdCompressor.changeLevel(_:) called after finish()")
+        do {
+            try context.changeLevel(level, sink: sink)
+        } catch {
+            state = .failed(error)
+            throw error
+        }
+    }
+
     /// Compresses `bytes`; output may be held back inside zstd until later calls.
     ///
     /// After any error the compressor is unusable and rethrows that error. Calling this after

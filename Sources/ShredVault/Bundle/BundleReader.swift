@@ -77,6 +77,15 @@ public enum BundleReader {
         return (header, manifest)
     }
 
+    /// `verify` of a bundle read from a stream (the archive's pipelined verifier reads the bytes being written through a
+    /// pipe); `file.path` names the bundle in errors.
+    static func verify(stream file: FileDescriptor, dataKey: SecretBytes) throws -> (header: BundleHeader, manifest: Manifest) {
+        let (header, bytes) = try readHeader(file)
+        let manifest = try walkPayload(file, header: header, headerBytes: bytes, dataKey: dataKey, path: file.path, sink: DiscardSink(),
+                                       pipeline: .never)
+        return (header, manifest)
+    }
+
     /// Extracts the bundle into `target`, which must not exist. Files are written into a private temporary
     /// directory beside `target`, which is renamed to `target` only after everything verified; on any failure
     /// the temporary directory is removed and `target` is never created.

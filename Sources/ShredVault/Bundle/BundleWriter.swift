@@ -5,6 +5,36 @@ import Foundation
 import VaultArchive
 import VaultCrypto
 
+/// How a bundle's zstd frame is compressed (vault-format.md §2.4: readers rely on one standard frame with a checksum,
+/// never on a level).
+public enum BundleCompression: Sendable, Equatable {
+    /// Every byte at this level.
+    case fixed(Int32)
+    /// Per file: a sample of each file of at least ``BundleWriter/sampleThreshold`` bytes is compressed at level 1;
+    /// a file whose sample does not shrink to under half (recorded or compressed audio, media, random data) is
+    /// compressed at ``BundleWriter/fastLevel``, everything else at `level` (one frame: the level changes between zstd
+    /// jobs, which needs zstd worker threads; small files ride along at the current level).
+    case adaptive(level: Int32)
+
+    public static let automatic = BundleCompression.adaptive(level: 3)
+}
+
+/// What the compression of one bundle did (reported per job by `archive`).
+public struct CompressionReport: Sendable, Codable, Equatable {
+    /// "adaptive" or "fixed".
+    public var mode: String
+    /// The fixed level, or the adaptive level for compressible files.
+    public var level: Int32
+    /// Adaptive: bytes of the files compressed at the fast level (their sample barely compressed); 0 when fixed.
+    public var fastFileBytes: Int64 = 0
+    /// Bytes into zstd (the tar stream) and out of it (the frame).
+    public var tarBytes: Int64 = 0
+    public var frameBytes: Int64 = 0
+
+    /// frame / tar: 0.75 means the frame is 75% of the tar stream.
+    public var ratio: Double { tarBytes > 0 ? Double(frameBytes) / Double(tarBytes) : 1 }
+}
+
 /// What `BundleWriter.seal` produced.
 public struct SealedBundle: Sendable {
     public var path: String
@@ -14,39 +44,62 @@ public struct SealedBundle: Sendable {
     public var fileSize: UInt64
     /// SHA-256 of the whole bundle file as written (the catalog stores it; `check` compares it).
     public var fileSHA256: [UInt8]
+    public var compression: CompressionReport
     /// Set when sealed with `deferSync`: the file is in place but not yet durable.
     var pendingSync: PendingSync? = nil
+    /// With `verifyPipelined`: what the verifier read back from the bytes as they were produced (decrypted with the
+    /// data key, decompressed, untarred, every file's SHA-256 checked against the bundle's own manifest).
+    var verified: (header: BundleHeader, manifest: Manifest)? = nil
 }
 
-/// Streams a directory tree into a bundle: pax tar → zstd (level 3, checksum) → Cobblestone-256 (vault-format.md §2).
+/// Streams a directory tree into a bundle: pax tar → zstd (checksum) → Cobblestone-256 (vault-format.md §2).
 /// Memory use is bounded by a few buffers, independent of the size of the tree.
 public enum BundleWriter {
     static let readBufferSize = 1 << 20
-    /// Trees of at least this many file bytes are compressed by zstd worker threads.
+    /// Trees of at least this many file bytes are compressed by two zstd worker threads (when there are cores).
     static let parallelCompressionThreshold: Int64 = 64 << 20
     /// Bytes per parallel compression job (zstd's minimum is 512 KiB; memory grows with it: with 1 MiB jobs the
     /// 2 GiB user of tools/bench peaks at ~43 MiB resident with one worker, ~47 MiB with two).
     static let parallelJobSize = 1 << 20
+    /// Adaptive compression: files of at least this size are sampled (smaller ones keep the current level).
+    public static let sampleThreshold: Int64 = 64 << 10
+    /// Adaptive compression: bytes sampled from the start of a file (four slices spread over its first MiB).
+    static let sampleBytes = 64 << 10
+    /// Adaptive compression: a sample that compresses at level 1 to this fraction or more is "barely compressible".
+    static let fastRatio = 0.5
+    /// Adaptive compression: the level of barely compressible files (level 1: 3 to 4 times level 3's speed on audio,
+    /// 2 to 3 % larger output; negative levels do not shrink PCM at all).
+    public static let fastLevel: Int32 = 1
 
     /// Seals `source` (a directory) into a new bundle file at `output`, which must not exist.
     /// The file is written beside `output` under a temporary name, fsynced, then renamed into place
     /// without replacing anything, and the directory is fsynced (unless `syncDirectory` is false: the caller
     /// then fsyncs it before relying on the bundle). On any error nothing is left behind.
     /// - Parameter salt: Cobblestone salt; nil (the default) draws a random one. Only known-answer vectors inject it.
-    /// - Parameter deferSync: skip the fsyncs; the bundle is renamed into place with its writeback started and
-    ///   returned in `pendingSync` (the archive job syncs many bundles together before committing any of them).
     public static func seal(
         source: String, header: BundleHeader, dataKey: SecretBytes, to output: String,
         compressionLevel: Int32 = 3, salt: [UInt8]? = nil, syncDirectory: Bool = true
     ) throws -> SealedBundle {
-        try seal(source: source, header: header, dataKey: dataKey, to: output, compressionLevel: compressionLevel, salt: salt,
+        try seal(source: source, header: header, dataKey: dataKey, to: output, compression: .fixed(compressionLevel), salt: salt,
                  syncDirectory: syncDirectory, deferSync: false)
     }
 
+    /// Test hook of the archive's verification: flips one bit of the compressed stream at this offset before it is
+    /// encrypted (a compressor or memory fault the pipelined verifier must catch).
+    struct Fault: Sendable {
+        var flipCompressedByteAt: Int64
+    }
+
+    /// - Parameter deferSync: skip the fsyncs; the bundle is renamed into place with its writeback started and
+    ///   returned in `pendingSync` (the archive job syncs many bundles together before committing any of them).
+    /// - Parameter verifyPipelined: a second thread decrypts, decompresses, untars and hashes the bytes as they are
+    ///   written (fed through a pipe, from the same buffers that go to the file); its result is in `verified`, and a
+    ///   failure there fails the seal. The caller still has to show that the file holds those bytes.
     /// - Parameter parallelThreshold: trees with at least this many file bytes use zstd worker threads (tests lower it).
     static func seal(
         source: String, header: BundleHeader, dataKey: SecretBytes, to output: String,
-        compressionLevel: Int32 = 3, salt: [UInt8]? = nil, syncDirectory: Bool, deferSync: Bool,
+        compression: BundleCompression = .fixed(3), salt: [UInt8]? = nil, syncDirectory: Bool, deferSync: Bool,
+        verifyPipelined: Bool = false, fault: Fault? = nil,
         parallelThreshold: Int64 = parallelCompressionThreshold
     ) throws -> SealedBundle {
         guard let st = try Posix.status(source) else { throw VaultError.notFound(path: source, what: "source directory") }
@@ -57,20 +110,22 @@ public enum BundleWriter {
         let temporary = directory + "/." + Posix.baseName(output) + ".partial-" + Hex.encode(try SecureRandom.bytes(count: 6))
         let file = try FileDescriptor(open: temporary, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
         do {
-            let (manifest, size, digest) = try write(
-                source: source, header: header, dataKey: dataKey, to: file,
-                compressionLevel: compressionLevel, salt: salt, parallelThreshold: parallelThreshold)
+            var sealed = try write(
+                source: source, header: header, dataKey: dataKey, to: file, path: output,
+                compression: compression, salt: salt, verifyPipelined: verifyPipelined, fault: fault,
+                parallelThreshold: parallelThreshold)
+            sealed.path = output
             if deferSync {
                 try Posix.renameNoReplace(temporary, output)
-                return SealedBundle(path: output, header: header, manifest: manifest, fileSize: size, fileSHA256: digest,
-                                    pendingSync: PendingSync(file))
+                sealed.pendingSync = PendingSync(file)
+                return sealed
             }
             try file.sync()
             try file.close()
             try Posix.renameNoReplace(temporary, output)
             // Callers sealing many bundles into one directory pass false and fsync the directory once.
             if syncDirectory { try Posix.syncDirectory(directory) }
-            return SealedBundle(path: output, header: header, manifest: manifest, fileSize: size, fileSHA256: digest)
+            return sealed
         } catch {
             _ = unlink(temporary)
             throw error
@@ -78,43 +133,161 @@ public enum BundleWriter {
     }
 
     private static func write(
-        source: String, header: BundleHeader, dataKey: SecretBytes, to file: FileDescriptor,
-        compressionLevel: Int32, salt: [UInt8]?, parallelThreshold: Int64
-    ) throws -> (Manifest, UInt64, [UInt8]) {
+        source: String, header: BundleHeader, dataKey: SecretBytes, to file: FileDescriptor, path: String,
+        compression: BundleCompression, salt: [UInt8]?, verifyPipelined: Bool, fault: Fault?, parallelThreshold: Int64
+    ) throws -> SealedBundle {
         let output = BufferedOutput(file)
+        output.writebackEvery = 8 << 20
+        // The verifier reads what is written, block by block, from a pipe: it runs on another core while this thread
+        // goes on, and its reads pace this thread (the pipe holds 1 MiB), so memory stays bounded.
+        let verifier = verifyPipelined ? try PipelinedVerifier(path: path, dataKey: dataKey) : nil
+        output.mirror = verifier?.input
         let fileHash = try SHA256()
-        let headerBytes = header.encoded()
-        try headerBytes.withUnsafeBytes { try fileHash.update($0); try output.write($0) }
+        var report = CompressionReport(mode: "fixed", level: 3)
+        do {
+            let headerBytes = header.encoded()
+            try headerBytes.withUnsafeBytes { try fileHash.update($0); try output.write($0) }
 
-        let encryptor = try CobblestoneEncryptor(inputKey: dataKey, context: headerBytes, salt: salt) { bytes in
-            try fileHash.update(bytes)
-            try output.write(bytes)
-        }
-        // The tree is listed (and every entry checked) before anything is written; its size picks the compression.
-        let plan = try TreeWalker.plan(root: source)
-        // A big tree is compressed by zstd worker threads while this thread reads, hashes, encrypts and writes
-        // (one frame all the same; a few MiB more memory, fixed), so one large user keeps two or three cores busy.
-        // Small trees, the common case, compress on this thread (the archive job runs one per core).
-        let workers: Int32 = plan.fileBytes >= parallelThreshold
-            ? Int32(max(1, min(2, ProcessInfo.processInfo.activeProcessorCount - 1))) : 0
-        let compressor = try ZstdCompressor(level: compressionLevel, workers: workers, jobSize: Int32(parallelJobSize)) {
-            try encryptor.write($0)
-        }
-        let tar = try TarWriter { try compressor.write($0) }
+            let encryptor = try CobblestoneEncryptor(inputKey: dataKey, context: headerBytes, salt: salt) { bytes in
+                try fileHash.update(bytes)
+                try output.write(bytes)
+            }
+            // The tree is listed (and every entry checked) before anything is written; its size picks the compression.
+            let plan = try TreeWalker.plan(root: source)
+            let level: Int32
+            var adaptive = false
+            switch compression {
+            case .fixed(let l): level = l
+            case .adaptive(let l):
+                level = l
+                adaptive = plan.largestFile >= sampleThreshold
+                report.mode = "adaptive"
+            }
+            report.level = level
+            // A big tree is compressed by zstd worker threads while this thread reads, hashes, encrypts and writes (one
+            // frame all the same; a few MiB more memory, fixed), so one large user keeps every core busy. Adaptive
+            // compression needs one worker to change levels; otherwise small trees, the common case, compress on this
+            // thread (the archive job runs one per core).
+            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let workers: Int32 = plan.fileBytes >= parallelThreshold ? Int32(max(1, min(2, cores - 1))) : (adaptive ? 1 : 0)
+            var frameOffset: Int64 = 0
+            let compressor = try ZstdCompressor(level: level, workers: workers, jobSize: Int32(parallelJobSize)) { bytes in
+                if let fault, fault.flipCompressedByteAt >= frameOffset, fault.flipCompressedByteAt < frameOffset + Int64(bytes.count) {
+                    var copy = [UInt8](bytes)
+                    copy[Int(fault.flipCompressedByteAt - frameOffset)] ^= 0x01
+                    try copy.withUnsafeBytes { try encryptor.write($0) }
+                } else {
+                    try encryptor.write(bytes)
+                }
+                frameOffset += Int64(bytes.count)
+            }
+            var tarBytes: Int64 = 0
+            let tar = try TarWriter { bytes in
+                tarBytes += Int64(bytes.count)
+                try compressor.write(bytes)
+            }
 
-        let walker = TreeWalker(root: source, tar: tar)
-        try walker.write(plan.entries)
-        let manifest = Manifest(bundleId: header.bundleIdHex, userId: header.userId.rawValue, entries: walker.entries)
-        let manifestBytes = try manifest.encoded()
-        guard manifestBytes.count <= Manifest.maxEncodedSize else {
-            throw VaultError.invalidSource(path: source, reason: "too many files for one bundle (manifest over \(Manifest.maxEncodedSize >> 20) MiB)")
+            let walker = TreeWalker(root: source, tar: tar)
+            if adaptive, compressor.canChangeLevel {
+                let sampler = try ZstdSampler(capacity: sampleBytes)
+                var current = level
+                var fastBytes: Int64 = 0
+                walker.chooseLevel = { size, head in
+                    guard size >= sampleThreshold else { return }
+                    let wanted = try sampleRatio(sampler, head) >= fastRatio ? fastLevel : level
+                    if wanted == fastLevel { fastBytes += size }
+                    if wanted != current {
+                        try compressor.changeLevel(wanted)
+                        current = wanted
+                    }
+                }
+                try walker.write(plan.entries)
+                report.fastFileBytes = fastBytes
+                if current != level { try compressor.changeLevel(level) }  // the manifest: text
+            } else {
+                try walker.write(plan.entries)
+            }
+            let manifest = Manifest(bundleId: header.bundleIdHex, userId: header.userId.rawValue, entries: walker.entries)
+            let manifestBytes = try manifest.encoded()
+            guard manifestBytes.count <= Manifest.maxEncodedSize else {
+                throw VaultError.invalidSource(path: source, reason: "too many files for one bundle (manifest over \(Manifest.maxEncodedSize >> 20) MiB)")
+            }
+            try tar.addFile(path: Manifest.entryPath, contents: manifestBytes, mode: 0o644, mtime: header.createdAt)
+            try tar.finish()
+            try compressor.finish()
+            try encryptor.finish()
+            try output.flush()
+            report.tarBytes = tarBytes
+            report.frameBytes = frameOffset
+            let verified = try verifier?.finish()
+            return SealedBundle(path: path, header: header, manifest: manifest, fileSize: output.bytesWritten,
+                                fileSHA256: try fileHash.finalize(), compression: report, verified: verified)
+        } catch {
+            verifier?.abandon()
+            throw error
         }
-        try tar.addFile(path: Manifest.entryPath, contents: manifestBytes, mode: 0o644, mtime: header.createdAt)
-        try tar.finish()
-        try compressor.finish()
-        try encryptor.finish()
-        try output.flush()
-        return (manifest, output.bytesWritten, try fileHash.finalize())
+    }
+
+    /// Level-1 ratio of up to four 16 KiB slices spread over `head` (the first read of a file: at most 1 MiB).
+    private static func sampleRatio(_ sampler: ZstdSampler, _ head: UnsafeRawBufferPointer) throws -> Double {
+        if head.count <= sampleBytes { return try sampler.ratio(head, level: 1) }
+        let slice = sampleBytes / 4
+        var sample = [UInt8]()
+        sample.reserveCapacity(sampleBytes)
+        for i in 0..<4 {
+            let start = (head.count - slice) * i / 3
+            sample.append(contentsOf: UnsafeRawBufferPointer(rebasing: head[start..<(start + slice)]))
+        }
+        return try sample.withUnsafeBytes { try sampler.ratio($0, level: 1) }
+    }
+}
+
+/// The archive's verification on another core: `BundleReader.verify` of the bytes being written, read from a pipe
+/// that `BufferedOutput` mirrors every block into. After an error it keeps reading (and discarding) until the writer
+/// closes the pipe, so the writer never blocks on a reader that stopped.
+private final class PipelinedVerifier: @unchecked Sendable {
+    private(set) var input: FileDescriptor?
+    private let output: FileDescriptor
+    private let dataKey: SecretBytes
+    private let done = DispatchSemaphore(value: 0)
+    private var result: Result<(header: BundleHeader, manifest: Manifest), Error>?
+
+    init(path: String, dataKey: SecretBytes) throws {
+        let (read, write) = try FileDescriptor.pipe(path: path)
+        input = write
+        output = read
+        self.dataKey = dataKey
+        let thread = Thread { [self] in
+            result = Result { try BundleReader.verify(stream: output, dataKey: self.dataKey) }
+            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+            while (try? output.read(into: scratch)) ?? 0 > 0 {}
+            scratch.deallocate()
+            done.signal()
+        }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    private var joined = false
+
+    /// Closes the pipe (end of the bundle) and waits for the verifier's result.
+    func finish() throws -> (header: BundleHeader, manifest: Manifest) {
+        try input?.close()
+        input = nil
+        join()
+        return try result!.get()
+    }
+
+    /// The write failed (or `finish` threw): close the pipe and wait for the thread, ignoring its result.
+    func abandon() {
+        if let input { try? input.close() }
+        input = nil
+        join()
+    }
+
+    private func join() {
+        if !joined { done.wait() }
+        joined = true
     }
 }
 
@@ -131,6 +304,8 @@ private final class TreeWalker {
     let root: String
     let tar: TarWriter
     var entries: [Manifest.Entry] = []
+    /// Adaptive compression: called with each file's size and its first read (at most 1 MiB) before its tar entry.
+    var chooseLevel: ((Int64, UnsafeRawBufferPointer) throws -> Void)?
     private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BundleWriter.readBufferSize, alignment: 16)
 
     init(root: String, tar: TarWriter) {
@@ -141,9 +316,9 @@ private final class TreeWalker {
     deinit { buffer.deallocate() }
 
     /// Every entry below `root` in write order, and the bytes of its regular files (lstat sizes).
-    static func plan(root: String) throws -> (entries: [Planned], fileBytes: Int64) {
+    static func plan(root: String) throws -> (entries: [Planned], fileBytes: Int64, largestFile: Int64) {
         var entries: [Planned] = []
-        var fileBytes: Int64 = 0
+        var fileBytes: Int64 = 0, largestFile: Int64 = 0
         func visit(_ relative: String?) throws {
             let directory = relative.map { root + "/" + $0 } ?? root
             for name in try readingSource({ try Posix.listDirectory(directory) }) {
@@ -158,6 +333,7 @@ private final class TreeWalker {
                 case .regular:
                     entries.append(Planned(relative: rel, full: full, status: st))
                     fileBytes += st.size
+                    largestFile = max(largestFile, st.size)
                 case .symlink:
                     throw VaultError.invalidSource(path: full, reason: "is a symbolic link; bundles hold only regular files and directories")
                 case .other:
@@ -166,7 +342,7 @@ private final class TreeWalker {
             }
         }
         try visit(nil)
-        return (entries, fileBytes)
+        return (entries, fileBytes, largestFile)
     }
 
     private static func disappeared(_ full: String) -> VaultError {
@@ -204,17 +380,18 @@ private final class TreeWalker {
         let st = FileStatus(try Self.readingSource { try file.status() })
         guard st.kind == .regular else { throw VaultError.invalidSource(path: full, reason: "is not a regular file") }
         let mode = st.mode & 0o777
+        var n = try Self.readingSource { try file.read(into: buffer) }
+        try chooseLevel?(st.size, UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         try tar.beginFile(path: Manifest.dataPrefix + rel, size: st.size, mode: mode, mtime: st.mtime)
         let hash = try SHA256()
         var total: Int64 = 0
-        while true {
-            let n = try Self.readingSource { try file.read(into: buffer) }
-            if n == 0 { break }
+        while n > 0 {
             total += Int64(n)
             guard total <= st.size else { break }
             let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
             try hash.update(chunk)
             try tar.writeData(chunk)
+            n = try Self.readingSource { try file.read(into: buffer) }
         }
         guard total == st.size else {
             throw VaultError.invalidSource(path: full, reason: "changed size while being archived; run again")

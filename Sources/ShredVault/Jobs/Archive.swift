@@ -21,6 +21,8 @@ public struct ArchiveOptions: Sendable {
     public var batchSize: Int = 16
     /// Tests only: called for each user of an S3 source between the listing of its objects and their download.
     var afterSourceListing: (@Sendable (String) throws -> Void)? = nil
+    /// How bundles are compressed: adaptive per file by default (`archive --level N` fixes a level).
+    public var compression: BundleCompression = .automatic
 
     public init(source: String, keepSource: Bool = false, dryRun: Bool = false, users: [UserID]? = nil,
                 jobs: Int = ProcessInfo.processInfo.activeProcessorCount) {
@@ -40,6 +42,23 @@ public struct ArchiveReport: Sendable, Codable {
         public var files: Int
         public var bytes: Int64
         public var bundleBytes: Int64
+        /// zstd frame bytes / tar stream bytes of this user's bundle.
+        public var compressionRatio: Double
+    }
+    /// What the compression of the job's bundles did (vault-format.md §2.4: any level, one frame).
+    public struct Compression: Sendable, Codable {
+        /// "adaptive" (per file, from a sample) or "fixed" (`--level`).
+        public var mode: String
+        /// The fixed level, or the adaptive level of compressible files.
+        public var level: Int32
+        /// Adaptive: the level of files whose sample barely compressed.
+        public var fastLevel: Int32?
+        /// Adaptive: bytes of the files compressed at the fast level.
+        public var fastFileBytes: Int64 = 0
+        /// Bytes into zstd (the tar streams) and out (the frames), summed over the job's bundles; ratio = frame / tar.
+        public var tarBytes: Int64 = 0
+        public var frameBytes: Int64 = 0
+        public var ratio: Double = 1
     }
     public struct Skipped: Sendable, Codable {
         public var user: String
@@ -63,6 +82,8 @@ public struct ArchiveReport: Sendable, Codable {
     public var sourcesNotRemoved: [Skipped] = []
     public var recoveredPartial = 0
     public var removedSources = 0
+    /// Absent for a dry run and when nothing was archived.
+    public var compression: Compression?
     public var plaintextBytes: Int64 { archived.reduce(0) { $0 + $1.bytes } }
     /// Some user failed or kept its source: the job's exit code says so (README "Exit codes": 3).
     public var isPartial: Bool { !failed.isEmpty || !sourcesNotRemoved.isEmpty }
@@ -167,8 +188,8 @@ extension Vault {
         }
         if s3Source != nil { try Posix.makeDirectories(sourceStaging, mode: 0o700) }
         defer { if s3Source != nil { try? Posix.removeTree(sourceStaging) } }
-        let run = try ArchiveRun(vault: self, today: today, now: now, keepSource: options.keepSource, s3Source: s3Source, total: work.count,
-                                 progress: progress)
+        let run = try ArchiveRun(vault: self, today: today, now: now, keepSource: options.keepSource, s3Source: s3Source,
+                                 compression: options.compression, total: work.count, progress: progress)
         let size = max(1, options.batchSize)
         let batches = stride(from: 0, to: work.count, by: size).map { Array(work[$0..<min($0 + size, work.count)]) }
         run.run(batches, workers: min(options.jobs, batches.count))
@@ -177,6 +198,11 @@ extension Vault {
         report.failed += run.failed.sorted { $0.user < $1.user }
         report.sourcesNotRemoved += run.sourcesNotRemoved.sorted { $0.user < $1.user }
         report.removedSources = run.removedSources
+        if !report.archived.isEmpty {
+            var c = run.compressionTotals
+            c.ratio = c.tarBytes > 0 ? Double(c.frameBytes) / Double(c.tarBytes) : 1
+            report.compression = c
+        }
         progress?(work.count, work.count, "", run.sealedBytes)
         return report
     }
@@ -318,6 +344,7 @@ final class ArchiveRun: @unchecked Sendable {
     let now: Int64
     let keepSource: Bool
     let s3Source: S3ArchiveSource?
+    let compression: BundleCompression
     let total: Int
     let progress: ProgressHandler?
     let expiry: CivilDay
@@ -338,16 +365,23 @@ final class ArchiveRun: @unchecked Sendable {
     private(set) var failed: [ArchiveReport.Skipped] = []
     private(set) var sourcesNotRemoved: [ArchiveReport.Skipped] = []
     private(set) var removedSources = 0
+    /// Summed over the committed bundles.
+    private(set) var compressionTotals: ArchiveReport.Compression
     private(set) var firstError: Error?
     /// Set when a commit failed: nothing after it is committed (a worker's error still lets sealed batches commit).
     private var commitFailed = false
 
-    init(vault: Vault, today: CivilDay, now: Int64, keepSource: Bool, s3Source: S3ArchiveSource? = nil, total: Int,
+    init(vault: Vault, today: CivilDay, now: Int64, keepSource: Bool, s3Source: S3ArchiveSource? = nil, compression: BundleCompression, total: Int,
          progress: ProgressHandler?) throws {
         self.vault = vault
         self.now = now
         self.keepSource = keepSource
         self.s3Source = s3Source
+        self.compression = compression
+        switch compression {
+        case .fixed(let level): compressionTotals = .init(mode: "fixed", level: level)
+        case .adaptive(let level): compressionTotals = .init(mode: "adaptive", level: level, fastLevel: BundleWriter.fastLevel)
+        }
         self.total = total
         self.progress = progress
         expiry = vault.policy.expiryDay(archivedOn: today)
@@ -503,6 +537,7 @@ final class ArchiveRun: @unchecked Sendable {
         /// An S3 source's keys of this user, deleted after the commit.
         var sourceKeys: [String]
         var files: [PendingSync]
+        var compression: CompressionReport
     }
 
     private struct SealedBatch {
@@ -664,6 +699,11 @@ final class ArchiveRun: @unchecked Sendable {
         }
         locked {
             archived += sealed.map(\.result)
+            for s in sealed {
+                compressionTotals.tarBytes += s.compression.tarBytes
+                compressionTotals.frameBytes += s.compression.frameBytes
+                compressionTotals.fastFileBytes += s.compression.fastFileBytes
+            }
             removedSources += removed.count
             sourcesNotRemoved += notRemoved
         }
@@ -696,33 +736,31 @@ final class ArchiveRun: @unchecked Sendable {
         let dek = try SecretBytes.random(count: 32)
         let written: SealedBundle
         do {
-            written = try BundleWriter.seal(source: item.dir, header: header, dataKey: dek, to: path, syncDirectory: false, deferSync: true)
+            // The bundle is verified while it is written (G4, vault-format.md §4): a second thread decrypts the bytes
+            // as they go to the file, decompresses and untars them and checks every file's SHA-256.
+            let faults = vault.archiveFaults.flatMap { $0.user == item.user.rawValue ? $0 : nil }
+            written = try BundleWriter.seal(source: item.dir, header: header, dataKey: dek, to: path, compression: compression,
+                                            syncDirectory: false, deferSync: true, verifyPipelined: true,
+                                            fault: faults?.flipCompressedByteAt.map { .init(flipCompressedByteAt: $0) })
+            if let at = faults?.flipFileByteAt { try Self.flipByte(path, at: at) }
         } catch let error as VaultError {
             // The source as it is (unreadable, vanished, a link or device, a bad name): this user fails, the job goes on.
             switch error {
             case .invalidSource(let file, let reason):
                 throw UserFailure(reason: VaultError.invalidSource(path: shown(file), reason: reason).description, path: shown(file))
             case .notFound(let file, _) where file == item.dir: throw UserFailure(reason: "\(item.shown) disappeared while archiving; run again", path: item.shown)
-            default: throw error
-            }
-        } catch let error as ArchiveError {
-            if case .unsupportedEntry = error { throw UserFailure(reason: "cannot archive \(item.shown): \(error)", path: item.shown) }
-            throw error
-        }
-        // Verify with the DEK still in memory: every chunk, the zstd checksum, every file's SHA-256. A bundle that does
-        // not read back as written is this user's failure: it is never committed, and its source stays.
-        let (readBack, manifest): (BundleHeader, Manifest)
-        do {
-            (readBack, manifest) = try BundleReader.verify(path: path, dataKey: dek)
-        } catch let error as VaultError {
-            switch error {
+            // The verifier's findings: the bundle as produced does not read back as the source.
             case .invalidContents(_, let reason), .corruptBundle(_, let reason), .malformedHeader(_, let reason):
                 throw UserFailure(reason: "its bundle did not read back as written (\(reason)); source \(item.shown) kept", path: item.shown)
             case .wrongKeyOrModifiedHeader, .notABundle:
                 throw UserFailure(reason: "its bundle did not read back as written (\(error)); source \(item.shown) kept", path: item.shown)
             default: throw error
             }
+        } catch let error as ArchiveError {
+            if case .unsupportedEntry = error { throw UserFailure(reason: "cannot archive \(item.shown): \(error)", path: item.shown) }
+            throw error
         }
+        guard let (readBack, manifest) = written.verified else { preconditionFailure("sealed without the pipelined verifier") }
         guard readBack == header else {
             throw UserFailure(reason: "its bundle's header did not read back as written; source \(item.shown) kept", path: item.shown)
         }
@@ -730,6 +768,12 @@ final class ArchiveRun: @unchecked Sendable {
             let name = listed ?? seen ?? ""
             throw UserFailure(reason: "its bundle did not read back as written: entry '\(name)' differs from what was sealed; source \(item.shown) kept",
                               path: item.shown + "/" + name)
+        }
+        // The verifier read the bytes as produced; the file must hold exactly those: re-read it and compare its SHA-256
+        // with the one computed over the same buffers as they were written.
+        guard try vault.fileSHA256(path) == written.fileSHA256 else {
+            throw UserFailure(reason: "its bundle did not read back as written (the SHA-256 of the file re-read differs from that of the bytes written); source \(item.shown) kept",
+                              path: item.shown)
         }
         // The DEK is zeroed when `dek` is released at the end of this function.
         let (sealedDEK, innerSHA256) = try KeyHierarchy.sealDataKeyLayers(dek, binding: .init(header: header), userKey: userKey.publicKey,
@@ -756,7 +800,18 @@ final class ArchiveRun: @unchecked Sendable {
         r.plaintextBytes = manifest.totalFileBytes
         r.sourceState = keepSource ? .kept : .pendingRemoval
         return Sealed(record: r, result: .init(user: item.user.rawValue, bundleId: r.id, expiryDay: expiry.iso, files: manifest.fileCount,
-                                               bytes: manifest.totalFileBytes, bundleBytes: Int64(written.fileSize)),
-                      dir: item.dir, shown: item.shown, sourceKeys: sourceKeys, files: [written.pendingSync!, sidecar])
+                                               bytes: manifest.totalFileBytes, bundleBytes: Int64(written.fileSize),
+                                               compressionRatio: (written.compression.ratio * 10_000).rounded() / 10_000),
+                      dir: item.dir, shown: item.shown, sourceKeys: sourceKeys, files: [written.pendingSync!, sidecar],
+                      compression: written.compression)
+    }
+
+    /// Tests only (`Vault.archiveFaults`): flips one bit of a written bundle file, as a disk or page-cache fault would.
+    static func flipByte(_ path: String, at offset: Int64) throws {
+        let file = try FileDescriptor(open: path, flags: O_RDWR)
+        var byte: UInt8 = 0
+        guard pread(file.fd, &byte, 1, off_t(offset)) == 1 else { throw VaultError.io(operation: "pread", path: path, errno: errno) }
+        byte ^= 0x01
+        guard pwrite(file.fd, &byte, 1, off_t(offset)) == 1 else { throw VaultError.io(operation: "pwrite", path: path, errno: errno) }
     }
 }

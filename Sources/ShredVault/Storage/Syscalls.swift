@@ -6,6 +6,18 @@ import CPosix
 // Every POSIX call of the ShredVault library goes through this file, and every failure becomes
 // `VaultError.io(operation:path:errno:)` naming the call.
 
+/// Process-wide memory settings of the jobs.
+public enum ProcessMemory {
+    /// glibc raises its mmap threshold after large blocks are freed, and then keeps MiB-sized buffers (zstd jobs, the
+    /// read and write buffers of every bundle) in its heaps after they are freed: a fixed threshold hands them back,
+    /// which keeps the resident memory of the archive of a big user bounded. Advisory: returns false when refused
+    /// (only memory use changes).
+    @discardableResult
+    public static func returnLargeBuffers(threshold: Int32 = 256 << 10) -> Bool {
+        shredvault_fix_mmap_threshold(threshold) == 1
+    }
+}
+
 /// Owns one open file descriptor; closes it in deinit.
 final class FileDescriptor {
     let path: String
@@ -17,6 +29,27 @@ final class FileDescriptor {
         repeat { result = Glibc.open(path, flags | O_CLOEXEC, mode) } while result < 0 && errno == EINTR
         guard result >= 0 else { throw VaultError.io(operation: "open", path: path, errno: errno) }
         self.fd = result
+    }
+
+    /// Adopts an open descriptor (closed in deinit); `path` names it in errors.
+    private init(adopting fd: Int32, path: String) {
+        self.path = path
+        self.fd = fd
+    }
+
+    /// A pipe (both ends close-on-exec: the job runs no child processes; set right after creation) whose buffer is enlarged to `capacity` bytes when the kernel allows; `path`
+    /// names both ends in errors.
+    static func pipe(path: String, capacity: Int32 = 1 << 20) throws -> (read: FileDescriptor, write: FileDescriptor) {
+        var fds: [Int32] = [-1, -1]
+        guard Glibc.pipe(&fds) == 0 else { throw VaultError.io(operation: "pipe", path: path, errno: errno) }
+        let (read, write) = (FileDescriptor(adopting: fds[0], path: path), FileDescriptor(adopting: fds[1], path: path))
+        for fd in fds where fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 {
+            throw VaultError.io(operation: "fcntl", path: path, errno: errno)
+        }
+        // F_SETPIPE_SZ (1031, <fcntl.h> under _GNU_SOURCE): advisory; a refusal (above pipe-max-size) only means
+        // smaller writes.
+        _ = fcntl(fds[1], 1031, capacity)
+        return (read, write)
     }
 
     deinit { if fd >= 0 { _ = Glibc.close(fd) } }
@@ -116,6 +149,12 @@ final class BufferedOutput {
     private var buffer: UnsafeMutableRawBufferPointer
     private var used = 0
     private(set) var bytesWritten: UInt64 = 0
+    /// Also receives every block written to `file`, in order (the archive's pipelined verifier reads it).
+    var mirror: FileDescriptor?
+    /// When not 0: start the file's writeback (advisory, `startWriteback`) every time this many more bytes were
+    /// written, so a big file goes to the disk while it is produced instead of all at its fsync.
+    var writebackEvery: UInt64 = 0
+    private var writebackAt: UInt64 = 0
 
     init(_ file: FileDescriptor, capacity: Int = 1 << 20) {
         self.file = file
@@ -129,6 +168,8 @@ final class BufferedOutput {
         if bytes.count >= buffer.count {
             try flush()
             try file.write(bytes)
+            try mirror?.write(bytes)
+            pace()
             return
         }
         if used + bytes.count > buffer.count { try flush() }
@@ -139,7 +180,15 @@ final class BufferedOutput {
     func flush() throws {
         guard used > 0 else { return }
         try file.write(UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
+        try mirror?.write(UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
         used = 0
+        pace()
+    }
+
+    private func pace() {
+        guard writebackEvery > 0, bytesWritten >= writebackAt + writebackEvery else { return }
+        writebackAt = bytesWritten
+        file.startWriteback()
     }
 }
 

@@ -102,6 +102,16 @@ public final class Vault: @unchecked Sendable {
 
     struct SimulatedCrash: Error {}
 
+    /// Tests only: faults the archive's verification must catch (a byte of the compressed stream flipped before
+    /// encryption; a byte of the bundle file flipped after it was written).
+    struct ArchiveFaults {
+        /// The user whose bundle gets the fault.
+        var user: String
+        var flipCompressedByteAt: Int64?
+        var flipFileByteAt: Int64?
+    }
+    var archiveFaults: ArchiveFaults?
+
     /// Marks a step boundary of a multi-step job; throws `SimulatedCrash` when a test asked to stop there.
     func reached(_ point: String) throws {
         if simulatedCrashPoint == point { throw SimulatedCrash() }

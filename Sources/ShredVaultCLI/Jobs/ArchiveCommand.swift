@@ -9,8 +9,9 @@ struct ArchiveCommand: ParsableCommand {
         discussion: """
             Reads DIR/accounts.csv (header row; columns user_id and last_active as YYYY-MM-DD, others ignored) \
             and archives every user inactive for the policy's inactive-days who has no live bundle: DIR/users/<id> \
-            is sealed into one bundle with a fresh data key, re-read from disk and decrypted with the key still \
-            in memory, every file's SHA-256 compared, and fsynced; only then is the key committed to the catalog \
+            is sealed into one bundle with a fresh data key; a second thread decrypts, decompresses and untars \
+            the bytes as they are written, comparing every file's SHA-256, and the file is re-read and its SHA-256 \
+            compared with the bytes produced; after the fsync the key is committed to the catalog \
             and DIR/users/<id> removed (unless --keep-source). The bundle lives archive-days days, counting the \
             archive day. --jobs worker threads seal and verify; one more thread fsyncs and commits what they \
             finished in groups, so the workers never wait on the disk.
@@ -40,6 +41,9 @@ struct ArchiveCommand: ParsableCommand {
               15 0 * * * shredvault archive --source /srv/export --lock-wait 600
             From a bucket:
               shredvault archive --vault /srv/shredvault --source s3://callgenie-export/nightly
+
+            Compression adapts to each file unless --level fixes it (see --level); the summary and --json \
+            ("compression") report the choice and the ratio obtained.
             """)
 
     @OptionGroup var global: GlobalOptions
@@ -66,7 +70,11 @@ struct ArchiveCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Worker threads sealing users concurrently (default: one per core; a separate thread does the database writes, fsyncs and commits).", valueName: "N"))
     var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
 
+    @Option(help: ArgumentHelp("Compress every file at zstd level N (-7 to 19). Default: adaptive, per file: a 64 KiB sample of each file of 64 KiB or more is compressed at level 1; files that do not shrink to under half (recordings, compressed audio, media) are compressed at level 1, the others at level 3. Either way one standard zstd frame per bundle.", valueName: "N"))
+    var level: Int32?
+
     func validate() throws {
+        if let level, !(-7...19).contains(level) { throw ValidationError("--level must be between -7 and 19") }
         if source.isEmpty { throw ValidationError("--source must name the export directory or an s3://BUCKET[/PREFIX] URL") }
         if source.hasPrefix("s3://") {
             do { _ = try BundleStoreURL(parsing: source, what: "--source") } catch { throw ValidationError("\(error)") }
@@ -78,11 +86,13 @@ struct ArchiveCommand: ParsableCommand {
     }
 
     func run() throws {
+        ProcessMemory.returnLargeBuffers()  // bounded resident memory for a big user (advisory)
         let job = JobRun("archive", global)
         try reportingErrors { try job.run {
             let vault = try global.openVault(dryRun: dryRun)
-            let options = ArchiveOptions(source: source, keepSource: keepSource, dryRun: dryRun,
+            var options = ArchiveOptions(source: source, keepSource: keepSource, dryRun: dryRun,
                                          users: users.isEmpty ? nil : users.compactMap(UserID.init), jobs: jobs)
+            if let level { options.compression = .fixed(level) }
             let progress = ProgressLine("archiving")
             let report: ArchiveReport
             do {
@@ -131,6 +141,12 @@ struct ArchiveCommand: ParsableCommand {
             print("archived \(Output.plural(report.archived.count, "user")) (\(Output.bytes(report.plaintextBytes)) of files, "
                   + "\(Output.bytes(bundleBytes)) of bundles) of \(report.candidates) inactive on \(report.today); "
                   + "skipped \(report.skipped.count), failed \(report.failed.count); \(removed)")
+            if let c = report.compression {
+                let choice = c.mode == "fixed" ? "fixed level \(c.level)"
+                    : "adaptive: \(Output.bytes(c.fastFileBytes)) of barely compressible files at level \(c.fastLevel ?? 1), the rest at level \(c.level)"
+                print("compression: \(choice); zstd output \(String(format: "%.1f", c.ratio * 100))% of the tar stream "
+                      + "(\(Output.bytes(c.frameBytes)) of \(Output.bytes(c.tarBytes)))")
+            }
             if verbose {
                 for a in report.archived {
                     print("  \(a.user): bundle \(a.bundleId), \(Output.plural(a.files, "file")), \(Output.bytes(a.bytes)) -> \(Output.bytes(a.bundleBytes)), expiry day \(a.expiryDay)")
