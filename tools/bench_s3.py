@@ -482,8 +482,8 @@ def render(report):
         lines.append(f"- {t['target']}: {t['measured']} — {state}")
     lines.append("")
     lines.append("What each tool does inside the timing: shredvault seals each user into a bundle in VAULT/staging, "
-                 "verifies it there (decrypt), uploads it and reads the stored object back in full (HEAD size + "
-                 "streamed GET hashed against the catalog's SHA-256) before the catalog commit (G4 against the store); "
+                 "verifies it there (decrypt), uploads it and reads the stored object back in full (its GETs "
+                 "hashed against the catalog's SHA-256, size checked) before the catalog commit (G4 against the store); "
                  "restic uploads its packs and index and reads nothing back. The store runs on the same machine "
                  "(one proxy process, one object server), so its CPU competes with the tools'.")
     return "\n".join(lines) + "\n"

@@ -45,10 +45,13 @@ extension S3Client {
     /// ETag of the first answer, so a resumed download never splices two versions of an object. Every answer's
     /// `Content-Range` must start where asked, and the bytes delivered must add up to the object's (or range's)
     /// length. An error `sink` throws stops the download and is rethrown as is.
+    /// With `ifMatch` (an ETag without quotes), every request carries `If-Match` on it: the answer is that version
+    /// of the object or an integrity error (used to read the ranges of one object concurrently).
     /// - Returns: the object's size, ETag and `Last-Modified`.
     @discardableResult
     public func getObject(
-        bucket: String, key: String, range: S3ByteRange? = nil, into sink: (UnsafeRawBufferPointer) throws -> Void
+        bucket: String, key: String, range: S3ByteRange? = nil, ifMatch: String? = nil,
+        into sink: (UnsafeRawBufferPointer) throws -> Void
     ) throws -> S3ObjectInfo {
         var delivered: UInt64 = 0
         var info: S3ObjectInfo?
@@ -59,9 +62,12 @@ extension S3Client {
             if range != nil || delivered > 0 {
                 request.headers.append(("Range", S3ByteRange(first: start, last: range?.last).headerValue))
             }
-            if let etag = info?.etag { request.headers.append(("If-Match", "\"\(etag)\"")) }
+            if let etag = info?.etag ?? ifMatch { request.headers.append(("If-Match", "\"\(etag)\"")) }
             _ = try sendOnce(request, onHead: { head in
                 let answer = try Self.objectInfo(head, operation: "GetObject", rangeStart: request.headers.contains { $0.name == "Range" } ? start : nil)
+                if let ifMatch, answer.info.etag != ifMatch {
+                    throw S3Error.integrity(operation: "GetObject", detail: "\(key) changed while it was being read")
+                }
                 if info == nil {
                     info = answer.info
                     expectedLength = answer.length
@@ -223,7 +229,9 @@ extension S3Client {
             throw S3Error.invalidResponse(operation: operation, detail: "no Content-Length")
         }
         var size = length
-        if let rangeStart {
+        if rangeStart == 0, head.status == 200 {
+            // A store may answer a range from the first byte with the whole object (HTTP lets it ignore Range).
+        } else if let rangeStart {
             // "bytes FIRST-LAST/TOTAL"
             guard head.status == 206, let value = head["content-range"], value.hasPrefix("bytes "),
                   let dash = value.firstIndex(of: "-"), let slash = value.firstIndex(of: "/"),

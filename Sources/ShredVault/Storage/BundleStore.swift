@@ -94,6 +94,15 @@ func storeCall<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch { throw VaultError.objectStore(error) }
 }
 
+/// A file that several threads write at distinct offsets (the ranges of one object being fetched).
+private final class PositionalOutput: @unchecked Sendable {
+    private let file: FileDescriptor
+
+    init(_ file: FileDescriptor) { self.file = file }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws { try file.write(bytes, at: offset) }
+}
+
 /// The vault directory as the store (today's layout, unchanged): bundles are files at `root/location`.
 public final class LocalBundleStore: BundleStore {
     public let root: String
@@ -151,8 +160,12 @@ public final class LocalBundleStore: BundleStore {
 public final class S3BundleStore: BundleStore, @unchecked Sendable {
     public let address: BundleStoreURL
     public var url: String? { address.description }
-    /// Objects up to this size go up in one PutObject; larger ones in parts of this size, 2 in flight.
+    /// Objects up to this size go up in one PutObject; larger ones in parts of this size, `partsInFlight` at once.
+    /// Reads of larger objects (read-back and fetch) are ranged GETs of this size, as many at once.
     static let partSize = 8 * 1024 * 1024
+    /// Parts (or ranges) of one object in flight: the store answers several streams faster than one, and memory stays
+    /// bounded by (partsInFlight + 1) × partSize per object being uploaded (partsInFlight × partSize being read back).
+    static let partsInFlight = 3
     private let environment: [String: String]
     private let lock = NSLock()
     private var cachedClient: S3Client?
@@ -202,7 +215,7 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
             try storeCall { _ = try client.putObject(bucket: address.bucket, key: key, body: body) }
         } else {
             let uploader = try storeCall {
-                try S3MultipartUploader(client: client, bucket: address.bucket, key: key, partSize: Self.partSize, maxPartsInFlight: 2)
+                try S3MultipartUploader(client: client, bucket: address.bucket, key: key, partSize: Self.partSize, maxPartsInFlight: Self.partsInFlight)
             }
             do {
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
@@ -221,19 +234,26 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
         try verify(location: location, size: size, sha256: sha256)
     }
 
-    /// G4 against the store: HEAD says the size written, and a full streamed GET hashes to the SHA-256 written.
+    /// G4 against the store: a full read of the object (ranged GETs pinned to one ETag, hashed in order) must give
+    /// the size written and hash to the SHA-256 written. (A HeadObject first would add a request and prove nothing
+    /// more: the GET's answers carry the object's size.)
     func verify(location: String, size: UInt64, sha256: [UInt8]) throws {
         let client = try client()
         let key = key(location)
         let what = address.description + "/" + location.dropFirst("bundles/".count)
-        let head = try storeCall { try client.headObject(bucket: address.bucket, key: key) }
-        guard head.size == size else {
-            throw VaultError.bundleMismatch(path: what, reason: "the store holds \(head.size) bytes after the upload, not the \(size) written")
-        }
         let hash = try SHA256()
-        let info = try storeCall { try client.getObject(bucket: address.bucket, key: key) { try hash.update($0) } }
+        var read: UInt64 = 0
+        let info = try storeCall {
+            try client.getObjectInOrder(bucket: address.bucket, key: key, partSize: Self.partSize, maxInFlight: Self.partsInFlight) {
+                read += UInt64($0.count)
+                try hash.update($0)
+            }
+        }
+        guard info.size == size, read == size else {
+            throw VaultError.bundleMismatch(path: what, reason: "the store holds \(info.size) bytes after the upload, not the \(size) written")
+        }
         let digest = try hash.finalize()
-        guard info.size == size, digest == sha256 else {
+        guard digest == sha256 else {
             throw VaultError.bundleMismatch(path: what, reason: "the object read back from the store differs from what was written")
         }
     }
@@ -242,9 +262,14 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
         let client = try client()
         try Posix.makeDirectories(Posix.directoryName(path), mode: 0o700)
         _ = try Posix.unlinkIfPresent(path)
-        let output = try FileDescriptor(open: path, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+        let output = PositionalOutput(try FileDescriptor(open: path, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600))
         do {
-            _ = try client.getObject(bucket: address.bucket, key: key(location)) { try output.write($0) }
+            // Ranges of a large object arrive concurrently, each written at its offset; the caller checks the whole
+            // copy (size, header, signatures, SHA-256 against the catalog) before any key is used (§6.5).
+            _ = try client.getObjectConcurrently(bucket: address.bucket, key: key(location), partSize: Self.partSize,
+                                                 maxInFlight: Self.partsInFlight) { offset, bytes in
+                try output.write(bytes, at: offset)
+            }
             return true
         } catch S3Error.noSuchKey {
             _ = try? Posix.unlinkIfPresent(path)
