@@ -12,7 +12,8 @@ tools/bench. What a run does, in order:
              (AWS_ENDPOINT_URL, AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), never to argv or the report.
  2. ceiling  the store's own speed, to know what any client can reach: one object of --ceiling-bytes of random data
              PUT and then GET by a minimal SigV4 client in this script (http.client, UNSIGNED-PAYLOAD), one
-             stream, then 4 ranged GETs of it in parallel.
+             stream, then 4 ranged GETs of it in parallel; and 150 objects of 256 KiB, PUT then GET, 6 in flight
+             (requests per second: with 2 PUTs and 2 GETs per user, the floor of any one-object-per-user archive).
  3. corpus   tools/gen-samples --users N; the users `shredvault archive --dry-run` selects are every tool's
              workload. --reps repetitions, tool order rotated, a fresh bucket per tool and repetition:
                shredvault  init --bundle-store s3://BUCKET/vault (untimed), archive --keep-source (timed), one
@@ -62,6 +63,9 @@ OBJECT_STORE = os.path.join(REPO, "tools", "object-store")
 REQUIRED = {"restic": "restic", GNU_TIME: "time", "diff": "diffutils", "stunnel": "stunnel4", "openssl": "openssl"}
 OPTIONAL = {"fincore": "util-linux"}
 TOOLS = ("shredvault", "restic")
+SMALL_OBJECT_BYTES = 256 << 10  # about a small user's bundle
+SMALL_OBJECTS = 150
+SMALL_THREADS = 6  # as many as an archive commit uploads at once
 TARGETS = {  # name: (description, comparison, threshold)
     "archive_vs_restic": ("archive >= 2x restic backup (same object store)", ">=", 2.0),
     "restore_vs_restic": ("restore >= 2x restic restore (same object store)", ">=", 2.0),
@@ -362,8 +366,41 @@ class S3Bench:
             raise BenchError(f"store ceiling: ranged GETs failed: {results}")
         out["get4_mb_s"] = round(nbytes / (time.perf_counter() - t) / MB, 1)
         s3_request(self.store.env, "DELETE", f"/{bucket}/{key}")
+        # Many small objects, as an archive of small users makes (a bundle and a DEK sidecar each): the store's
+        # requests per second with SMALL_THREADS in flight, PUT then GET, bounds any client that stores one object
+        # per user and reads it back.
+        small = os.urandom(SMALL_OBJECT_BYTES)
+        for method, name in (("PUT", "put"), ("GET", "get")):
+            todo = list(range(SMALL_OBJECTS))
+            lock = threading.Lock()
+            failures = []
+
+            def worker():
+                while True:
+                    with lock:
+                        if not todo or failures:
+                            return
+                        i = todo.pop()
+                    try:
+                        if method == "PUT":
+                            s3_request(self.store.env, "PUT", f"/{bucket}/small/{i}", body=[small], length=len(small))
+                        else:
+                            s3_request(self.store.env, "GET", f"/{bucket}/small/{i}")
+                    except BenchError as e:
+                        failures.append(e)
+            threads = [threading.Thread(target=worker) for _ in range(SMALL_THREADS)]
+            t = time.perf_counter()
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+            if failures:
+                raise BenchError(f"store ceiling: small {method}s failed: {failures[0]}")
+            out[f"small_{name}_per_s"] = round(SMALL_OBJECTS / (time.perf_counter() - t), 1)
+        out["small_object_bytes"], out["small_objects"], out["small_threads"] = SMALL_OBJECT_BYTES, SMALL_OBJECTS, SMALL_THREADS
         log(f"store ceiling ({human_bytes(nbytes)} object): PUT {out['put_mb_s']} MB/s, GET {out['get_mb_s']} MB/s, "
-            f"4 ranged GETs in parallel {out['get4_mb_s']} MB/s")
+            f"4 ranged GETs in parallel {out['get4_mb_s']} MB/s; {human_bytes(SMALL_OBJECT_BYTES)} objects, "
+            f"{SMALL_THREADS} in flight: {out['small_put_per_s']} PUT/s, {out['small_get_per_s']} GET/s")
         return out
 
 
@@ -457,6 +494,19 @@ def render(report):
         lines.append(f"Store ceiling ({human_bytes(ce['object_bytes'])} random object, {ce['client']}): PUT "
                      f"{ce['put_mb_s']} MB/s, GET {ce['get_mb_s']} MB/s, 4 ranged GETs in parallel {ce['get4_mb_s']} MB/s.")
         lines.append("")
+    c = report.get("corpus")
+    if ce and c and ce.get("small_put_per_s"):
+        per_user = 2 / ce["small_put_per_s"] + 2 / ce["small_get_per_s"]
+        floor_s = c["users"] * per_user
+        lines.append(f"Store floor for one object per user (small objects, {ce['small_threads']} in flight): "
+                     f"{ce['small_put_per_s']} PUT/s and {ce['small_get_per_s']} GET/s. shredvault's archive makes 2 PUTs "
+                     f"(bundle, DEK sidecar) and 2 GETs (their read-back) per user: at least {floor_s:.1f} s of store "
+                     f"time for the corpus's {c['users']} users, i.e. at most {c['bytes'] / floor_s / MB:.1f} MB/s "
+                     f"whatever the client; its restore makes 1 GET per user: at least {c['users'] / ce['small_get_per_s']:.1f} s.")
+        lines.append("")
+        report["corpus_store_floor"] = {"archive_s": round(floor_s, 2),
+                                        "archive_mb_s": round(c["bytes"] / floor_s / MB, 2),
+                                        "restore_s": round(c["users"] / ce["small_get_per_s"], 2)}
     for key, title in (("corpus_runs", "corpus"), ("huge_runs", "big user")):
         runs = report.get(key)
         if not runs:
