@@ -486,7 +486,7 @@ def render(report):
                  f"{' '.join(report['loadavg_start'])} at the start and {' '.join(report['loadavg_end'])} at the end; "
                  f"{report['versions']['shredvault']}, {report['versions']['restic']}; store: {report['store']}; "
                  f"both tools through the TLS front {report['tls_front']}.")
-    lines.append("Throughput = the workload's source bytes / wall seconds (MB = 10^6 B); medians of the repetitions, "
+    lines.append("Throughput = the workload's source bytes / wall seconds (MB = 10^6 B); medians of the repetitions (of two, the faster), "
                  "both tools side by side in each, order rotated; peak RSS is the largest of the repetitions.")
     lines.append("")
     ce = report.get("ceiling")
@@ -500,9 +500,10 @@ def render(report):
         floor_s = c["users"] * per_user
         lines.append(f"Store floor for one object per user (small objects, {ce['small_threads']} in flight): "
                      f"{ce['small_put_per_s']} PUT/s and {ce['small_get_per_s']} GET/s. shredvault's archive makes 2 PUTs "
-                     f"(bundle, DEK sidecar) and 2 GETs (their read-back) per user: at least {floor_s:.1f} s of store "
-                     f"time for the corpus's {c['users']} users, i.e. at most {c['bytes'] / floor_s / MB:.1f} MB/s "
-                     f"whatever the client; its restore makes 1 GET per user: at least {c['users'] / ce['small_get_per_s']:.1f} s.")
+                     f"(bundle, DEK sidecar) and 2 GETs (their read-back) per user: about {floor_s:.1f} s of store "
+                     f"time for the corpus's {c['users']} users at that rate, i.e. about {c['bytes'] / floor_s / MB:.1f} MB/s "
+                     f"whatever the client; its restore makes 1 GET per user: about {c['users'] / ce['small_get_per_s']:.1f} s "
+                     f"(rates sampled once, before the runs: on a shared machine they move with the load).")
         lines.append("")
         report["corpus_store_floor"] = {"archive_s": round(floor_s, 2),
                                         "archive_mb_s": round(c["bytes"] / floor_s / MB, 2),
