@@ -102,9 +102,8 @@ extension S3Client {
         }
         while next < min(maxInFlight, ranges.count) { start(next); next += 1 }
         for index in ranges.indices {
-            let bytes = try buffers.take(index)
+            try buffers.take(index).withUnsafeBytes { try sink($0) }  // freed before the next range starts
             if next < ranges.count { start(next); next += 1 }
-            try bytes.withUnsafeBytes { try sink($0) }
         }
         return info
     }

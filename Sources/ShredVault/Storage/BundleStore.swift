@@ -166,6 +166,9 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
     /// Parts (or ranges) of one object in flight: the store answers several streams faster than one, and memory stays
     /// bounded by (partsInFlight + 1) × partSize per object being uploaded (partsInFlight × partSize being read back).
     static let partsInFlight = 3
+    /// The read-back hashes ranges in order, holding up to `partsInFlight` of them: smaller ranges than the upload's
+    /// parts keep that at 12 MiB (a fetch to a file holds none: each range is written at its offset as it arrives).
+    static let readBackRangeSize = 4 * 1024 * 1024
     private let environment: [String: String]
     private let lock = NSLock()
     private var cachedClient: S3Client?
@@ -244,7 +247,7 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
         let hash = try SHA256()
         var read: UInt64 = 0
         let info = try storeCall {
-            try client.getObjectInOrder(bucket: address.bucket, key: key, partSize: Self.partSize, maxInFlight: Self.partsInFlight) {
+            try client.getObjectInOrder(bucket: address.bucket, key: key, partSize: Self.readBackRangeSize, maxInFlight: Self.partsInFlight) {
                 read += UInt64($0.count)
                 try hash.update($0)
             }
