@@ -69,6 +69,8 @@ SMALL_THREADS = 6  # as many as an archive commit uploads at once
 TARGETS = {  # name: (description, comparison, threshold)
     "archive_vs_restic": ("archive >= 2x restic backup (same object store)", ">=", 2.0),
     "restore_vs_restic": ("restore >= 2x restic restore (same object store)", ">=", 2.0),
+    "huge_archive_vs_restic": ("big user: archive >= 2x restic backup", ">=", 2.0),
+    "huge_restore_vs_restic": ("big user: restore >= 2x restic restore", ">=", 2.0),
     "huge_archive_rss": ("peak RSS archive of the big user < 128 MiB", "<", 128.0),
     "huge_restore_rss": ("peak RSS restore of the big user < 128 MiB", "<", 128.0),
 }
@@ -469,6 +471,8 @@ def evaluate(report):
         measured["restore_vs_restic"] = ratio(c["shredvault"]["restore"]["mb_s"], c["restic"]["restore"]["mb_s"])
     h = report.get("huge_runs")
     if h:
+        measured["huge_archive_vs_restic"] = ratio(h["shredvault"]["archive"]["mb_s"], h["restic"]["archive"]["mb_s"])
+        measured["huge_restore_vs_restic"] = ratio(h["shredvault"]["restore"]["mb_s"], h["restic"]["restore"]["mb_s"])
         measured["huge_archive_rss"] = round(h["shredvault"]["archive"]["peak_rss_kib"] / 1024, 1)
         measured["huge_restore_rss"] = round(h["shredvault"]["restore"]["peak_rss_kib"] / 1024, 1)
     out = {}
