@@ -49,8 +49,10 @@ extension S3Client {
     /// A connection that drops mid-body is retried from the first byte not yet delivered, with `If-Match` on the
     /// ETag of the first answer, so a resumed download never splices two versions of an object. Every answer's
     /// `Content-Range` must start where asked, and the bytes delivered must add up to the object's (or range's)
-    /// length. An error `sink` throws stops the download and is rethrown as is. With `ifMatch` (an ETag from
-    /// `headObject`), the first request is pinned too: an object replaced since fails instead of being read.
+    /// length. An error `sink` throws stops the download and is rethrown as is. With `ifMatch` (an ETag without
+    /// quotes, e.g. from `headObject`), every request carries `If-Match` on it: the answer is that version of the
+    /// object or an integrity error (an object replaced since fails instead of being read; ranges of one object
+    /// can be read concurrently).
     /// - Returns: the object's size, ETag and `Last-Modified`.
     @discardableResult
     public func getObject(
@@ -69,6 +71,9 @@ extension S3Client {
             if let etag = info?.etag ?? ifMatch, !etag.isEmpty { request.headers.append(("If-Match", "\"\(etag)\"")) }
             _ = try sendOnce(request, onHead: { head in
                 let answer = try Self.objectInfo(head, operation: "GetObject", rangeStart: request.headers.contains { $0.name == "Range" } ? start : nil)
+                if let ifMatch, !ifMatch.isEmpty, answer.info.etag != ifMatch {
+                    throw S3Error.integrity(operation: "GetObject", detail: "\(key) changed while it was being read")
+                }
                 if info == nil {
                     info = answer.info
                     expectedLength = answer.length
@@ -239,7 +244,9 @@ extension S3Client {
             throw S3Error.invalidResponse(operation: operation, detail: "no Content-Length")
         }
         var size = length
-        if let rangeStart {
+        if rangeStart == 0, head.status == 200 {
+            // A store may answer a range from the first byte with the whole object (HTTP lets it ignore Range).
+        } else if let rangeStart {
             // "bytes FIRST-LAST/TOTAL"
             guard head.status == 206, let value = head["content-range"], value.hasPrefix("bytes "),
                   let dash = value.firstIndex(of: "-"), let slash = value.firstIndex(of: "/"),

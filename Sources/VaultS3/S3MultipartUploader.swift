@@ -33,7 +33,6 @@ public final class S3MultipartUploader {
     private let shared = Shared()
     private let slots: DispatchSemaphore
     private let group = DispatchGroup()
-    private let queue = DispatchQueue(label: "VaultS3.S3MultipartUploader", attributes: .concurrent)
 
     /// The most bytes this uploader held at once (the part being filled plus the parts in flight).
     public var peakBufferedBytes: Int { shared.withLock { $0.peakBuffered } }
@@ -125,7 +124,7 @@ public final class S3MultipartUploader {
         nextPartNumber += 1
         let (client, bucket, key, uploadID, shared, slots) = (client, bucket, key, uploadID!, shared, slots)
         shared.withLock { $0.inFlightBytes += part.count }
-        queue.async(group: group) {
+        BlockingWorkers.start(group: group) {
             defer { slots.signal() }
             do {
                 let completed = try client.uploadPart(

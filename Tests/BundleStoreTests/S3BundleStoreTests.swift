@@ -105,6 +105,26 @@ final class S3BundleStoreTests: XCTestCase {
         }
     }
 
+    /// G4's read-back at the store level, on an object read as several ranges: an object whose bytes hash to the
+    /// SHA-256 written is accepted, one that does not is refused; a fetch writes the ranges back at their offsets.
+    func testReadBackAndFetchOfAMultiRangeObject() throws {
+        try prepare(createVault: false)
+        let store = S3BundleStore(try BundleStoreURL(parsing: "s3://\(bucket)/\(prefix)"), environment: objectStore.environment)
+        let bytes = noise(9 * 1024 * 1024 + 77, seed: 11)  // multipart upload, three read-back ranges and more
+        try write(dir + "/file.bin", bytes)
+        let right = try SHA256.hash(bytes)
+        try store.put(location: "bundles/2027/01/01/a.svb", from: dir + "/file.bin", sha256: right)
+        var wrong = right
+        wrong[31] ^= 1
+        XCTAssertThrowsError(try store.put(location: "bundles/2027/01/01/b.svb", from: dir + "/file.bin", sha256: wrong)) {
+            guard let error = $0 as? VaultError, case .bundleMismatch = error else { return XCTFail("\($0)") }
+        }
+        XCTAssertTrue(try store.get(location: "bundles/2027/01/01/a.svb", to: dir + "/copy.bin"))
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/copy.bin")), Data(bytes))
+        XCTAssertFalse(try store.get(location: "bundles/2027/01/01/missing.svb", to: dir + "/copy2.bin"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/copy2.bin"), "a missing object leaves no copy")
+    }
+
     func testSweepAndDeleteRemoveTheObjects() throws {
         try prepare()
         let report = try Vault(root: vaultPath).archive(ArchiveOptions(source: dir + "/src"), now: day0)

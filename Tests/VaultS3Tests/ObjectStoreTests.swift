@@ -181,6 +181,57 @@ final class ObjectStoreTests: XCTestCase {
         XCTAssertEqual(try client.listMultipartUploads(bucket: bucket), [], "a completed upload leaves none behind")
     }
 
+    /// Concurrent ranged reads give back exactly the object: in order for a hash, at their offsets for a file, for an
+    /// object of one range and of many (the last one short).
+    func testConcurrentRangedReadsReturnTheObject() throws {
+        try prepare()
+        let total = 3 * 1024 * 1024 + 1234
+        let body = TestBytes.generate(seed: 7, offset: 0, count: total)
+        try client.putObject(bucket: bucket, key: "ranged", body: body)
+        try client.putObject(bucket: bucket, key: "small", body: Array(body[0..<1000]))
+        for (key, expected) in [("ranged", body), ("small", Array(body[0..<1000]))] {
+            var inOrder: [UInt8] = []
+            let info = try client.getObjectInOrder(bucket: bucket, key: key, partSize: 1024 * 1024, maxInFlight: 3) {
+                inOrder.append(contentsOf: $0)
+            }
+            XCTAssertEqual(info.size, UInt64(expected.count), key)
+            XCTAssertEqual(inOrder, expected, key)
+            let placed = PlacedBytes(count: expected.count)
+            let info2 = try client.getObjectConcurrently(bucket: bucket, key: key, partSize: 1024 * 1024, maxInFlight: 3) {
+                placed.write($1, at: Int($0))
+            }
+            XCTAssertEqual(info2.size, UInt64(expected.count), key)
+            XCTAssertEqual(placed.bytes, expected, key)
+            XCTAssertEqual(placed.written, expected.count, "every byte written exactly once (\(key))")
+        }
+    }
+
+    /// An object replaced while its ranges are read fails the read (every range after the first carries `If-Match`
+    /// on the first answer's ETag): the two versions are never spliced.
+    func testConcurrentRangedReadsNeverSpliceTwoVersions() throws {
+        try prepare()
+        let total = 3 * 1024 * 1024
+        let first = TestBytes.generate(seed: 8, offset: 0, count: total)
+        let second = TestBytes.generate(seed: 9, offset: 0, count: total)
+        for concurrent in [false, true] {
+            try client.putObject(bucket: bucket, key: "changing", body: first)
+            let replace = ReplaceOnce { try self.client.putObject(bucket: self.bucket, key: "changing", body: second) }
+            XCTAssertThrowsError(try {
+                if concurrent {
+                    try client.getObjectConcurrently(bucket: bucket, key: "changing", partSize: 1024 * 1024, maxInFlight: 2) { _, _ in
+                        try replace.run()
+                    }
+                } else {
+                    try client.getObjectInOrder(bucket: bucket, key: "changing", partSize: 1024 * 1024, maxInFlight: 2) { _ in
+                        try replace.run()
+                    }
+                }
+            }(), "concurrent: \(concurrent)") {
+                XCTAssertEqual($0 as? S3Error, .integrity(operation: "GetObject", detail: "changing changed while it was being read"))
+            }
+        }
+    }
+
     /// A resumed download asks for the rest of the object with `If-Match` on the first answer's ETag: the store must
     /// honour it for single-part and multipart objects alike (answer 206 on a match, 412 once the object changed: an integrity error).
     func testTheStoreHonoursIfMatchOnRangedReads() throws {
@@ -338,6 +389,39 @@ enum ResidentMemory {
 /// glibc's `malloc_trim`, which Swift's Glibc module does not export.
 @_silgen_name("malloc_trim")
 private func glibcMallocTrim(_ pad: Int) -> Int32
+
+/// A buffer that ranges fill at their offsets from several threads.
+private final class PlacedBytes: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var bytes: [UInt8]
+    private(set) var written = 0
+
+    init(count: Int) { bytes = [UInt8](repeating: 0, count: count) }
+
+    func write(_ chunk: UnsafeRawBufferPointer, at offset: Int) {
+        lock.withLock {
+            bytes.replaceSubrange(offset..<offset + chunk.count, with: chunk)
+            written += chunk.count
+        }
+    }
+}
+
+/// Runs an action the first time it is called (from a sink), never again.
+private final class ReplaceOnce: @unchecked Sendable {
+    private let lock = NSLock()
+    private var done = false
+    private let action: () throws -> Void
+
+    init(_ action: @escaping () throws -> Void) { self.action = action }
+
+    func run() throws {
+        let first = lock.withLock { () -> Bool in
+            defer { done = true }
+            return !done
+        }
+        if first { try action() }
+    }
+}
 
 /// Deterministic test data: byte `offset + i` of stream `seed`, computable for any slice without the rest.
 enum TestBytes {

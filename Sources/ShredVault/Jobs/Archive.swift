@@ -608,11 +608,14 @@ final class ArchiveRun: @unchecked Sendable {
         if !vault.store.isLocal {
             // G4 against an object store (§6.5): each bundle and sidecar is uploaded and read back (HEAD size, and the
             // SHA-256 of a streamed GET against the one the catalog records) before the commit that lets the sources go.
+            var uploads: [Vault.StagedUpload] = []
             for s in sealed {
-                try vault.store.put(location: s.record.location, from: vault.absolute(s.record.location), sha256: Array(s.record.sha256!))
+                uploads.append(.init(location: s.record.location, sha256: Array(s.record.sha256!), size: s.record.size))
                 let sidecar = DEKSidecar.location(forBundle: s.record.location)
-                try vault.store.put(location: sidecar, from: vault.absolute(sidecar), sha256: try vault.fileSHA256(vault.absolute(sidecar)))
+                let path = vault.absolute(sidecar)
+                uploads.append(.init(location: sidecar, sha256: try vault.fileSHA256(path), size: try Posix.status(path)?.size ?? 0))
             }
+            try vault.uploadStaged(uploads)
             try vault.reached("archive:uploaded")
         }
         try vault.catalog.write { db in

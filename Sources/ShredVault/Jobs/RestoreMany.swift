@@ -1,4 +1,5 @@
 import Foundation
+import VaultS3
 import VaultCrypto
 
 public struct RestoreManyReport: Sendable, Codable {
@@ -46,7 +47,9 @@ extension Vault {
         do {
             let inputs = try restoreInputs(users: users, caseId: caseId)
             let workers = max(1, min(jobs, users.count))
-            DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            // Threads, not concurrentPerform (at most one per core on Linux): more jobs than cores help when each
+            // waits on an object store's downloads.
+            BlockingWorkers.run(workers, stackSize: 1 << 22) { [self] _ in
                 while true {
                     shared.lock.lock()
                     guard shared.error == nil, shared.next < users.count else { shared.lock.unlock(); return }

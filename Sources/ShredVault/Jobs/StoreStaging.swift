@@ -1,12 +1,62 @@
 import Foundation
 import GRDB
 import VaultCrypto
+import VaultS3
 
 /// Private local copies of a remote store's objects (vault-format.md §6.5). Archive seals into `staging/bundles/…`
 /// (`Vault.absolute`) and uploads from there; readers stream an object into `staging/read/<random>-<name>` and
 /// remove it when done. Every mutating job's `converge` removes whatever an interrupted job left in `staging/`.
 extension Vault {
     var stagingRoot: String { root + "/" + Self.stagingDirectory }
+
+    /// A staged file (`absolute(location)`) to upload and read back, with the SHA-256 the object must hash to.
+    struct StagedUpload: Sendable {
+        var location: String
+        var sha256: [UInt8]
+        var size: Int64
+    }
+
+    /// Small objects (one PutObject each) uploaded and read back at once: the store's per-request latency, not its
+    /// bandwidth, bounds a job of many small bundles. Each holds its whole body, so memory ≤ this × the part size.
+    static let concurrentSmallUploads = 6
+
+    /// `store.put` of every staged file (each uploaded, then read back in full and hashed against its SHA-256: G4
+    /// against the store, §6.5). Objects of at most one part go `concurrentSmallUploads` at a time; larger ones one
+    /// after the other, each with its parts in flight. Returns when all are verified; throws the first failure
+    /// (after the uploads already started have ended; none is committed, so convergence removes them).
+    func uploadStaged(_ uploads: [StagedUpload]) throws {
+        let small = uploads.filter { $0.size <= Int64(S3BundleStore.partSize) }
+        let large = uploads.filter { $0.size > Int64(S3BundleStore.partSize) }
+        final class Shared: @unchecked Sendable {
+            let lock = NSLock()
+            var next = 0
+            var error: Error?
+        }
+        let shared = Shared()
+        let store = self.store
+        let workers = min(Self.concurrentSmallUploads, small.count)
+        if workers > 0 {
+            BlockingWorkers.run(workers) { [self] _ in
+                while true {
+                    let index: Int? = shared.lock.withLock {
+                        guard shared.error == nil, shared.next < small.count else { return nil }
+                        defer { shared.next += 1 }
+                        return shared.next
+                    }
+                    guard let index else { return }
+                    let u = small[index]
+                    do {
+                        try store.put(location: u.location, from: absolute(u.location), sha256: u.sha256)
+                    } catch {
+                        shared.lock.withLock { if shared.error == nil { shared.error = error } }
+                        return
+                    }
+                }
+            }
+        }
+        if let error = shared.error { throw error }
+        for u in large { try store.put(location: u.location, from: absolute(u.location), sha256: u.sha256) }
+    }
 
     /// Streams `location` to a new private file and returns its path; nil when the store has no such object.
     func fetchForReading(_ location: String) throws -> String? {

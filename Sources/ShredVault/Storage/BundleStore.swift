@@ -101,6 +101,15 @@ func storeCall<T>(_ body: () throws -> T) throws -> T {
     do { return try body() } catch { throw VaultError.objectStore(error) }
 }
 
+/// A file that several threads write at distinct offsets (the ranges of one object being fetched).
+private final class PositionalOutput: @unchecked Sendable {
+    private let file: FileDescriptor
+
+    init(_ file: FileDescriptor) { self.file = file }
+
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws { try file.write(bytes, at: offset) }
+}
+
 /// The vault directory as the store (today's layout, unchanged): bundles are files at `root/location`.
 public final class LocalBundleStore: BundleStore {
     public let root: String
@@ -166,8 +175,15 @@ public final class LocalBundleStore: BundleStore {
 public final class S3BundleStore: BundleStore, @unchecked Sendable {
     public let address: BundleStoreURL
     public var url: String? { address.description }
-    /// Objects up to this size go up in one PutObject; larger ones in parts of this size, 2 in flight.
+    /// Objects up to this size go up in one PutObject; larger ones in parts of this size, `partsInFlight` at once.
+    /// Reads of larger objects (read-back and fetch) are ranged GETs of this size, as many at once.
     static let partSize = 8 * 1024 * 1024
+    /// Parts (or ranges) of one object in flight: the store answers several streams faster than one, and memory stays
+    /// bounded by (partsInFlight + 1) × partSize per object being uploaded (partsInFlight × partSize being read back).
+    static let partsInFlight = 3
+    /// The read-back hashes ranges in order, holding up to `partsInFlight` of them: smaller ranges than the upload's
+    /// parts keep that at 12 MiB (a fetch to a file holds none: each range is written at its offset as it arrives).
+    static let readBackRangeSize = 4 * 1024 * 1024
     private let environment: [String: String]
     private let lock = NSLock()
     private var cachedClient: S3Client?
@@ -225,7 +241,7 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
             try storeCall { _ = try client.putObject(bucket: bucket, key: key, body: body) }
         } else {
             let uploader = try storeCall {
-                try S3MultipartUploader(client: client, bucket: bucket, key: key, partSize: Self.partSize, maxPartsInFlight: 2)
+                try S3MultipartUploader(client: client, bucket: bucket, key: key, partSize: Self.partSize, maxPartsInFlight: Self.partsInFlight)
             }
             do {
                 let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
@@ -244,18 +260,16 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
         return size
     }
 
-    /// G4 against the store: HEAD says the size written, and a full streamed GET hashes to the SHA-256 written.
+    /// G4 against the store: a full read of the object (ranged GETs pinned to one ETag, hashed in order) must give
+    /// the size written and hash to the SHA-256 written. (A HeadObject first would add a request and prove nothing
+    /// more: the GET's answers carry the object's size.) A store that returns other bytes than it was given is a store
+    /// failure (exit 14), never accepted: nothing is committed, and the next job deletes the object of the uncommitted
+    /// row and uploads again.
     static func verify(client: S3Client, bucket: String, key: String, what: String, size: UInt64, sha256: [UInt8]) throws {
-        let head = try storeCall { try client.headObject(bucket: bucket, key: key) }
-        // A store that returns other bytes than it was given is a store failure (exit 14), never accepted: nothing is
-        // committed, and the next job deletes the object of the uncommitted row and uploads again.
-        guard head.size == size else {
-            throw VaultError.objectStore("\(what): the store holds \(head.size) bytes after the upload, not the \(size) written; nothing was committed")
-        }
         let hash = try SHA256()
         var received: UInt64 = 0
         let info = try storeCall {
-            try client.getObject(bucket: bucket, key: key) {
+            try client.getObjectInOrder(bucket: bucket, key: key, partSize: Self.readBackRangeSize, maxInFlight: Self.partsInFlight) {
                 received += UInt64($0.count)
                 try hash.update($0)
             }
@@ -293,9 +307,14 @@ public final class S3BundleStore: BundleStore, @unchecked Sendable {
         let client = try client()
         try Posix.makeDirectories(Posix.directoryName(path), mode: 0o700)
         _ = try Posix.unlinkIfPresent(path)
-        let output = try FileDescriptor(open: path, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+        let output = PositionalOutput(try FileDescriptor(open: path, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600))
         do {
-            _ = try client.getObject(bucket: address.bucket, key: key(location)) { try output.write($0) }
+            // Ranges of a large object arrive concurrently, each written at its offset; the caller checks the whole
+            // copy (size, header, signatures, SHA-256 against the catalog) before any key is used (§6.5).
+            _ = try client.getObjectConcurrently(bucket: address.bucket, key: key(location), partSize: Self.partSize,
+                                                 maxInFlight: Self.partsInFlight) { offset, bytes in
+                try output.write(bytes, at: offset)
+            }
             return true
         } catch S3Error.noSuchKey {
             _ = try? Posix.unlinkIfPresent(path)

@@ -93,6 +93,20 @@ final class FileDescriptor {
 
     func write(_ bytes: [UInt8]) throws { try bytes.withUnsafeBytes { try write($0) } }
 
+    /// Writes all of `bytes` at `offset` (pwrite: the file position is untouched, so threads may write distinct
+    /// ranges of one file at once).
+    func write(_ bytes: UnsafeRawBufferPointer, at offset: UInt64) throws {
+        var done = 0
+        while done < bytes.count {
+            let n = Glibc.pwrite(fd, bytes.baseAddress! + done, bytes.count - done, off_t(offset) + off_t(done))
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw VaultError.io(operation: "pwrite", path: path, errno: errno)
+            }
+            done += n
+        }
+    }
+
     func sync() throws {
         guard fsync(fd) == 0 else { throw VaultError.io(operation: "fsync", path: path, errno: errno) }
     }

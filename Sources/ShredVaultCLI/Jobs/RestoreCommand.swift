@@ -28,8 +28,8 @@ struct RestoreCommand: ParsableCommand {
     @Flag(help: "Restore every user held under --case, into DIR/<user>/.")
     var allHeld = false
 
-    @Option(help: ArgumentHelp("Users restored concurrently (default: one per core).", valueName: "N"))
-    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: ArgumentHelp("Users restored concurrently (default: one per core; two per core when the bundles are in an object store, whose downloads wait on the network).", valueName: "N"))
+    var jobs: Int?
 
     @Option(name: .customLong("case"), help: ArgumentHelp("The active hold case the restore is for.", valueName: "ID"))
     var caseId: String
@@ -41,7 +41,7 @@ struct RestoreCommand: ParsableCommand {
         for user in users { try validateUser(user) }
         if users.isEmpty && !allHeld { throw ValidationError("name at least one USER, or pass --all-held") }
         if !users.isEmpty && allHeld { throw ValidationError("give USER arguments or --all-held, not both") }
-        if !(1...256).contains(jobs) { throw ValidationError("--jobs must be between 1 and 256") }
+        if let jobs, !(1...256).contains(jobs) { throw ValidationError("--jobs must be between 1 and 256") }
         try validateCase(caseId)
         if target.isEmpty { throw ValidationError("--to must name a directory to create") }
     }
@@ -58,7 +58,8 @@ struct RestoreCommand: ParsableCommand {
                 let many: RestoreManyReport
                 do {
                     defer { progress.finish() }
-                    many = try vault.restore(users: targets, caseId: caseId, to: target, restoreKey: key, now: global.now, jobs: jobs,
+                    many = try vault.restore(users: targets, caseId: caseId, to: target, restoreKey: key, now: global.now,
+                                             jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount * (vault.store.isLocal ? 1 : 2),
                                              progress: progress.handler)
                 }
                 if global.json { return try Output.json(many) }
