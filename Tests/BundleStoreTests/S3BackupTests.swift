@@ -323,22 +323,6 @@ final class S3BackupTests: XCTestCase {
         XCTAssertEqual(try tree(dir + "/drill-ub"), try tree(dir + "/pristine/users/ub"), "restored bytes from the drill")
     }
 
-    /// A vault whose own bundles are in a bucket is refused (exit 64) with its reason, before anything is written.
-    func testAVaultWhoseBundlesAreInABucketIsNotBackedUp() throws {
-        try prepare()
-        let storeVault = dir + "/s3vault"
-        try FileManager.default.createDirectory(atPath: dir + "/keys2", withIntermediateDirectories: false)
-        _ = try Vault.create(root: storeVault, restoreKeyPath: dir + "/keys2/restore.key", policy: RetentionPolicy(), drill: true,
-                             bundleStore: "s3://\(bucket)/store", now: day0)
-        for to in [target, dir + "/dirbackup"] {
-            XCTAssertThrowsError(try Vault(root: storeVault).backup(to: to, now: at(1))) {
-                guard case VaultError.invalidArgument(let message) = $0 else { return XCTFail("\($0)") }
-                XCTAssertTrue(message.contains("object storage"), message)
-            }
-        }
-        XCTAssertEqual(try objects(), [:], "nothing written")
-    }
-
     /// The objects are the layout of a backup directory: copied from the bucket to a directory (as `aws s3 sync`
     /// would), they recover with `recover --from DIR`. A manifest naming a file outside the backup is refused.
     func testABackupCopiedFromTheBucketToADirectoryRecovers() throws {

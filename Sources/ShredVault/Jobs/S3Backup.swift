@@ -196,11 +196,6 @@ extension Vault {
     /// deleted) and older catalog objects are deleted.
     /// - Parameter stopAfterUploads: a test hook: fail as a crash would after this many bundle uploads.
     func backupToS3(_ text: String, now: Int64, progress: ProgressHandler?, stopAfterUploads: Int? = nil) throws -> VaultBackupReport {
-        if let url = store.url {
-            throw VaultError.invalidArgument("backup of a vault whose bundles are in object storage (\(url)) is not supported: "
-                + "it would need server-side copies, which the supported stores are not known to offer; back up a vault "
-                + "whose bundles are in its directory, or use `keystore backup` and the bucket's own replication")
-        }
         let target = try S3BackupLocation(text)
         // The first call to the store: credentials, bucket and endpoint are proven before anything changes.
         let objects = try target.list()
@@ -237,21 +232,28 @@ extension Vault {
                 guard let expected = b.sha256 else {
                     throw VaultError.bundleMismatch(path: absolute(b.location), reason: "the catalog records no SHA-256 for it; run `shredvault check`")
                 }
-                // The vault's own file first: a damaged bundle is not backed up as if it were good.
-                guard try fileSHA256(absolute(b.location)) == Array(expected) else {
-                    throw VaultError.bundleMismatch(path: absolute(b.location), reason: "its SHA-256 differs from the catalog; run `shredvault check`")
+                // The vault's own file first: a damaged bundle is not backed up as if it were good. Bundles in a bucket
+                // (§6.5) are fetched to a private file and checked (size, SHA-256) before the upload; no server-side copy.
+                let sourcePath: String
+                if store.isLocal {
+                    guard try fileSHA256(absolute(b.location)) == Array(expected) else {
+                        throw VaultError.bundleMismatch(path: absolute(b.location), reason: "its SHA-256 differs from the catalog; run `shredvault check`")
+                    }
+                    sourcePath = absolute(b.location)
+                } else {
+                    sourcePath = try fetchVerifiedBundle(b)
                 }
+                defer { discardFetched(sourcePath) }
                 if let stop = stopAfterUploads, report.copiedBundles >= stop {
                     throw VaultError.io(operation: "backup (test hook: interrupted)", path: target.url(b.location), errno: EINTR)
                 }
-                _ = try target.upload(absolute(b.location), as: b.location, sha256: Array(expected))
+                _ = try target.upload(sourcePath, as: b.location, sha256: Array(expected))
                 report.copiedBundles += 1
                 report.copiedBytes += b.size
             }
             let sidecar = DEKSidecar.location(forBundle: b.location)
-            if Posix.exists(absolute(sidecar)) {
+            if let bytes = try sidecarBytesForBackup(b.location) {
                 keep.insert(sidecar)
-                let bytes = try readAll(absolute(sidecar))
                 // A single-part object's ETag is the MD5 of its bytes: an unchanged sidecar is not sent again.
                 let md5 = Hex.encode(try MD5.hash(bytes))
                 if objects[sidecar]?.etag.lowercased() != md5 {

@@ -59,6 +59,10 @@ public struct RecoverReport: Sendable, Codable {
     public var shreddedByLedger = 0
     /// Deletion receipts issued after the backup, brought back from the keyring's mirror (§6.3).
     public var restoredReceipts = 0
+    /// A vault whose bundles are in a bucket (§5.4): bundle and sidecar objects found there as the backup has them
+    /// (kept), and ones uploaded from the backup (missing or different).
+    public var keptObjects = 0
+    public var uploadedObjects = 0
     public var check: CheckReport?
 }
 
@@ -83,9 +87,6 @@ extension Vault {
     public func backup(to directory: String, now: Int64, progress: ProgressHandler? = nil) throws -> VaultBackupReport {
         if directory.hasPrefix("s3://") { return try backupToS3(directory, now: now, progress: progress) }
         let dir = directory.count > 1 && directory.hasSuffix("/") ? String(directory.dropLast()) : directory
-        if let url = store.url {
-            throw VaultError.invalidArgument("backup of a vault whose bundles are in object storage (\(url)) is not supported yet; `keystore backup` still works")
-        }
         try checkBackupTarget(dir)
         _ = try sweep(now: now)
         try Posix.makeDirectories(dir, mode: 0o700)
@@ -122,7 +123,11 @@ extension Vault {
                 report.presentBundles += 1
             } else {
                 if Posix.exists(destination) { try Posix.unlinkFile(destination) }
-                try copyFile(absolute(b.location), to: destination)
+                // Bundles in a bucket (§6.5): the object is fetched to a private file and checked against the catalog
+                // (size, SHA-256) before it is copied; the staging copy is removed after.
+                let sourcePath = store.isLocal ? absolute(b.location) : try fetchVerifiedBundle(b)
+                defer { discardFetched(sourcePath) }
+                try copyFile(sourcePath, to: destination)
                 guard let expected = b.sha256, try fileSHA256(destination) == Array(expected) else {
                     try? Posix.unlinkFile(destination)
                     throw VaultError.bundleMismatch(path: absolute(b.location), reason: "its copy's SHA-256 differs from the catalog; run `shredvault check`")
@@ -131,8 +136,8 @@ extension Vault {
                 report.copiedBytes += b.size
             }
             let sidecar = DEKSidecar.location(forBundle: b.location)
-            if Posix.exists(absolute(sidecar)) {
-                try Posix.writeFileAtomically(dir + "/" + sidecar, try readAll(absolute(sidecar)), mode: 0o600)
+            if let bytes = try sidecarBytesForBackup(b.location) {
+                try Posix.writeFileAtomically(dir + "/" + sidecar, bytes, mode: 0o600)
             }
         }
         progress?(live.count, live.count, "", copiedBytes)
@@ -161,6 +166,40 @@ extension Vault {
             ])
         }
         return report
+    }
+
+    /// A live bundle of a vault whose bundles are in object storage (§6.5), streamed from the bucket to a private file
+    /// under `staging/read/` and checked against the catalog (size, then SHA-256) before a backup uses it. The caller
+    /// passes the path to `discardFetched`. A missing or differing object is bad data in the vault (exit 65, as a
+    /// damaged local bundle is): the backup stops before it writes its manifest; `shredvault check --read-data` says more.
+    func fetchVerifiedBundle(_ b: BundleRecord) throws -> String {
+        let what = (store.url ?? root) + "/" + b.location.dropFirst("bundles/".count)
+        guard let expected = b.sha256 else {
+            throw VaultError.bundleMismatch(path: what, reason: "the catalog records no SHA-256 for it; run `shredvault check`")
+        }
+        guard let path = try fetchForReading(b.location) else {
+            throw VaultError.bundleMismatch(path: what, reason: "the bucket has no such object; run `shredvault check`")
+        }
+        do {
+            let size = try Posix.status(path)?.size ?? -1
+            guard size == b.size else {
+                throw VaultError.bundleMismatch(path: what, reason: "the object has \(size) bytes, the catalog records \(b.size); run `shredvault check`")
+            }
+            guard try fileSHA256(path) == Array(expected) else {
+                throw VaultError.bundleMismatch(path: what, reason: "its SHA-256 differs from the catalog; run `shredvault check`")
+            }
+            return path
+        } catch {
+            discardFetched(path)
+            throw error
+        }
+    }
+
+    /// A live bundle's DEK sidecar bytes for a backup: the vault's file, or the object (fetched through `staging/read/`).
+    func sidecarBytesForBackup(_ bundleLocation: String) throws -> [UInt8]? {
+        let sidecar = DEKSidecar.location(forBundle: bundleLocation)
+        if store.isLocal { return Posix.exists(absolute(sidecar)) ? try readAll(absolute(sidecar)) : nil }
+        return try readSidecarBytes(bundleLocation: bundleLocation)
     }
 
     /// Removes temporary files an interrupted backup left in a backup directory (top level and bundle tree).
@@ -220,6 +259,11 @@ extension Vault {
         for name in [manifest.keystoreSnapshot] + (manifest.catalog.map { [$0] } ?? []) where name.contains("/") || !S3BackupLocation.isBackupObject(name) {
             throw VaultError.malformedInput(path: dir + "/backup.json", line: 1, reason: "it names '\(name)', which no backup writes")
         }
+        if drill, let store = config.bundleStore {
+            // The recovered drill would keep its bundles in the production bucket: its sweeps and deletions would remove
+            // the vault's own objects (§6.5).
+            throw VaultError.invalidArgument("recover --drill of a backup of a vault whose bundles are in object storage (\(store)) is not supported: the drill would share the production bucket and could delete its objects; recover without --drill into a new directory on another host, or drill a backup of a local vault")
+        }
         // Explicit copies of the keyring and root (a drill beside the live vault) are taken over by the new vault;
         // the ones the backup's config names are taken over only if the vault that owns them is gone.
         let copies = keyringPath != nil && keyringPath != config.keyringPath && rootPath != nil && rootPath != config.root?.path
@@ -272,7 +316,8 @@ extension Vault {
             try file.close()
             try Posix.syncDirectory(root)
         }
-        try Posix.makeDirectories(root + "/bundles", mode: 0o700)
+        // A vault whose bundles are in a bucket stages them in staging/bundles (as `init --bundle-store` makes it).
+        try Posix.makeDirectories(root + "/" + (config.bundleStore == nil ? "bundles" : stagingDirectory + "/bundles"), mode: 0o700)
         try Posix.writeFileAtomically(root + "/master.pub", Array(MasterKey.encodeArchiveKey(archiveKey).utf8), mode: 0o644)
         // A backup in object storage names its catalog (§5.4); one copied from a bucket to a directory recovers too.
         try copyFileStatic(dir + "/" + (manifest.catalog ?? "catalog.db"), to: root + "/catalog.db")
@@ -285,6 +330,11 @@ extension Vault {
             let live = try vault.catalog.read { db in try BundleRecord.fetchAll(db, sql: "SELECT * FROM bundles WHERE state = 'live'") }
             for b in live {
                 try Posix.makeDirectories(Posix.directoryName(vault.absolute(b.location)), mode: 0o700)
+                if !vault.store.isLocal {
+                    guard try vault.recoverObject(b, from: source, report: &report) else { report.missingBundles.append(b.id); continue }
+                    report.restoredBundles += 1
+                    continue
+                }
                 guard try source.fetch(b.location, b, vault.absolute(b.location)) else { report.missingBundles.append(b.id); continue }
                 let sidecar = DEKSidecar.location(forBundle: b.location)
                 _ = try source.fetch(sidecar, nil, vault.absolute(sidecar))
@@ -309,6 +359,42 @@ extension Vault {
         report.check = try vault.check(now: now, readData: false, restoreKey: nil)
         try vault.close()
         return report
+    }
+
+    /// `recover` into a vault whose bundles are in a bucket (the backup's config names it, §5.4): a bundle object present
+    /// with the catalog's size (HeadObject) is kept; otherwise the backup's copy is brought to `staging/bundles/`,
+    /// checked against the catalog (SHA-256) and uploaded with the store's read-back (§6.5). A sidecar is kept when the
+    /// object's bytes are the backup's, else uploaded from the backup. False when neither the bucket nor the backup holds
+    /// the bundle.
+    func recoverObject(_ b: BundleRecord, from source: BackupSource, report: inout RecoverReport) throws -> Bool {
+        if let present = try store.head(location: b.location, prefixLength: 0), present.size == UInt64(b.size) {
+            report.keptObjects += 1
+        } else {
+            let staged = absolute(b.location)
+            _ = try Posix.unlinkIfPresent(staged)
+            defer { _ = try? Posix.unlinkIfPresent(staged) }
+            guard try source.fetch(b.location, b, staged) else { return false }
+            let sha = try fileSHA256(staged)
+            if let expected = b.sha256, sha != Array(expected) {
+                throw VaultError.bundleMismatch(path: source.description + "/" + b.location, reason: "its SHA-256 differs from the one the backed-up catalog records")
+            }
+            try store.put(location: b.location, from: staged, sha256: sha)
+            report.uploadedObjects += 1
+        }
+        let sidecar = DEKSidecar.location(forBundle: b.location)
+        let staged = absolute(sidecar)
+        _ = try Posix.unlinkIfPresent(staged)
+        defer { _ = try? Posix.unlinkIfPresent(staged) }
+        if try source.fetch(sidecar, nil, staged) {
+            let bytes = try readAll(staged)
+            if try readSidecarBytes(bundleLocation: b.location) == bytes {
+                report.keptObjects += 1
+            } else {
+                try store.put(location: sidecar, from: staged, sha256: try fileSHA256(staged))
+                report.uploadedObjects += 1
+            }
+        }
+        return true
     }
 
     /// After a keystore restore from an older copy: live bundles whose user (or outer) key the ledger records as
