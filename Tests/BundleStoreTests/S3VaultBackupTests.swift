@@ -224,7 +224,73 @@ final class S3VaultBackupTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: drillPath), "nothing made")
     }
 
+    /// The CLI: a corrupted bundle object makes `backup` exit 65 with one `error:` line and no manifest; once the
+    /// object is good again the backup succeeds, and `recover --json` of the lost vault reports the objects kept.
+    func testCLIBackupRefusesABadObjectWithExit65AndRecoverReportsKeptObjects() throws {
+        try prepare()
+        let ua = try liveBundles().first { $0.userId == "ua" }!
+        let good = try client.getObjectBytes(bucket: bucket, key: storeKey(ua.location))
+        var bad = good
+        bad[10] ^= 0x01
+        try client.putObject(bucket: bucket, key: storeKey(ua.location), body: bad)
+        let refused = try runCLI(["backup", "--vault", vaultPath, "--now", Timestamp.format(at(1)), "--to", backupDir], environment: objectStore.environment)
+        XCTAssertEqual(refused.status, 65, refused.stderr)
+        XCTAssertEqual(refused.stderr.split(separator: "\n").count, 1, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("error: ") && refused.stderr.contains("SHA-256"), refused.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: backupDir + "/backup.json"))
+
+        try client.putObject(bucket: bucket, key: storeKey(ua.location), body: good)
+        let done = try runCLI(["backup", "--vault", vaultPath, "--now", Timestamp.format(at(1) + 60), "--to", backupDir, "--json"],
+                              environment: objectStore.environment)
+        XCTAssertEqual(done.status, 0, done.stderr)
+        try FileManager.default.removeItem(atPath: vaultPath)
+        let recover = try runCLI(["recover", "--from", backupDir, "--vault", vaultPath, "--master-key-file", restoreKeyPath,
+                                  "--now", Timestamp.format(at(2)), "--json"], environment: objectStore.environment)
+        XCTAssertEqual(recover.status, 0, recover.stderr)
+        let report = try JSONSerialization.jsonObject(with: Data(recover.stdout.utf8)) as? [String: Any]
+        XCTAssertEqual(report?["keptObjects"] as? Int, 4, recover.stdout)
+        XCTAssertEqual(report?["uploadedObjects"] as? Int, 0, recover.stdout)
+    }
+
+    /// A bundle missing from the bucket whose copy in the backup directory differs from the backed-up catalog is
+    /// refused before it is uploaded (bundleMismatch), and the recovery is not declared done.
+    func testRecoverRefusesABackupCopyThatDiffersFromTheCatalog() throws {
+        try prepare()
+        let ua = try liveBundles().first { $0.userId == "ua" }!
+        _ = try Vault(root: vaultPath).backup(to: backupDir, now: at(1))
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: backupDir + "/" + ua.location)))
+        bytes[bytes.count / 3] ^= 0x08
+        try write(backupDir + "/" + ua.location, bytes)
+        try FileManager.default.removeItem(atPath: vaultPath)
+        _ = try client.deleteObjects(bucket: bucket, keys: [storeKey(ua.location)])
+        XCTAssertThrowsError(try Vault.recover(from: backupDir, to: vaultPath, restoreKeyPath: restoreKeyPath, keyringPath: nil, now: at(2))) {
+            guard case VaultError.bundleMismatch(let path, let reason) = $0 else { return XCTFail("\($0)") }
+            XCTAssertTrue(path.hasSuffix(ua.location), path)
+            XCTAssertTrue(reason.contains("SHA-256"), reason)
+        }
+        XCTAssertNil(try storeObjects()[ua.location], "the bad copy is not uploaded")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: vaultPath + "/" + Vault.recoveryMarkerName), "not declared recovered")
+    }
+
     // MARK: - Helpers
+
+    /// Runs the built `shredvault` with only `environment` plus PATH.
+    private func runCLI(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        let process = Process()
+        process.executableURL = LocalObjectStore.packageRoot.appendingPathComponent(".build/debug/shredvault")
+        process.arguments = arguments
+        var env = environment
+        env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        process.environment = env
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
+    }
 
     private func tree(_ root: String) throws -> [String: [UInt8]] {
         var out: [String: [UInt8]] = [:]

@@ -110,6 +110,10 @@ struct RecoverCommand: ParsableCommand {
                 print("recovered \(report.drill ? "drill vault " : "")\(report.vault) from \(report.from): \(Output.plural(report.restoredBundles, "bundle")) restored, "
                       + "\(report.missingBundles.count) missing, \(Output.plural(report.shreddedByLedger, "bundle")) shredded again by the erasure ledger; "
                       + "keystore: \(report.keystore?.restoredKeys ?? 0) keys")
+                if report.keptObjects + report.uploadedObjects > 0 {
+                    // A vault whose bundles are in a bucket (vault-format.md §5.4).
+                    print("bundle store: \(Output.plural(report.keptObjects, "object")) kept, \(report.uploadedObjects) uploaded from the backup")
+                }
                 for v in report.check?.violations ?? [] { print("  violation \(v.kind): \(v.subject): \(v.message)") }
                 print("check: " + ((report.check?.ok ?? false) ? "OK" : Output.plural(report.check?.violations.count ?? 0, "violation")))
             }
