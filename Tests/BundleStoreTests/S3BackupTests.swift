@@ -405,23 +405,6 @@ final class S3BackupTests: XCTestCase {
         return out
     }
 
-    private func write(_ path: String, _ bytes: [UInt8]) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-    }
-
-    private func noise(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        var out = [UInt8](repeating: 0, count: count)
-        for i in 0..<count {
-            state ^= state << 13
-            state ^= state >> 7
-            state ^= state << 17
-            out[i] = UInt8(truncatingIfNeeded: state >> 24)
-        }
-        return out
-    }
-
     /// Runs the built `shredvault` with only `environment` plus PATH (no AWS_* of this process).
     private func runCLI(_ arguments: [String], environment: [String: String]) throws -> (status: Int32, stdout: String, stderr: String) {
         let binary = LocalObjectStore.packageRoot.appendingPathComponent(".build/debug/shredvault").path

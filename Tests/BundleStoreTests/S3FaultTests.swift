@@ -504,34 +504,11 @@ final class S3FaultTests: XCTestCase {
         return walker.compactMap { $0 as? String }.filter { !isDirectory(vault + "/staging/" + $0) }
     }
 
-    private func isDirectory(_ path: String) -> Bool {
-        var flag: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
-    }
-
     private func tree(_ root: String) throws -> [String: [UInt8]] {
         var out: [String: [UInt8]] = [:]
         guard let walker = FileManager.default.enumerator(atPath: root) else { return out }
         for case let path as String in walker where !isDirectory(root + "/" + path) {
             out[path] = Array(try Data(contentsOf: URL(fileURLWithPath: root + "/" + path)))
-        }
-        return out
-    }
-
-    private func write(_ path: String, _ bytes: [UInt8]) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-    }
-
-    /// Deterministic incompressible bytes (xorshift).
-    private func noise(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        var out = [UInt8](repeating: 0, count: count)
-        for i in 0..<count {
-            state ^= state << 13
-            state ^= state >> 7
-            state ^= state << 17
-            out[i] = UInt8(truncatingIfNeeded: state >> 24)
         }
         return out
     }

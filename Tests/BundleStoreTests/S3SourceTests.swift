@@ -424,34 +424,11 @@ final class S3SourceTests: XCTestCase {
         return walker.compactMap { $0 as? String }.filter { !isDirectory(staging + "/" + $0) }
     }
 
-    private func isDirectory(_ path: String) -> Bool {
-        var flag: ObjCBool = false
-        return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
-    }
-
     /// Every file and directory below `root` with its contents (directories: nil).
     private func tree(_ root: String) throws -> [String: [UInt8]?] {
         var out: [String: [UInt8]?] = [:]
         for case let path as String in FileManager.default.enumerator(atPath: root)! {
             out[path] = isDirectory(root + "/" + path) ? .some(nil) : Array(try Data(contentsOf: URL(fileURLWithPath: root + "/" + path)))
-        }
-        return out
-    }
-
-    private func write(_ path: String, _ bytes: [UInt8]) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        try Data(bytes).write(to: URL(fileURLWithPath: path))
-    }
-
-    /// Deterministic incompressible bytes (xorshift).
-    private func noise(_ count: Int, seed: UInt64) -> [UInt8] {
-        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
-        var out = [UInt8](repeating: 0, count: count)
-        for i in 0..<count {
-            state ^= state << 13
-            state ^= state >> 7
-            state ^= state << 17
-            out[i] = UInt8(truncatingIfNeeded: state >> 24)
         }
         return out
     }
