@@ -773,8 +773,9 @@ final class ArchiveRun: @unchecked Sendable {
                               path: item.shown + "/" + name)
         }
         // The verifier read the bytes as produced; the file must hold exactly those: re-read it and compare its SHA-256
-        // with the one computed over the same buffers as they were written.
-        guard try vault.fileSHA256(path) == written.fileSHA256 else {
+        // with the one computed over the same buffers as they were written. The same read keeps the signed prefix.
+        let (reread, head) = try vault.fileSHA256(path, keepingFirst: BundleReader.signedPrefixMaxLength)
+        guard reread == written.fileSHA256 else {
             throw UserFailure(reason: "its bundle did not read back as written (the SHA-256 of the file re-read differs from that of the bytes written); source \(item.shown) kept",
                               path: item.shown)
         }
@@ -789,7 +790,7 @@ final class ArchiveRun: @unchecked Sendable {
         r.outerKeyId = Data(dayKey.keyId)
         r.sealedDek = Data(sealedDEK)
         // G8 (§3.10): the bundle as written and its first seal, signed with the job credential.
-        let prefix = try BundleReader.readSignedPrefix(path: path).prefix
+        let prefix = try BundleReader.signedPrefix(of: head, path: path).prefix
         if let bundleSig = try vault.sign(.bundle, BundleStatement.bundle(prefix: prefix, size: r.size, fileSHA256: written.fileSHA256,
                                                                          innerSHA256: innerSHA256)),
            let sealSig = try vault.sign(.seal, vault.sealBody(bundleId: r.id, role: .day, outerKeyId: dayKey.keyId, expiryDay: r.expiryDay,
