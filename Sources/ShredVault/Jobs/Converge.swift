@@ -91,6 +91,11 @@ extension Vault {
 
     // MARK: - Intents
 
+    /// Whether an interrupted job left an intent that `converge` has not finished yet.
+    func hasPendingIntents() throws -> Bool {
+        try catalog.read { db in try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM intents)") ?? false }
+    }
+
     func pendingIntents() throws -> [(Int64, String, String)] {
         try catalog.read { db in
             try Row.fetchAll(db, sql: "SELECT id, kind, payload FROM intents ORDER BY id").map { ($0["id"], $0["kind"], $0["payload"]) }

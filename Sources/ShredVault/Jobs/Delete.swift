@@ -125,8 +125,7 @@ extension Vault {
     private func recordDeletionWithoutStore(user u: String, requestId: String, receivedAt: Int64, deadline: CivilDay,
                                             existing: DeletionRequestRecord?, now: Int64) throws -> Bool {
         try recordRequest(user: u, requestId: requestId, receivedAt: receivedAt, deadline: deadline, existing: existing, now: now)
-        let pending = try catalog.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM intents") ?? 0 }
-        guard pending == 0, try catalog.tombstone(user: u) == nil, try catalog.activeHolds(user: u).isEmpty,
+        guard try !hasPendingIntents(), try catalog.tombstone(user: u) == nil, try catalog.activeHolds(user: u).isEmpty,
               let userKey = try keystore.key(role: .user, subject: u) else { return false }
         try convergeRoot()
         try recordErasures([userKey], now: now, reason: "deletion request \(requestId)")

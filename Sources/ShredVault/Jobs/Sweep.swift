@@ -47,29 +47,21 @@ extension Vault {
                 WHERE state = 'live' AND outer_role = 'day' AND expiry_day < ? ORDER BY expiry_day, id
                 """, arguments: [today.daysSinceEpoch])
         }
-        // G3: an epoch's key dies at 00:00 UTC of epoch start + backup-days.
-        let endedEpochs = try keyring.keys(role: .epoch).filter {
-            guard let start = CivilDay(iso: $0.subject) else { return true }
-            return policy.epochKeyDestructionDay(epochStart: start) <= today
-        }
+        let endedEpochs = try endedEpochKeys(today: today)
         report.destroyedEpochKeys = endedEpochs.map(\.subject)
         report.destroyedDayKeys = endedKeys.map(\.subject)
         report.expiredBundles = due.count
         report.freedBytes = due.reduce(0) { $0 + $1.size }
         // A dry run reports exactly what this sweep would do, convergence included, and changes nothing.
         if dryRun { return try plannedSweep(report, due: due, today: today) }
-        if !endedEpochs.isEmpty {
-            try recordErasures(endedEpochs, now: now, reason: "backup window of \(policy.backupDays) days ended")
-            try destroyKeys(endedEpochs.map(\.keyId), in: keyring)
-        }
+        try destroyEndedEpochKeys(endedEpochs, now: now)
         if endedKeys.isEmpty && due.isEmpty {
             try catalog.write { db in try Catalog.setMeta(db, "lastSweepAt", String(now)) }
             report.rootOperations = destructionRoot?.operations
             return report
         }
 
-        try recordErasures(endedKeys, now: now, reason: "day ended")
-        try destroyKeys(endedKeys.map(\.keyId), in: keystore)
+        try destroyEndedDayKeys(endedKeys, now: now)
         try removeBundleFiles(due.map(\.location))
         try catalog.write { db in
             // One statement for the whole set (the same predicate that selected `due`, bounded by its ids).
@@ -90,35 +82,45 @@ extension Vault {
         return report
     }
 
+    /// G3: the backup-epoch keys whose window ended (an epoch's key dies at 00:00 UTC of epoch start + backup-days).
+    func endedEpochKeys(today: CivilDay) throws -> [StoredKey] {
+        try keyring.keys(role: .epoch).filter {
+            guard let start = CivilDay(iso: $0.subject) else { return true }
+            return policy.epochKeyDestructionDay(epochStart: start) <= today
+        }
+    }
+
+    /// Ledger first, then the keys (both no-ops for none): ended epoch keys from the keyring, ended day keys from the
+    /// keystore.
+    func destroyEndedEpochKeys(_ keys: [StoredKey], now: Int64) throws {
+        try recordErasures(keys, now: now, reason: "backup window of \(policy.backupDays) days ended")
+        try destroyKeys(keys.map(\.keyId), in: keyring)
+    }
+
+    func destroyEndedDayKeys(_ keys: [StoredKey], now: Int64) throws {
+        try recordErasures(keys, now: now, reason: "day ended")
+        try destroyKeys(keys.map(\.keyId), in: keystore)
+    }
+
+    static func keysDestroyedAnyway(_ count: Int) -> String {
+        count == 0 ? "" : " (\(count) key\(count == 1 ? "" : "s") due by the clock destroyed anyway; objects and rows wait for the store)"
+    }
+
     /// The part of a sweep that needs no object store, run when the store cannot be used (unreachable, credentials
     /// refused, bucket missing): destroys the day keys of ended days and the backup-epoch keys whose window ended,
     /// with their erasure-ledger records, exactly as `sweep` would. Bundle objects, rows and every other step wait for
     /// the next job that reaches the store (the state is the one a sweep stopped during its DeleteObjects leaves).
     /// Skipped while an interrupted job's intent is pending: rolling it forward needs the store and may need a key.
     /// Returns the subjects destroyed.
-    static func keysDestroyedAnyway(_ count: Int) -> String {
-        count == 0 ? "" : " (\(count) key\(count == 1 ? "" : "s") due by the clock destroyed anyway; objects and rows wait for the store)"
-    }
-
     @discardableResult
     func destroyDueKeysWithoutStore(now: Int64) throws -> [String] {
-        let pending = try catalog.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM intents") ?? 0 }
-        guard pending == 0 else { return [] }
+        guard try !hasPendingIntents() else { return [] }
         try convergeRoot()
         let today = CivilDay(unixSeconds: now)
-        let endedEpochs = try keyring.keys(role: .epoch).filter {
-            guard let start = CivilDay(iso: $0.subject) else { return true }
-            return policy.epochKeyDestructionDay(epochStart: start) <= today
-        }
-        if !endedEpochs.isEmpty {
-            try recordErasures(endedEpochs, now: now, reason: "backup window of \(policy.backupDays) days ended")
-            try destroyKeys(endedEpochs.map(\.keyId), in: keyring)
-        }
+        let endedEpochs = try endedEpochKeys(today: today)
+        try destroyEndedEpochKeys(endedEpochs, now: now)
         let endedKeys = try keystore.dayKeys(endedBefore: today)
-        if !endedKeys.isEmpty {
-            try recordErasures(endedKeys, now: now, reason: "day ended")
-            try destroyKeys(endedKeys.map(\.keyId), in: keystore)
-        }
+        try destroyEndedDayKeys(endedKeys, now: now)
         return endedEpochs.map(\.subject) + endedKeys.map(\.subject)
     }
 }
