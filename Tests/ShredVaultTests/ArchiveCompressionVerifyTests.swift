@@ -95,11 +95,82 @@ final class ArchiveCompressionVerifyTests: XCTestCase {
         XCTAssertEqual(live, ["ub"])
     }
 
-    /// A bit flipped in the bundle file after it was written (disk, page cache): the re-read SHA-256 differs.
+    /// A bit flipped in the bundle file once the block holding it was written (a write corrupted on its way, the page
+    /// cache): the verifier reads the file itself, so the chunk fails to authenticate.
     func testAByteFlippedInTheFileAfterWriteFailsTheUserAndKeepsTheSource() throws {
         let dir = try makeTemporaryDirectory(self)
         try makeVault(dir)
         try assertUserAFailedAndKept(dir, faults: .init(user: "ua", flipFileByteAt: 5_000), "file fault")
+    }
+
+    /// The verifier reads the file as written, from its first byte to its last: a flip in the header, in the salt or
+    /// commitment, or in the very last byte fails the seal, and an unfaulted seal's hash and head are those of the file
+    /// on disk.
+    func testTheVerifierReadsTheWholeFileAsWrittenAndItsHashIsTheFiles() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let src = try makeMixedSource(dir)
+        func seal(_ name: String, flip: Int64?) throws -> SealedBundle {
+            try BundleWriter.seal(source: src, header: testHeader(), dataKey: testKey, to: dir + "/" + name, compression: .automatic,
+                                  syncDirectory: true, deferSync: false, verifyPipelined: true,
+                                  fault: flip.map { .init(flipFileByteAt: $0) })
+        }
+        let good = try seal("good.svb", flip: nil)
+        let onDisk = try Array(Data(contentsOf: URL(fileURLWithPath: dir + "/good.svb")))
+        XCTAssertEqual(Int(good.fileSize), onDisk.count)
+        XCTAssertEqual(good.fileSHA256, try SHA256.hash(onDisk))
+        XCTAssertEqual(good.head, Array(onDisk.prefix(BundleReader.signedPrefixMaxLength)))
+        XCTAssertNotNil(good.verified)
+        let headerLength = Int64(testHeader().encoded().count)
+        for at in [Int64(3), headerLength + 5, headerLength + 40, Int64(onDisk.count) / 2, Int64(onDisk.count) - 1] {
+            XCTAssertThrowsError(try seal("bad-\(at).svb", flip: at), "flip at \(at) of \(onDisk.count)")
+            XCTAssertFalse(Posix.exists(dir + "/bad-\(at).svb"), "a failed seal leaves no bundle")
+        }
+    }
+
+    /// `FollowingReader` never reads past what the writer reported, waits for more, ends only when told, and reports a
+    /// file truncated under it.
+    func testFollowingReaderReadsOnlyWhatWasWritten() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let path = dir + "/f"
+        let out = try FileDescriptor(open: path, flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+        try out.write(Array(repeating: 7, count: 100))
+        let reader = try FollowingReader(reading: path, as: "f", keepingFirst: 4)
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+        defer { buffer.deallocate() }
+        reader.advance(to: 10)
+        XCTAssertEqual(try reader.read(into: buffer), 10, "only the 10 bytes reported, though 100 are in the file")
+        // A read now waits for the writer.
+        let got = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var n = -1
+        Thread {
+            let own = UnsafeMutableRawBufferPointer.allocate(byteCount: 64, alignment: 1)
+            n = (try? reader.read(into: own)) ?? -2
+            own.deallocate()
+            got.signal()
+        }.start()
+        XCTAssertEqual(got.wait(timeout: .now() + 0.3), .timedOut, "the read waits for more bytes")
+        reader.advance(to: 30)
+        XCTAssertEqual(got.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual(n, 20)
+        reader.end()
+        XCTAssertEqual(try reader.read(into: buffer), 0)
+        XCTAssertEqual(reader.head, [7, 7, 7, 7])
+        XCTAssertEqual(try reader.finalize(), try SHA256.hash(Array(repeating: 7, count: 30)))
+
+        // Reported written, but the file was cut short under the reader: an error, never a short stream.
+        let cut = try FollowingReader(reading: path, as: "f", keepingFirst: 0)
+        XCTAssertEqual(ftruncate(out.fd, 50), 0)
+        cut.advance(to: 100)
+        cut.end()
+        var total = 0
+        let ten = UnsafeMutableRawBufferPointer(rebasing: buffer[0..<10])
+        XCTAssertThrowsError(try { while true { let k = try cut.read(into: ten); if k == 0 { break }; total += k } }())
+        XCTAssertEqual(total, 50)
+
+        // Cancelled: a waiting read throws.
+        let cancelled = try FollowingReader(reading: path, as: "f", keepingFirst: 0)
+        cancelled.cancel()
+        XCTAssertThrowsError(try cancelled.read(into: buffer)) { XCTAssertTrue($0 is FollowingReader.Cancelled) }
     }
 
     /// A bit flipped in the compressed stream before encryption (a compressor or memory fault): the file holds what

@@ -72,17 +72,17 @@ public enum BundleReader {
     public static func verify(path: String, dataKey: SecretBytes, pipeline: Pipeline = .never) throws -> (header: BundleHeader, manifest: Manifest) {
         let file = try openBundle(path)
         let (header, bytes) = try readHeader(file)
-        let manifest = try walkPayload(file, header: header, headerBytes: bytes, dataKey: dataKey, path: path, sink: DiscardSink(),
-                                       pipeline: pipeline)
+        let manifest = try walkPayload(file, bundleSize: Int64(try file.status().st_size), header: header, headerBytes: bytes,
+                                       dataKey: dataKey, path: path, sink: DiscardSink(), pipeline: pipeline)
         return (header, manifest)
     }
 
-    /// `verify` of a bundle read from a stream (the archive's pipelined verifier reads the bytes being written through a
-    /// pipe); `file.path` names the bundle in errors.
-    static func verify(stream file: FileDescriptor, dataKey: SecretBytes) throws -> (header: BundleHeader, manifest: Manifest) {
-        let (header, bytes) = try readHeader(file)
-        let manifest = try walkPayload(file, header: header, headerBytes: bytes, dataKey: dataKey, path: file.path, sink: DiscardSink(),
-                                       pipeline: .never)
+    /// `verify` of a bundle read from a stream (the archive's verifier reads the bundle file while it is being
+    /// written); `source.path` names the bundle in errors.
+    static func verify(stream source: any ByteSource, dataKey: SecretBytes) throws -> (header: BundleHeader, manifest: Manifest) {
+        let (header, bytes) = try readHeader(source)
+        let manifest = try walkPayload(source, bundleSize: 0, header: header, headerBytes: bytes, dataKey: dataKey, path: source.path,
+                                       sink: DiscardSink(), pipeline: .never)
         return (header, manifest)
     }
 
@@ -93,12 +93,16 @@ public enum BundleReader {
     ///   - syncParent: fsync the parent directory after the rename (callers extracting many bundles into one
     ///     staging directory pass false and sync it once).
     ///   - pipeline: whether to read with a pipeline of threads (`Pipeline`).
+    ///   - expectedSHA256: when given, the SHA-256 of every byte of the file, computed as it is read and decrypted,
+    ///     must equal it before `target` appears (`restore`, vault-format.md §3.10); otherwise `bundleMismatch`, also
+    ///     when the payload failed to decrypt or parse first (the file is then read to its end to tell).
     @discardableResult
     public static func extract(path: String, dataKey: SecretBytes, to target: String, syncParent: Bool = true,
-                               pipeline: Pipeline = .automatic) throws -> (header: BundleHeader, manifest: Manifest) {
+                               pipeline: Pipeline = .automatic, expectedSHA256: [UInt8]? = nil) throws -> (header: BundleHeader, manifest: Manifest) {
         let target = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
         if Posix.exists(target) { throw VaultError.targetExists(path: target) }
-        let file = try openBundle(path)
+        let opened = try openBundle(path)
+        let file: any ByteSource = try expectedSHA256.map { try HashingSource(opened, expected: $0) } ?? opened
         let (header, bytes) = try readHeader(file)
         let parent = Posix.directoryName(target)
         guard let parentStatus = try Posix.status(parent), parentStatus.kind == .directory else {
@@ -108,8 +112,8 @@ public enum BundleReader {
         try Posix.makeDirectory(temporary, mode: 0o700)
         do {
             let sink = ExtractSink(root: temporary)
-            let manifest = try walkPayload(file, header: header, headerBytes: bytes, dataKey: dataKey, path: path, sink: sink,
-                                           pipeline: pipeline)
+            let manifest = try walkPayload(file, bundleSize: Int64(try opened.status().st_size), header: header, headerBytes: bytes,
+                                           dataKey: dataKey, path: path, sink: sink, pipeline: pipeline)
             try sink.applyDirectoryMetadata()
             try Posix.renameNoReplace(temporary, target)
             if syncParent { try Posix.syncDirectory(parent) }
@@ -128,7 +132,7 @@ public enum BundleReader {
         return try FileDescriptor(open: path, flags: O_RDONLY)
     }
 
-    static func readHeader(_ file: FileDescriptor) throws -> (BundleHeader, [UInt8]) {
+    static func readHeader(_ file: any ByteSource) throws -> (BundleHeader, [UInt8]) {
         let prefix = try file.read(upTo: BundleHeader.prefixLength)
         if prefix.count < 8 || Array(prefix[0..<8]) != BundleHeader.magic { throw VaultError.notABundle(path: file.path) }
         guard prefix.count == BundleHeader.prefixLength else {
@@ -144,7 +148,7 @@ public enum BundleReader {
     }
 
     private static func walkPayload(
-        _ file: FileDescriptor, header: BundleHeader, headerBytes: [UInt8], dataKey: SecretBytes, path: String,
+        _ file: any ByteSource, bundleSize: Int64, header: BundleHeader, headerBytes: [UInt8], dataKey: SecretBytes, path: String,
         sink: EntrySink, pipeline: Pipeline
     ) throws -> Manifest {
         // Threads, when used, are cancelled and joined before this returns or throws: none outlives the call.
@@ -158,7 +162,7 @@ public enum BundleReader {
             let decryptor = try CobblestoneDecryptor(inputKey: dataKey, context: headerBytes) { try input.read(into: $0) }
             // The commitment is checked here, on the caller's thread, before any thread starts.
             try decryptor.verifyCommitment()
-            let threaded = pipeline.enabled(bundleSize: Int64(try file.status().st_size))
+            let threaded = pipeline.enabled(bundleSize: bundleSize)
             /// Runs `source` on a thread of its own when `threaded`; each stage sees the same bytes and errors.
             func ahead(_ name: String, _ source: @escaping (UnsafeMutableRawBufferPointer) throws -> Int)
                 -> (UnsafeMutableRawBufferPointer) throws -> Int {
@@ -176,10 +180,56 @@ public enum BundleReader {
             var walker = PayloadWalker(path: path, tar: tar, sink: sink)
             let manifestBytes = try walker.walkEntries()
             try tar.finish()
+            if let hashing = file as? HashingSource { try hashing.finish() }
             return try walker.checkManifest(manifestBytes, header: header)
         } catch {
+            // A file that is not the one the catalog names is reported as such, whatever failed first in it.
+            if let hashing = file as? HashingSource {
+                for stage in stages { stage.cancel() }
+                for stage in stages { stage.join() }
+                stages = []
+                try hashing.finish()
+            }
             throw VaultError.fromPayload(error, path: path)
         }
+    }
+}
+
+/// A bundle file read through a SHA-256: `finish()` reads whatever is left and requires the hash of the whole file to
+/// equal `expected` (restore checks the file against the catalog while it decrypts it, vault-format.md §3.10).
+final class HashingSource: ByteSource {
+    private let file: FileDescriptor
+    private let hash: SHA256
+    private let expected: [UInt8]
+    private var outcome: Result<Void, Error>?
+    var path: String { file.path }
+
+    init(_ file: FileDescriptor, expected: [UInt8]) throws {
+        self.file = file
+        self.expected = expected
+        hash = try SHA256()
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        let n = try file.read(into: buffer)
+        try hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        return n
+    }
+
+    /// Reads to the end of the file; throws `bundleMismatch` unless the SHA-256 of all of it is `expected`. Later calls
+    /// give the same outcome.
+    func finish() throws {
+        if outcome == nil {
+            outcome = Result {
+                let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
+                defer { scratch.deallocate() }
+                while try read(into: scratch) > 0 {}
+                guard try hash.finalize() == expected else {
+                    throw VaultError.bundleMismatch(path: path, reason: "its SHA-256 differs from the catalog (modified or replaced)")
+                }
+            }
+        }
+        try outcome!.get()
     }
 }
 

@@ -47,9 +47,12 @@ public struct SealedBundle: Sendable {
     public var compression: CompressionReport
     /// Set when sealed with `deferSync`: the file is in place but not yet durable.
     var pendingSync: PendingSync? = nil
-    /// With `verifyPipelined`: what the verifier read back from the bytes as they were produced (decrypted with the
-    /// data key, decompressed, untarred, every file's SHA-256 checked against the bundle's own manifest).
+    /// With `verifyPipelined`: what the verifier read back from the file as it was written (decrypted with the data
+    /// key, decompressed, untarred, every file's SHA-256 checked against the bundle's own manifest). `fileSHA256` is
+    /// then the hash of the bytes the verifier read from the file, and `head` their first
+    /// `BundleReader.signedPrefixMaxLength` bytes (fewer for a shorter file).
     var verified: (header: BundleHeader, manifest: Manifest)? = nil
+    var head: [UInt8] = []
 }
 
 /// Streams a directory tree into a bundle: pax tar → zstd (checksum) → Cobblestone-256 (vault-format.md §2).
@@ -84,17 +87,19 @@ public enum BundleWriter {
                  syncDirectory: syncDirectory, deferSync: false)
     }
 
-    /// Test hook of the archive's verification: flips one bit of the compressed stream at this offset before it is
-    /// encrypted (a compressor or memory fault the pipelined verifier must catch).
+    /// Test hooks of the archive's verification: flip one bit of the compressed stream at this offset before it is
+    /// encrypted (a compressor or memory fault), or of the bundle file at this offset once the block holding it was
+    /// written (a write lost or corrupted on its way to the file, or in the page cache). The verifier must catch both.
     struct Fault: Sendable {
-        var flipCompressedByteAt: Int64
+        var flipCompressedByteAt: Int64?
+        var flipFileByteAt: Int64?
     }
 
     /// - Parameter deferSync: skip the fsyncs; the bundle is renamed into place with its writeback started and
     ///   returned in `pendingSync` (the archive job syncs many bundles together before committing any of them).
-    /// - Parameter verifyPipelined: a second thread decrypts, decompresses, untars and hashes the bytes as they are
-    ///   written (fed through a pipe, from the same buffers that go to the file); its result is in `verified`, and a
-    ///   failure there fails the seal. The caller still has to show that the file holds those bytes.
+    /// - Parameter verifyPipelined: a second thread reads the file as it is written (through its own descriptor, only
+    ///   bytes whose `write(2)` returned), decrypts, decompresses, untars and hashes them; its result is in `verified`,
+    ///   `fileSHA256` and `head`, and a failure there fails the seal (vault-format.md §4 G4).
     /// - Parameter parallelThreshold: trees with at least this many file bytes use zstd worker threads (tests lower it).
     static func seal(
         source: String, header: BundleHeader, dataKey: SecretBytes, to output: String,
@@ -138,18 +143,25 @@ public enum BundleWriter {
     ) throws -> SealedBundle {
         let output = BufferedOutput(file)
         output.writebackEvery = 8 << 20
-        // The verifier reads what is written, block by block, from a pipe: it runs on another core while this thread
-        // goes on, and its reads pace this thread (the pipe holds 1 MiB), so memory stays bounded.
-        let verifier = verifyPipelined ? try PipelinedVerifier(path: path, dataKey: dataKey) : nil
-        output.mirror = verifier?.input
-        let fileHash = try SHA256()
+        // The verifier reads the file behind this thread, on another core; the file's SHA-256 is computed there, over
+        // the bytes read back. Without it, over the bytes as they are written.
+        let verifier = verifyPipelined ? try FileVerifier(reading: file.path, as: path, dataKey: dataKey) : nil
+        let fileHash = verifier == nil ? try SHA256() : nil
+        var flushedBefore: UInt64 = 0
+        output.onFlushed = { flushed in
+            if let at = fault?.flipFileByteAt, at >= 0, UInt64(at) >= flushedBefore, UInt64(at) < flushed {
+                try flipByte(file.path, at: at)
+            }
+            flushedBefore = flushed
+            verifier?.reader.advance(to: flushed)
+        }
         var report = CompressionReport(mode: "fixed", level: 3)
         do {
             let headerBytes = header.encoded()
-            try headerBytes.withUnsafeBytes { try fileHash.update($0); try output.write($0) }
+            try headerBytes.withUnsafeBytes { try fileHash?.update($0); try output.write($0) }
 
             let encryptor = try CobblestoneEncryptor(inputKey: dataKey, context: headerBytes, salt: salt) { bytes in
-                try fileHash.update(bytes)
+                try fileHash?.update(bytes)
                 try output.write(bytes)
             }
             // The tree is listed (and every entry checked) before anything is written; its size picks the compression.
@@ -172,9 +184,9 @@ public enum BundleWriter {
             let workers: Int32 = plan.fileBytes >= parallelThreshold ? Int32(max(1, min(2, cores - 1))) : (adaptive ? 1 : 0)
             var frameOffset: Int64 = 0
             let compressor = try ZstdCompressor(level: level, workers: workers, jobSize: Int32(parallelJobSize)) { bytes in
-                if let fault, fault.flipCompressedByteAt >= frameOffset, fault.flipCompressedByteAt < frameOffset + Int64(bytes.count) {
+                if let at = fault?.flipCompressedByteAt, at >= frameOffset, at < frameOffset + Int64(bytes.count) {
                     var copy = [UInt8](bytes)
-                    copy[Int(fault.flipCompressedByteAt - frameOffset)] ^= 0x01
+                    copy[Int(at - frameOffset)] ^= 0x01
                     try copy.withUnsafeBytes { try encryptor.write($0) }
                 } else {
                     try encryptor.write(bytes)
@@ -219,13 +231,27 @@ public enum BundleWriter {
             try output.flush()
             report.tarBytes = tarBytes
             report.frameBytes = frameOffset
-            let verified = try verifier?.finish()
+            if let verifier {
+                let readBack = try verifier.finish()
+                return SealedBundle(path: path, header: header, manifest: manifest, fileSize: output.bytesWritten,
+                                    fileSHA256: readBack.sha256, compression: report,
+                                    verified: (readBack.header, readBack.manifest), head: readBack.head)
+            }
             return SealedBundle(path: path, header: header, manifest: manifest, fileSize: output.bytesWritten,
-                                fileSHA256: try fileHash.finalize(), compression: report, verified: verified)
+                                fileSHA256: try fileHash!.finalize(), compression: report)
         } catch {
             verifier?.abandon()
             throw error
         }
+    }
+
+    /// Tests only (`Fault.flipFileByteAt`): flips one bit of a file, as a disk or page-cache fault would.
+    static func flipByte(_ path: String, at offset: Int64) throws {
+        let file = try FileDescriptor(open: path, flags: O_RDWR)
+        var byte: UInt8 = 0
+        guard pread(file.fd, &byte, 1, off_t(offset)) == 1 else { throw VaultError.io(operation: "pread", path: path, errno: errno) }
+        byte ^= 0x01
+        guard pwrite(file.fd, &byte, 1, off_t(offset)) == 1 else { throw VaultError.io(operation: "pwrite", path: path, errno: errno) }
     }
 
     /// Level-1 ratio of up to four 16 KiB slices spread over `head` (the first read of a file: at most 1 MiB).
@@ -242,46 +268,47 @@ public enum BundleWriter {
     }
 }
 
-/// The archive's verification on another core: `BundleReader.verify` of the bytes being written, read from a pipe
-/// that `BufferedOutput` mirrors every block into. After an error it keeps reading (and discarding) until the writer
-/// closes the pipe, so the writer never blocks on a reader that stopped.
-private final class PipelinedVerifier: @unchecked Sendable {
-    private(set) var input: FileDescriptor?
-    private let output: FileDescriptor
+/// The archive's verification on another core (vault-format.md §4 G4): a thread runs `BundleReader.verify` over the
+/// bundle file as it is written, read through its own descriptor (`FollowingReader`), and hashes every byte it reads.
+private final class FileVerifier: @unchecked Sendable {
+    let reader: FollowingReader
     private let dataKey: SecretBytes
     private let done = DispatchSemaphore(value: 0)
     private var result: Result<(header: BundleHeader, manifest: Manifest), Error>?
+    private var joined = false
 
-    init(path: String, dataKey: SecretBytes) throws {
-        let (read, write) = try FileDescriptor.pipe(path: path)
-        input = write
-        output = read
+    /// - Parameters: `file` is the path being written, `path` the bundle's name in errors.
+    init(reading file: String, as path: String, dataKey: SecretBytes) throws {
+        reader = try FollowingReader(reading: file, as: path, keepingFirst: BundleReader.signedPrefixMaxLength)
         self.dataKey = dataKey
         let thread = Thread { [self] in
-            result = Result { try BundleReader.verify(stream: output, dataKey: self.dataKey) }
-            let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
-            while (try? output.read(into: scratch)) ?? 0 > 0 {}
-            scratch.deallocate()
+            result = Result {
+                let verified = try BundleReader.verify(stream: reader, dataKey: self.dataKey)
+                // The reader stops after the final chunk; a valid bundle has nothing after it.
+                let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 16, alignment: 16)
+                defer { scratch.deallocate() }
+                if try reader.read(into: scratch) > 0 {
+                    throw VaultError.corruptBundle(path: path, reason: "bytes after the final chunk")
+                }
+                return verified
+            }
             done.signal()
         }
         thread.stackSize = 1 << 20
         thread.start()
     }
 
-    private var joined = false
-
-    /// Closes the pipe (end of the bundle) and waits for the verifier's result.
-    func finish() throws -> (header: BundleHeader, manifest: Manifest) {
-        try input?.close()
-        input = nil
+    /// Every byte is written: waits for the verifier; its result, the file's SHA-256 and first bytes.
+    func finish() throws -> (header: BundleHeader, manifest: Manifest, sha256: [UInt8], head: [UInt8]) {
+        reader.end()
         join()
-        return try result!.get()
+        let (header, manifest) = try result!.get()
+        return (header, manifest, try reader.finalize(), reader.head)
     }
 
-    /// The write failed (or `finish` threw): close the pipe and wait for the thread, ignoring its result.
+    /// The write failed (or `finish` threw): stop the reader and wait for the thread, ignoring its result.
     func abandon() {
-        if let input { try? input.close() }
-        input = nil
+        reader.cancel()
         join()
     }
 
@@ -289,6 +316,88 @@ private final class PipelinedVerifier: @unchecked Sendable {
         if !joined { done.wait() }
         joined = true
     }
+}
+
+/// Reads a file that another thread is writing, in order, never past what the writer reported written
+/// (`advance(to:)`): a read waits for more bytes, and returns 0 only once the writer called `end()` and every byte was
+/// read. What it reads is hashed (SHA-256) and its first bytes kept.
+final class FollowingReader: ByteSource, @unchecked Sendable {
+    struct Cancelled: Error {}
+
+    let path: String
+    private let file: FileDescriptor
+    private let condition = NSCondition()
+    // Guarded by `condition`:
+    private var available: UInt64 = 0
+    private var ended = false
+    private var cancelled = false
+    // Reader only:
+    private var offset: UInt64 = 0
+    private let hash: SHA256
+    private let keep: Int
+    private(set) var head: [UInt8] = []
+
+    init(reading file: String, as path: String, keepingFirst keep: Int) throws {
+        self.file = try FileDescriptor(open: file, flags: O_RDONLY | O_NOFOLLOW)
+        self.path = path
+        self.keep = keep
+        hash = try SHA256()
+    }
+
+    /// Writer: the first `count` bytes of the file are written.
+    func advance(to count: UInt64) {
+        condition.lock()
+        available = max(available, count)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Writer: nothing more will be written.
+    func end() {
+        condition.lock()
+        ended = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Writer: stop; a waiting or later read throws `Cancelled`.
+    func cancel() {
+        condition.lock()
+        cancelled = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
+        condition.lock()
+        while available == offset && !ended && !cancelled { condition.wait() }
+        let limit = available
+        let stop = cancelled
+        condition.unlock()
+        if stop { throw Cancelled() }
+        if limit == offset { return 0 }
+        let n = Int(min(UInt64(buffer.count), limit - offset))
+        var done = 0
+        while done < n {
+            let r = pread(file.fd, base + done, n - done, off_t(offset) + off_t(done))
+            if r < 0 {
+                if errno == EINTR { continue }
+                throw VaultError.io(operation: "pread", path: path, errno: errno)
+            }
+            // Shorter than what was written: the file was truncated under the writer.
+            if r == 0 { throw VaultError.corruptBundle(path: path, reason: "the file is shorter than what was written to it") }
+            done += r
+        }
+        let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+        if head.count < keep { head += chunk.prefix(keep - head.count) }
+        try hash.update(chunk)
+        offset += UInt64(n)
+        return n
+    }
+
+    /// SHA-256 of every byte read.
+    func finalize() throws -> [UInt8] { try hash.finalize() }
 }
 
 /// Depth-first walk in byte order of names: `plan` lists and checks every entry (symlinks, devices, FIFOs and

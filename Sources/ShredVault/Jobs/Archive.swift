@@ -739,13 +739,12 @@ final class ArchiveRun: @unchecked Sendable {
         let dek = try SecretBytes.random(count: 32)
         let written: SealedBundle
         do {
-            // The bundle is verified while it is written (G4, vault-format.md §4): a second thread decrypts the bytes
-            // as they go to the file, decompresses and untars them and checks every file's SHA-256.
+            // The bundle is verified while it is written (G4, vault-format.md §4): a second thread reads the file behind
+            // the writer, decrypts, decompresses and untars it, checks every file's SHA-256 and hashes the whole file.
             let faults = vault.archiveFaults.flatMap { $0.user == item.user.rawValue ? $0 : nil }
             written = try BundleWriter.seal(source: item.dir, header: header, dataKey: dek, to: path, compression: compression,
                                             syncDirectory: false, deferSync: true, verifyPipelined: true,
-                                            fault: faults?.flipCompressedByteAt.map { .init(flipCompressedByteAt: $0) })
-            if let at = faults?.flipFileByteAt { try Self.flipByte(path, at: at) }
+                                            fault: faults.map { .init(flipCompressedByteAt: $0.flipCompressedByteAt, flipFileByteAt: $0.flipFileByteAt) })
         } catch let error as VaultError {
             // The source as it is (unreadable, vanished, a link or device, a bad name): this user fails, the job goes on.
             switch error {
@@ -772,13 +771,8 @@ final class ArchiveRun: @unchecked Sendable {
             throw UserFailure(reason: "its bundle did not read back as written: entry '\(name)' differs from what was sealed; source \(item.shown) kept",
                               path: item.shown + "/" + name)
         }
-        // The verifier read the bytes as produced; the file must hold exactly those: re-read it and compare its SHA-256
-        // with the one computed over the same buffers as they were written. The same read keeps the signed prefix.
-        let (reread, head) = try vault.fileSHA256(path, keepingFirst: BundleReader.signedPrefixMaxLength)
-        guard reread == written.fileSHA256 else {
-            throw UserFailure(reason: "its bundle did not read back as written (the SHA-256 of the file re-read differs from that of the bytes written); source \(item.shown) kept",
-                              path: item.shown)
-        }
+        // `written.fileSHA256` and `written.head` are the hash and first bytes of the file as the verifier read it.
+        let head = written.head
         // The DEK is zeroed when `dek` is released at the end of this function.
         let (sealedDEK, innerSHA256) = try KeyHierarchy.sealDataKeyLayers(dek, binding: .init(header: header), userKey: userKey.publicKey,
                                                                           outerRole: .day, outerKey: dayKey.publicKey)
@@ -808,14 +802,5 @@ final class ArchiveRun: @unchecked Sendable {
                                                compressionRatio: (written.compression.ratio * 10_000).rounded() / 10_000),
                       dir: item.dir, shown: item.shown, sourceKeys: sourceKeys, files: [written.pendingSync!, sidecar],
                       compression: written.compression)
-    }
-
-    /// Tests only (`Vault.archiveFaults`): flips one bit of a written bundle file, as a disk or page-cache fault would.
-    static func flipByte(_ path: String, at offset: Int64) throws {
-        let file = try FileDescriptor(open: path, flags: O_RDWR)
-        var byte: UInt8 = 0
-        guard pread(file.fd, &byte, 1, off_t(offset)) == 1 else { throw VaultError.io(operation: "pread", path: path, errno: errno) }
-        byte ^= 0x01
-        guard pwrite(file.fd, &byte, 1, off_t(offset)) == 1 else { throw VaultError.io(operation: "pwrite", path: path, errno: errno) }
     }
 }

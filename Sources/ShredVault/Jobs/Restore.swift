@@ -18,8 +18,8 @@ public struct RestoreReport: Sendable, Codable {
 extension Vault {
     /// Restores every live bundle of a user under an active hold case into `target` (which must not exist):
     /// one bundle directly into `target`, several into `target/<bundle-id>/`. Each bundle file is checked against
-    /// the catalog (bytes and header) before its DEK is unsealed; extraction verifies everything before the target
-    /// appears. Needs the restore key.
+    /// the catalog (size, header, signatures) before its DEK is unsealed, and its SHA-256 while it is read;
+    /// extraction verifies everything before the target appears. Needs the restore key.
     public func restore(user: UserID, caseId: String, to target: String, restoreKey: P256PrivateKey, now: Int64) throws -> RestoreReport {
         let target = target.count > 1 && target.hasSuffix("/") ? String(target.dropLast()) : target
         if Posix.exists(target) { throw VaultError.targetExists(path: target) }
@@ -99,7 +99,9 @@ extension Vault {
         var keys: [(BundleRecord, String, SecretBytes)] = []
         defer { for (_, path, _) in keys { discardFetched(path) } }
         for b in live {
-            let path = try checkBundleFile(b)
+            // Size, header and both signatures now (§3.10); the file's SHA-256 is compared with the catalog's while the
+            // file is read and decrypted, before anything reaches the target (one read of the file instead of two).
+            let path = try checkBundleFile(b, hash: b.sha256 == nil)
             guard let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) else {
                 discardFetched(path)
                 throw VaultError.unrecoverable(user: u, date: "?", reason: "no outer key")
@@ -111,7 +113,8 @@ extension Vault {
         }
         if keys.count == 1 {
             let (b, path, dek) = keys[0]
-            let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: target, syncParent: syncParent, pipeline: pipeline)
+            let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: target, syncParent: syncParent, pipeline: pipeline,
+                                                         expectedSHA256: b.sha256.map { Array($0) })
             report.bundles.append(.init(bundleId: b.id, target: target, files: manifest.fileCount, bytes: manifest.totalFileBytes))
         } else {
             // Several bundles: extract each below a private temporary parent that becomes the target at the end.
@@ -120,7 +123,8 @@ extension Vault {
             try Posix.makeDirectory(staging, mode: 0o700)
             do {
                 for (b, path, dek) in keys {
-                    let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: staging + "/" + b.id, pipeline: pipeline)
+                    let (_, manifest) = try BundleReader.extract(path: path, dataKey: dek, to: staging + "/" + b.id, pipeline: pipeline,
+                                                                 expectedSHA256: b.sha256.map { Array($0) })
                     report.bundles.append(.init(bundleId: b.id, target: target + "/" + b.id, files: manifest.fileCount, bytes: manifest.totalFileBytes))
                 }
                 try Posix.renameNoReplace(staging, target)

@@ -64,20 +64,6 @@ final class FileDescriptor {
         }
     }
 
-    /// Reads until `count` bytes or end of file.
-    func read(upTo count: Int) throws -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: count)
-        var filled = 0
-        try out.withUnsafeMutableBytes { raw in
-            while filled < count {
-                let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
-                if n == 0 { break }
-                filled += n
-            }
-        }
-        out.removeSubrange(filled...)
-        return out
-    }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         var offset = 0
@@ -163,8 +149,11 @@ final class BufferedOutput {
     private var buffer: UnsafeMutableRawBufferPointer
     private var used = 0
     private(set) var bytesWritten: UInt64 = 0
-    /// Also receives every block written to `file`, in order (the archive's pipelined verifier reads it).
-    var mirror: FileDescriptor?
+    /// Bytes handed to `write(2)` so far (`bytesWritten` less what is still buffered).
+    private(set) var bytesFlushed: UInt64 = 0
+    /// Called after every `write(2)` with `bytesFlushed`: those bytes are in the file (the archive's verifier reads
+    /// the file up to there while the rest is being produced).
+    var onFlushed: ((UInt64) throws -> Void)?
     /// When not 0: start the file's writeback (advisory, `startWriteback`) every time this many more bytes were
     /// written, so a big file goes to the disk while it is produced instead of all at its fsync.
     var writebackEvery: UInt64 = 0
@@ -182,8 +171,7 @@ final class BufferedOutput {
         if bytes.count >= buffer.count {
             try flush()
             try file.write(bytes)
-            try mirror?.write(bytes)
-            pace()
+            try flushed(bytes.count)
             return
         }
         if used + bytes.count > buffer.count { try flush() }
@@ -194,8 +182,14 @@ final class BufferedOutput {
     func flush() throws {
         guard used > 0 else { return }
         try file.write(UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
-        try mirror?.write(UnsafeRawBufferPointer(rebasing: buffer[0..<used]))
+        let count = used
         used = 0
+        try flushed(count)
+    }
+
+    private func flushed(_ count: Int) throws {
+        bytesFlushed += UInt64(count)
+        try onFlushed?(bytesFlushed)
         pace()
     }
 
@@ -206,14 +200,40 @@ final class BufferedOutput {
     }
 }
 
+/// Bytes read in order from a file or anything like one (a bundle being written, `BundleWriter`'s verifier);
+/// `path` names it in errors. `read(into:)` returns 0 only at the end.
+protocol ByteSource: AnyObject {
+    var path: String { get }
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+}
+
+extension ByteSource {
+    /// Reads until `count` bytes or the end.
+    func read(upTo count: Int) throws -> [UInt8] {
+        var out = [UInt8](repeating: 0, count: count)
+        var filled = 0
+        try out.withUnsafeMutableBytes { raw in
+            while filled < count {
+                let n = try read(into: UnsafeMutableRawBufferPointer(rebasing: raw[filled...]))
+                if n == 0 { break }
+                filled += n
+            }
+        }
+        out.removeSubrange(filled...)
+        return out
+    }
+}
+
+extension FileDescriptor: ByteSource {}
+
 /// A file read through a large buffer (bundle input).
 final class BufferedInput {
-    let file: FileDescriptor
+    let file: any ByteSource
     private var buffer: UnsafeMutableRawBufferPointer
     private var start = 0
     private var end = 0
 
-    init(_ file: FileDescriptor, capacity: Int = 1 << 18) {
+    init(_ file: any ByteSource, capacity: Int = 1 << 18) {
         self.file = file
         self.buffer = .allocate(byteCount: capacity, alignment: 16)
     }
