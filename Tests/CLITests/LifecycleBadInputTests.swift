@@ -146,7 +146,9 @@ final class LifecycleBadInputTests: XCTestCase {
         var header = good
         header[40] ^= 0x80
         let cases: [(String, Data, [String])] = [
-            ("flipped byte", flipped, [a.id]),
+            // Restore hashes the file while it decrypts it (vault-format.md §3.10): the chunk fails to authenticate
+            // first, but the refusal still names the cause, the file's SHA-256.
+            ("flipped byte", flipped, [a.id, "SHA-256 differs from the catalog"]),
             ("flipped header byte", header, [a.id]),
             ("truncated", good.prefix(good.count / 2), [a.id]),
             ("truncated by one byte", good.dropLast(), [a.id]),
