@@ -401,28 +401,37 @@ private struct PayloadWalker {
         guard !encoding.isSparse else { throw invalid("entry '\(name)' is a sparse file") }
     }
 
-    /// The manifest must list exactly the entries seen, in order, with equal size, mode, mtime and hash.
+    /// The manifest must list exactly the entries seen, in order, with equal size, mode, mtime and hash. It is read
+    /// entry by entry and each compared as it comes (`ManifestParser`), so it is never held decoded beside `seen`; the
+    /// manifest returned is the one it spelled out, which then equals what was seen.
     func checkManifest(_ bytes: [UInt8], header: BundleHeader) throws -> Manifest {
-        let manifest: Manifest
-        do { manifest = try Manifest.decode(bytes) } catch { throw invalid("manifest is not valid JSON of \(Manifest.formatName)") }
-        guard manifest.format.utf8.elementsEqual(Manifest.formatName.utf8) else { throw invalid("manifest format '\(manifest.format)' is unknown") }
-        guard manifest.bundleId.utf8.elementsEqual(header.bundleIdHex.utf8), manifest.userId.utf8.elementsEqual(header.userId.rawValue.utf8) else {
-            throw invalid("manifest names bundle \(manifest.bundleId) of user \(manifest.userId), not this bundle")
-        }
-        for (i, listed) in manifest.entries.enumerated() {
-            guard i < seen.count else { throw invalid("manifest lists '\(listed.path)', which the archive lacks") }
-            // Manifest.Entry's == compares paths and hashes as bytes.
-            guard listed == seen[i] else {
-                if !listed.path.utf8.elementsEqual(seen[i].path.utf8) {
-                    throw invalid("archive entry '\(seen[i].path)' is not where the manifest lists '\(listed.path)'")
+        var index = 0
+        let top: (format: String, bundleId: String, userId: String)
+        do {
+            top = try ManifestParser.parse(bytes) { listed in
+                guard index < seen.count else { throw invalid("manifest lists '\(listed.path)', which the archive lacks") }
+                // Manifest.Entry's == compares paths and hashes as bytes.
+                guard listed == seen[index] else {
+                    if !listed.path.utf8.elementsEqual(seen[index].path.utf8) {
+                        throw invalid("archive entry '\(seen[index].path)' is not where the manifest lists '\(listed.path)'")
+                    }
+                    throw invalid("entry '\(listed.path)' differs from the manifest (size, mode, mtime or SHA-256)")
                 }
-                throw invalid("entry '\(listed.path)' differs from the manifest (size, mode, mtime or SHA-256)")
+                index += 1
             }
+        } catch let error as VaultError {
+            throw error
+        } catch {
+            throw invalid("manifest is not valid JSON of \(Manifest.formatName)")
         }
-        if seen.count > manifest.entries.count {
-            throw invalid("entry '\(seen[manifest.entries.count].path)' is not listed in the manifest")
+        guard top.format.utf8.elementsEqual(Manifest.formatName.utf8) else { throw invalid("manifest format '\(top.format)' is unknown") }
+        guard top.bundleId.utf8.elementsEqual(header.bundleIdHex.utf8), top.userId.utf8.elementsEqual(header.userId.rawValue.utf8) else {
+            throw invalid("manifest names bundle \(top.bundleId) of user \(top.userId), not this bundle")
         }
-        return manifest
+        if seen.count > index {
+            throw invalid("entry '\(seen[index].path)' is not listed in the manifest")
+        }
+        return Manifest(bundleId: top.bundleId, userId: top.userId, entries: seen)
     }
 }
 
