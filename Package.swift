@@ -24,8 +24,10 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         // The PKCS#11 header only (Debian: libp11-kit-dev); token modules are dlopen'ed at run time, never linked.
         .systemLibrary(name: "CPKCS11", pkgConfig: "p11-kit-1", providers: [.apt(["libp11-kit-dev"])]),
-        // libcurl for the S3 client (Debian: libcurl4-openssl-dev); shim.h wraps its variadic setopt/getinfo.
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl for the S3 client (Debian: libcurl4-openssl-dev for the header; libcurl4 at run time): shim.h loads
+        // it with dlopen at the first S3 request (not linked, so other commands never map it) and wraps its variadic
+        // setopt/getinfo.
+        .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // The only importer of COpenSSL.
         .target(name: "VaultCrypto", dependencies: ["COpenSSL"]),

@@ -18,6 +18,7 @@ final class ZstdCompressionContext {
         // From here on a throw runs deinit, which frees both resources.
         try setParameter(ZSTD_c_compressionLevel, level)
         try setParameter(ZSTD_c_checksumFlag, 1)
+        try setParameter(ZSTD_c_windowLog, 20)
         // workers 0: compress on the calling thread. Otherwise zstd's own threads compress jobs of `jobSize`
         // bytes in parallel (still one frame; memory grows with workers × jobSize, not with the input). A
         // libzstd built without threads refuses nbWorkers ≥ 1: then compress on the calling thread.

@@ -8,14 +8,19 @@ final class CurlConnection {
     /// CURLOPT_ERRORBUFFER: libcurl writes its detailed message here during `perform`.
     private let errorBuffer: UnsafeMutablePointer<CChar>
 
-    /// `curl_global_init`, once per process, before the first handle (it is not thread-safe to race it).
-    private static let globalInit: CURLcode = curl_global_init(Int(CURL_GLOBAL_ALL))
+    /// Loading libcurl (shim.h: dlopen at the first S3 request) and `curl_global_init`, once per process, before the
+    /// first handle (neither may be raced); nil, or why it failed.
+    private static let setUp: String? = {
+        if let failure = shredvault_curl_load() { return String(cString: failure) }
+        let code = shredvault_curl_global_init(Int(CURL_GLOBAL_ALL))
+        return code == CURLE_OK ? nil : "curl_global_init failed: \(text(code))"
+    }()
 
     init() throws {
-        guard Self.globalInit == CURLE_OK else {
-            throw TransportFailure(phase: .local, reason: "curl_global_init failed: \(Self.text(Self.globalInit))", retryable: false)
+        if let failure = Self.setUp {
+            throw TransportFailure(phase: .local, reason: failure, retryable: false)
         }
-        guard let handle = curl_easy_init() else {
+        guard let handle = shredvault_curl_easy_init() else {
             throw TransportFailure(phase: .local, reason: "curl_easy_init failed", retryable: false)
         }
         self.handle = handle
@@ -24,7 +29,7 @@ final class CurlConnection {
     }
 
     deinit {
-        curl_easy_cleanup(handle)
+        shredvault_curl_easy_cleanup(handle)
         errorBuffer.deallocate()
     }
 
@@ -35,19 +40,19 @@ final class CurlConnection {
         _ request: HTTPRequest, settings: TransportSettings,
         onHead: (HTTPResponseHead) throws -> Void, onBody: (UnsafeRawBufferPointer) throws -> Void
     ) throws -> (head: HTTPResponseHead, errorBody: [UInt8]) {
-        curl_easy_reset(handle)
+        shredvault_curl_easy_reset(handle)
         errorBuffer[0] = 0
         return try withoutActuallyEscaping(onHead) { onHead in try withoutActuallyEscaping(onBody) { onBody in
             let exchange = Exchange(body: request.body, onHead: onHead, onBody: onBody)
             var headerList: UnsafeMutablePointer<curl_slist>? = nil
-            defer { curl_slist_free_all(headerList) }
+            defer { shredvault_curl_slist_free_all(headerList) }
             // libcurl would add "Expect: 100-continue" to larger bodies (a 1 s wait on some servers) and, for
             // uploads, "Transfer-Encoding"/"Content-Type" headers nobody signed: suppress what we do not send.
             for (name, value) in request.headers where (name + value).contains(where: { $0 == "\r" || $0 == "\n" }) {
                 throw TransportFailure(phase: .local, reason: "header \(name) contains a line break", retryable: false)
             }
             for line in request.headers.map({ "\($0.name): \($0.value)" }) + ["Expect:", "Accept:"] {
-                guard let appended = curl_slist_append(headerList, line) else {
+                guard let appended = shredvault_curl_slist_append(headerList, line) else {
                     throw TransportFailure(phase: .local, reason: "curl_slist_append failed", retryable: false)
                 }
                 headerList = appended
@@ -88,7 +93,7 @@ final class CurlConnection {
                 try set(CURLOPT_CUSTOMREQUEST, string: request.method)
             }
 
-            let code = curl_easy_perform(handle)
+            let code = shredvault_curl_easy_perform(handle)
             if let sinkError = exchange.sinkError { throw SinkFailure(underlying: sinkError) }
             guard code == CURLE_OK else { throw failure(code) }
             var status = 0
@@ -138,7 +143,7 @@ final class CurlConnection {
         }
     }
 
-    private static func text(_ code: CURLcode) -> String { String(cString: curl_easy_strerror(code)) }
+    private static func text(_ code: CURLcode) -> String { String(cString: shredvault_curl_easy_strerror(code)) }
 }
 
 /// The state of one exchange, reached from libcurl's callbacks through their userdata pointer.

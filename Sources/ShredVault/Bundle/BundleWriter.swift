@@ -406,7 +406,6 @@ final class FollowingReader: ByteSource, @unchecked Sendable {
 private final class TreeWalker {
     struct Planned {
         var relative: String
-        var full: String
         var status: FileStatus
     }
 
@@ -437,10 +436,10 @@ private final class TreeWalker {
                 guard let st = try readingSource({ try Posix.status(full) }) else { throw disappeared(full) }
                 switch st.kind {
                 case .directory:
-                    entries.append(Planned(relative: rel, full: full, status: st))
+                    entries.append(Planned(relative: rel, status: st))
                     try visit(rel)
                 case .regular:
-                    entries.append(Planned(relative: rel, full: full, status: st))
+                    entries.append(Planned(relative: rel, status: st))
                     fileBytes += st.size
                     largestFile = max(largestFile, st.size)
                 case .symlink:
@@ -478,7 +477,7 @@ private final class TreeWalker {
                 try tar.addDirectory(path: Manifest.dataPrefix + entry.relative, mode: mode, mtime: entry.status.mtime)
                 entries.append(.init(path: entry.relative, type: .dir, size: 0, mode: mode, mtime: entry.status.mtime, sha256: nil))
             } else {
-                try addFile(entry.relative, full: entry.full)
+                try addFile(entry.relative, full: root + "/" + entry.relative)
             }
         }
     }
