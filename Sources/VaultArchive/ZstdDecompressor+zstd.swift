@@ -1,6 +1,11 @@
 import CZstd
+import Synchronization
 
 /// Owns one `ZSTD_DCtx` and its reusable input buffer; every zstd call made for ``ZstdDecompressor``.
+///
+/// Released contexts go back to a small process-wide pool and are reused, reset to a new frame
+/// (`ZSTD_reset_session_only`, which also clears any error): verifying or restoring many bundles does not allocate
+/// and fault in a fresh window for each (issue 15).
 final class ZstdDecompressionContext {
     private let dctx: OpaquePointer
     private let input: UnsafeMutableRawBufferPointer
@@ -8,7 +13,22 @@ final class ZstdDecompressionContext {
     private var inputStart = 0
     private var inputEnd = 0
 
+    private struct Pooled: @unchecked Sendable {
+        var dctx: OpaquePointer
+        var input: UnsafeMutableRawBufferPointer
+    }
+
+    /// At most this many idle contexts are kept.
+    private static let poolLimit = 4
+    private static let pool = Mutex<[Pooled]>([])
+
     init() throws {
+        if let reused = Self.pool.withLock({ $0.popLast() }) {
+            dctx = reused.dctx
+            input = reused.input
+            try checkZstd(ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only), "ZSTD_DCtx_reset")
+            return
+        }
         guard let dctx = ZSTD_createDCtx() else {
             throw ArchiveError.zstd(function: "ZSTD_createDCtx", message: "could not allocate a decompression context")
         }
@@ -17,6 +37,13 @@ final class ZstdDecompressionContext {
     }
 
     deinit {
+        let entry = Pooled(dctx: dctx, input: input)
+        let kept = Self.pool.withLock { pool -> Bool in
+            guard pool.count < Self.poolLimit else { return false }
+            pool.append(entry)
+            return true
+        }
+        if kept { return }
         ZSTD_freeDCtx(dctx)
         input.deallocate()
     }

@@ -212,6 +212,43 @@ final class ZstdStreamTests: XCTestCase {
         XCTAssertEqual(calls, 1)
     }
 
+    /// Contexts are pooled and reused (issue 15). A compressor abandoned mid-frame, one whose sink failed, and a
+    /// decompressor that failed on a corrupt frame leave nothing behind: every later stream, of either shape, is
+    /// exactly one standard frame that round-trips, whichever pooled context it gets.
+    func testReusedContextsStartEveryStreamClean() throws {
+        let input = compressibleBytes(3 << 20)
+        for workers: Int32 in [0, 1] {
+            // Abandoned after half the input, never finished.
+            do {
+                let abandoned = try ZstdCompressor(level: 3, workers: workers, jobSize: 512 << 10) { _ in }
+                try input.withUnsafeBytes { try abandoned.write(UnsafeRawBufferPointer(rebasing: $0[0..<(input.count / 2)])) }
+            }
+            // Its sink failed mid-frame.
+            do {
+                let failing = try ZstdCompressor(level: 3, workers: workers, jobSize: 512 << 10) { _ in throw InjectedFailure(tag: "sink") }
+                XCTAssertThrowsError(try input.withUnsafeBytes { try failing.write($0); try failing.finish() })
+            }
+            // A level changed mid-frame, then the stream finished: the next stream starts at its own level again.
+            for round in 0..<3 {
+                var frame = [UInt8]()
+                let compressor = try ZstdCompressor(level: round == 1 ? 1 : 3, workers: workers, jobSize: 512 << 10) { frame.append(contentsOf: $0) }
+                try input.withUnsafeBytes { all in
+                    try compressor.write(UnsafeRawBufferPointer(rebasing: all[0..<(all.count / 2)]))
+                    if compressor.canChangeLevel { try compressor.changeLevel(-5) }
+                    try compressor.write(UnsafeRawBufferPointer(rebasing: all[(all.count / 2)...]))
+                }
+                try compressor.finish()
+                XCTAssertEqual(try zstdDecompress(frame, readSizes: [65_537]), input, "workers \(workers), round \(round)")
+            }
+        }
+        // A decompressor that failed on a corrupted frame, then clean frames through the pooled contexts.
+        var corrupt = try zstdCompress(input)
+        corrupt[corrupt.count / 2] ^= 0x40
+        XCTAssertThrowsError(try zstdDecompress(corrupt, readSizes: [65_537]))
+        let frame = try zstdCompress(input)
+        for _ in 0..<3 { XCTAssertEqual(try zstdDecompress(frame, readSizes: [4093]), input) }
+    }
+
     func testFinishIsIdempotent() throws {
         var output = [UInt8]()
         let compressor = try ZstdCompressor { output.append(contentsOf: $0) }
