@@ -38,8 +38,8 @@ public final class CobblestoneDecryptor {
         }
         pendingKey = (inputKey.slice(0..<inputKey.count), context)
         self.source = source
-        sealed = .allocate(byteCount: Cobblestone256.sealedChunkSize, alignment: 16)
-        plaintext = .allocate(byteCount: Cobblestone256.chunkSize, alignment: 16)
+        sealed = BufferPool.take(Cobblestone256.sealedChunkSize)
+        plaintext = BufferPool.take(Cobblestone256.chunkSize)
     }
 
     /// Raw mode (tests only): chunks under an explicit AEAD key and base nonce, with no header.
@@ -50,14 +50,13 @@ public final class CobblestoneDecryptor {
         aead = try AESGCM256(key: aeadKey)
         self.baseNonce = baseNonce
         self.source = source
-        sealed = .allocate(byteCount: Cobblestone256.sealedChunkSize, alignment: 16)
-        plaintext = .allocate(byteCount: Cobblestone256.chunkSize, alignment: 16)
+        sealed = BufferPool.take(Cobblestone256.sealedChunkSize)
+        plaintext = BufferPool.take(Cobblestone256.chunkSize)
     }
 
     deinit {
-        cleanse(plaintext)
-        plaintext.deallocate()
-        sealed.deallocate()
+        BufferPool.give(plaintext)  // zeroed there
+        BufferPool.give(sealed)
     }
 
     /// Reads the 56-byte header and checks the key commitment, so a wrong key or context fails

@@ -45,14 +45,13 @@ public final class CobblestoneEncryptor {
         self.baseNonce = baseNonce
         nonce = baseNonce
         self.sink = sink
-        plaintext = .allocate(byteCount: Cobblestone256.chunkSize, alignment: 16)
-        sealed = .allocate(byteCount: Cobblestone256.sealedChunkSize, alignment: 16)
+        plaintext = BufferPool.take(Cobblestone256.chunkSize)
+        sealed = BufferPool.take(Cobblestone256.sealedChunkSize)
     }
 
     deinit {
-        cleanse(plaintext)
-        plaintext.deallocate()
-        sealed.deallocate()
+        BufferPool.give(plaintext)  // zeroed there
+        BufferPool.give(sealed)
     }
 
     /// Encrypts `bytes`, passing every completed chunk to the sink. Throws the sink's error, or

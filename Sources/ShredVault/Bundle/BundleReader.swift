@@ -311,8 +311,8 @@ private struct PayloadWalker {
 
     /// Walks every entry; returns the manifest bytes (the last entry).
     mutating func walkEntries() throws -> [UInt8] {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BundleReader.bufferSize, alignment: 16)
-        defer { buffer.deallocate() }
+        let buffer = BufferPool.take(BundleReader.bufferSize)
+        defer { BufferPool.give(buffer) }
         while let entry = try tar.nextEntry() {
             if entry.path.utf8.elementsEqual(Manifest.entryPath.utf8) {
                 guard entry.kind == .file else { throw invalid("manifest entry is not a regular file") }

@@ -414,14 +414,14 @@ private final class TreeWalker {
     var entries: [Manifest.Entry] = []
     /// Adaptive compression: called with each file's size and its first read (at most 1 MiB) before its tar entry.
     var chooseLevel: ((Int64, UnsafeRawBufferPointer) throws -> Void)?
-    private let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: BundleWriter.readBufferSize, alignment: 16)
+    private let buffer = BufferPool.take(BundleWriter.readBufferSize)
 
     init(root: String, tar: TarWriter) {
         self.root = root
         self.tar = tar
     }
 
-    deinit { buffer.deallocate() }
+    deinit { BufferPool.give(buffer) }
 
     /// Every entry below `root` in write order, and the bytes of its regular files (lstat sizes).
     static func plan(root: String) throws -> (entries: [Planned], fileBytes: Int64, largestFile: Int64) {

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CPosix
+import VaultCrypto
 
 // Every POSIX call of the ShredVault library goes through this file, and every failure becomes
 // `VaultError.io(operation:path:errno:)` naming the call.
@@ -161,10 +162,10 @@ final class BufferedOutput {
 
     init(_ file: FileDescriptor, capacity: Int = 1 << 20) {
         self.file = file
-        self.buffer = .allocate(byteCount: capacity, alignment: 16)
+        self.buffer = BufferPool.take(capacity)
     }
 
-    deinit { buffer.deallocate() }
+    deinit { BufferPool.give(buffer) }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws {
         bytesWritten += UInt64(bytes.count)
@@ -235,10 +236,10 @@ final class BufferedInput {
 
     init(_ file: any ByteSource, capacity: Int = 1 << 18) {
         self.file = file
-        self.buffer = .allocate(byteCount: capacity, alignment: 16)
+        self.buffer = BufferPool.take(capacity)
     }
 
-    deinit { buffer.deallocate() }
+    deinit { BufferPool.give(buffer) }
 
     func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
         if start == end {
