@@ -42,8 +42,10 @@
  * without creating them (open, open64, openat, openat64 without O_CREAT/O_TMPFILE) whose path ends in SUFFIX:
  *   CHAOS_OPEN_FAIL   ERRNO:SUFFIX (ERRNO one of ENOENT, EACCES, EIO): the open fails with that errno, as for a
  *                     file that vanished after it was listed, one that may not be read, or a failing disk
- *   CHAOS_READ_FLIP   SUFFIX: every read() from the first descriptor opened on such a path returns its bytes with
- *                     the last one inverted, as a disk or cache that does not return what was written (one file)
+ *   CHAOS_READ_FLIP   SUFFIX: every read() and pread() from the first descriptor opened on a path that contains
+ *                     SUFFIX (so also a temporary ".NAME.svb.partial-..." being read back while it is written) returns
+ *                     its bytes with the last one inverted, as a disk or cache that does not return what was
+ *                     written (one file)
  *
  * Only the process that loaded the shim first acts: the constructor removes LD_PRELOAD from the environment, so
  * any child process runs without the shim. The counter is atomic; the shim allocates nothing on the fault path
@@ -104,6 +106,8 @@ static int (*real_openat)(int, const char *, int, ...);
 static int (*real_openat64)(int, const char *, int, ...);
 static int (*real_rmdir)(const char *);
 static ssize_t (*real_read)(int, void *, size_t);
+static ssize_t (*real_pread)(int, void *, size_t, off_t);
+static ssize_t (*real_pread64)(int, void *, size_t, off_t);
 static int (*real_close)(int);
 
 #define RESOLVE(name) do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
@@ -357,7 +361,7 @@ static int read_flip_used = 0;
 static int note_opened(int fd, const char *path, int flags) {
     if (fd < 0 || fd >= 4096) return fd;
     flip_fd[fd] = 0;
-    if (read_flip_suffix[0] && !CREATES(flags) && ends_with(path, read_flip_suffix) && !__atomic_exchange_n(&read_flip_used, 1, __ATOMIC_SEQ_CST))
+    if (read_flip_suffix[0] && !CREATES(flags) && path && strstr(path, read_flip_suffix) && !__atomic_exchange_n(&read_flip_used, 1, __ATOMIC_SEQ_CST))
         flip_fd[fd] = 1;
     return fd;
 }
@@ -365,6 +369,20 @@ static int note_opened(int fd, const char *path, int flags) {
 ssize_t read(int fd, void *buf, size_t count) {
     RESOLVE(read);
     ssize_t n = real_read(fd, buf, count);
+    if (n > 0 && fd >= 0 && fd < 4096 && flip_fd[fd]) ((unsigned char *)buf)[n - 1] ^= 0xff;
+    return n;
+}
+
+ssize_t pread(int fd, void *buf, size_t count, off_t offset) {
+    RESOLVE(pread);
+    ssize_t n = real_pread(fd, buf, count, offset);
+    if (n > 0 && fd >= 0 && fd < 4096 && flip_fd[fd]) ((unsigned char *)buf)[n - 1] ^= 0xff;
+    return n;
+}
+
+ssize_t pread64(int fd, void *buf, size_t count, off_t offset) {
+    RESOLVE(pread64);
+    ssize_t n = real_pread64(fd, buf, count, offset);
     if (n > 0 && fd >= 0 && fd < 4096 && flip_fd[fd]) ((unsigned char *)buf)[n - 1] ^= 0xff;
     return n;
 }

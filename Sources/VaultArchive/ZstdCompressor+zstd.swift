@@ -63,13 +63,15 @@ final class ZstdCompressionContext {
         failed = true
         try setParameter(ZSTD_c_compressionLevel, level)
         try setParameter(ZSTD_c_checksumFlag, 1)
-        // A 1 MiB window (vault-format.md §2.4): less memory for the workers' buffers and for every reader.
-        try setParameter(ZSTD_c_windowLog, 20)
         // workers 0: compress on the calling thread. Otherwise zstd's own threads compress jobs of `jobSize`
         // bytes in parallel (still one frame; memory grows with workers × jobSize, not with the input). A
         // libzstd built without threads refuses nbWorkers ≥ 1: then compress on the calling thread.
         if workers > 0, ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers)) == 0 {
             try setParameter(ZSTD_c_jobSize, jobSize)
+            // A 1 MiB window for the big trees compressed with workers (vault-format.md §2.4): less memory for the
+            // workers' buffers and for every reader of the bundle. Single-threaded frames keep zstd's own choice
+            // (their bytes are the known-answer vectors').
+            try setParameter(ZSTD_c_windowLog, 20)
             multithreaded = true
         } else {
             try setParameter(ZSTD_c_nbWorkers, 0)
