@@ -68,9 +68,10 @@ final class ZstdCompressionContext {
         // libzstd built without threads refuses nbWorkers ≥ 1: then compress on the calling thread.
         if workers > 0, ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, workers)) == 0 {
             try setParameter(ZSTD_c_jobSize, jobSize)
-            // A 1 MiB window for the big trees compressed with workers (vault-format.md §2.4): less memory for the
-            // workers' buffers and for every reader of the bundle. Single-threaded frames keep zstd's own choice
-            // (their bytes are the known-answer vectors').
+            // A 1 MiB window for frames compressed with workers (vault-format.md §2.4: trees of 64 MiB or more, and
+            // adaptive compression, which needs a worker to change levels): less memory for the workers' buffers and
+            // for every reader of the bundle. Single-threaded frames keep zstd's own choice (their bytes are the
+            // known-answer vectors').
             try setParameter(ZSTD_c_windowLog, 20)
             multithreaded = true
         } else {
