@@ -103,26 +103,18 @@ extension Vault {
         try verifyProvenance(record, prefix: prefix)
     }
 
+    /// SHA-256 of a whole file.
     func fileSHA256(_ path: String) throws -> [UInt8] {
-        try fileSHA256(path, keepingFirst: 0).sha256
-    }
-
-    /// `fileSHA256` that also returns the file's first `count` bytes (fewer when the file is shorter) from the same
-    /// read, so a caller that needs both a file's hash and its head reads it once.
-    func fileSHA256(_ path: String, keepingFirst count: Int) throws -> (sha256: [UInt8], head: [UInt8]) {
         let file = try FileDescriptor(open: path, flags: O_RDONLY)
         let hash = try SHA256()
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
         defer { buffer.deallocate() }
-        var head: [UInt8] = []
         while true {
             let n = try file.read(into: buffer)
             if n == 0 { break }
-            let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            if head.count < count { head += chunk.prefix(count - head.count) }
-            try hash.update(chunk)
+            try hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         }
-        return (try hash.finalize(), head)
+        return try hash.finalize()
     }
 
     /// Removes a bundle file if present; fsyncs its directory.

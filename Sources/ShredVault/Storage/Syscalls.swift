@@ -32,27 +32,6 @@ final class FileDescriptor {
         self.fd = result
     }
 
-    /// Adopts an open descriptor (closed in deinit); `path` names it in errors.
-    private init(adopting fd: Int32, path: String) {
-        self.path = path
-        self.fd = fd
-    }
-
-    /// A pipe (both ends close-on-exec: the job runs no child processes; set right after creation) whose buffer is enlarged to `capacity` bytes when the kernel allows; `path`
-    /// names both ends in errors.
-    static func pipe(path: String, capacity: Int32 = 1 << 20) throws -> (read: FileDescriptor, write: FileDescriptor) {
-        var fds: [Int32] = [-1, -1]
-        guard Glibc.pipe(&fds) == 0 else { throw VaultError.io(operation: "pipe", path: path, errno: errno) }
-        let (read, write) = (FileDescriptor(adopting: fds[0], path: path), FileDescriptor(adopting: fds[1], path: path))
-        for fd in fds where fcntl(fd, F_SETFD, FD_CLOEXEC) != 0 {
-            throw VaultError.io(operation: "fcntl", path: path, errno: errno)
-        }
-        // F_SETPIPE_SZ (1031, <fcntl.h> under _GNU_SOURCE): advisory; a refusal (above pipe-max-size) only means
-        // smaller writes.
-        _ = fcntl(fds[1], 1031, capacity)
-        return (read, write)
-    }
-
     deinit { if fd >= 0 { _ = Glibc.close(fd) } }
 
     /// Reads up to `buffer.count` bytes; 0 at end of file.
