@@ -30,7 +30,8 @@ let package = Package(
         .systemLibrary(name: "CCurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // The only importer of COpenSSL.
-        .target(name: "VaultCrypto", dependencies: ["COpenSSL"]),
+        .target(name: "CSHA256", dependencies: ["COpenSSL"]),
+        .target(name: "VaultCrypto", dependencies: ["COpenSSL", "CSHA256"]),
         // The only importer of CArchive, CZstd and CZlib.
         .target(name: "VaultArchive", dependencies: ["CArchive", "CZstd", "CZlib"]),
         // The destruction root in a PKCS#11 token (SoftHSM2 in tests): the only importer of CPKCS11.

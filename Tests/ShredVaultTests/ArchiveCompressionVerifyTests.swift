@@ -127,6 +127,43 @@ final class ArchiveCompressionVerifyTests: XCTestCase {
         }
     }
 
+    /// The verifier and restore hash the bundle file paired with the files inside it (one thread, `SHA256.lend`): the
+    /// hashes are the same as hashed one at a time, pairs really happen on a CPU with the SHA extensions, and a file
+    /// that is not the catalog's is still refused.
+    func testFileHashesPairedWithContentHashesAreTheFileAndContentsHashes() throws {
+        defer { SHA256.setPairing(true) }
+        let dir = try makeTemporaryDirectory(self)
+        let src = try makeMixedSource(dir)
+        for pairing in [true, false] {
+            SHA256.setPairing(pairing)
+            let name = pairing ? "paired" : "alone"
+            let before = SHA256.pairedBlocks
+            let sealed = try BundleWriter.seal(source: src, header: testHeader(), dataKey: testKey, to: dir + "/\(name).svb",
+                                               compression: .automatic, syncDirectory: true, deferSync: false, verifyPipelined: true)
+            let onDisk = try Array(Data(contentsOf: URL(fileURLWithPath: dir + "/\(name).svb")))
+            XCTAssertEqual(sealed.fileSHA256, try SHA256.hash(onDisk), name)
+            let afterSeal = SHA256.pairedBlocks
+            let (_, manifest) = try BundleReader.extract(path: dir + "/\(name).svb", dataKey: testKey, to: dir + "/\(name)-out",
+                                                         pipeline: .never, expectedSHA256: sealed.fileSHA256)
+            XCTAssertEqual(manifest, sealed.manifest, name)
+            XCTAssertEqual(try TreeSnapshot(dir + "/\(name)-out"), try TreeSnapshot(src), name)
+            if pairing && SHA256.pairsTogether {
+                // The files hold about 1.4 MB: most of the bundle's blocks go in pairs, both when verified and restored.
+                XCTAssertGreaterThan(afterSeal - before, UInt64(onDisk.count / 64 / 2), "the verifier paired")
+                XCTAssertGreaterThan(SHA256.pairedBlocks - afterSeal, UInt64(onDisk.count / 64 / 2), "restore paired")
+            } else {
+                XCTAssertEqual(SHA256.pairedBlocks, before, name)
+            }
+            var wrong = sealed.fileSHA256
+            wrong[0] ^= 1
+            XCTAssertThrowsError(try BundleReader.extract(path: dir + "/\(name).svb", dataKey: testKey, to: dir + "/\(name)-x",
+                                                          pipeline: .never, expectedSHA256: wrong), name) { error in
+                XCTAssertTrue("\(error)".contains("differs from the catalog"), "\(error)")
+            }
+            XCTAssertFalse(Posix.exists(dir + "/\(name)-x"))
+        }
+    }
+
     /// `FollowingReader` never reads past what the writer reported, waits for more, ends only when told, and reports a
     /// file truncated under it.
     func testFollowingReaderReadsOnlyWhatWasWritten() throws {

@@ -158,11 +158,13 @@ public enum BundleReader {
             for stage in stages { stage.join() }
         }
         do {
-            let input = BufferedInput(file)
+            let threaded = pipeline.enabled(bundleSize: bundleSize)
+            // On one thread, the file's hash (restore, the archive's verifier) is computed paired with the files'
+            // hashes: each buffer read is lent to it and hashed together with the plaintext that follows.
+            let input = BufferedInput(file, lend: !threaded)
             let decryptor = try CobblestoneDecryptor(inputKey: dataKey, context: headerBytes) { try input.read(into: $0) }
             // The commitment is checked here, on the caller's thread, before any thread starts.
             try decryptor.verifyCommitment()
-            let threaded = pipeline.enabled(bundleSize: bundleSize)
             /// Runs `source` on a thread of its own when `threaded`; each stage sees the same bytes and errors.
             func ahead(_ name: String, _ source: @escaping (UnsafeMutableRawBufferPointer) throws -> Int)
                 -> (UnsafeMutableRawBufferPointer) throws -> Int {
@@ -177,7 +179,7 @@ public enum BundleReader {
             let decompressor = try ZstdDecompressor(source: plaintext)
             let tarBytes = ahead("sv-unzstd") { try decompressor.read(into: $0) }
             let tar = try TarReader(source: tarBytes)
-            var walker = PayloadWalker(path: path, tar: tar, sink: sink)
+            var walker = PayloadWalker(path: path, tar: tar, sink: sink, lender: input.lender)
             let manifestBytes = try walker.walkEntries()
             try tar.finish()
             if let hashing = file as? HashingSource { try hashing.finish() }
@@ -197,9 +199,9 @@ public enum BundleReader {
 
 /// A bundle file read through a SHA-256: `finish()` reads whatever is left and requires the hash of the whole file to
 /// equal `expected` (restore checks the file against the catalog while it decrypts it, vault-format.md §3.10).
-final class HashingSource: ByteSource {
+final class HashingSource: LendingSource {
     private let file: FileDescriptor
-    private let hash: SHA256
+    let hasher: SHA256
     private let expected: [UInt8]
     private var outcome: Result<Void, Error>?
     var path: String { file.path }
@@ -207,12 +209,20 @@ final class HashingSource: ByteSource {
     init(_ file: FileDescriptor, expected: [UInt8]) throws {
         self.file = file
         self.expected = expected
-        hash = try SHA256()
+        hasher = try SHA256()
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try hasher.settle()
         let n = try file.read(into: buffer)
-        try hash.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        try hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        return n
+    }
+
+    func readLending(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try hasher.settle()
+        let n = try file.read(into: buffer)
+        try hasher.lend(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
         return n
     }
 
@@ -224,7 +234,7 @@ final class HashingSource: ByteSource {
                 let scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 1 << 20, alignment: 16)
                 defer { scratch.deallocate() }
                 while try read(into: scratch) > 0 {}
-                guard try hash.finalize() == expected else {
+                guard try hasher.finalize() == expected else {
                     throw VaultError.bundleMismatch(path: path, reason: "its SHA-256 differs from the catalog (modified or replaced)")
                 }
             }
@@ -293,6 +303,9 @@ private struct PayloadWalker {
     let path: String
     let tar: TarReader
     let sink: EntrySink
+    /// The hasher that lent the bytes last read from the file, on this thread (`BufferedInput.lender`): each file's
+    /// SHA-256 is computed paired with them.
+    let lender: SHA256?
     var seen: [Manifest.Entry] = []
     var seenPaths: Set<[UInt8]> = []
     var directories: Set<[UInt8]> = []
@@ -301,10 +314,11 @@ private struct PayloadWalker {
     /// size of 8 GiB or more, an mtime outside the ustar range).
     static let paxKeywords: Set<String> = ["path", "size", "mtime"]
 
-    init(path: String, tar: TarReader, sink: EntrySink) {
+    init(path: String, tar: TarReader, sink: EntrySink, lender: SHA256?) {
         self.path = path
         self.tar = tar
         self.sink = sink
+        self.lender = lender
     }
 
     func invalid(_ reason: String) -> VaultError { .invalidContents(path: path, reason: reason) }
@@ -363,7 +377,7 @@ private struct PayloadWalker {
                 let n = try tar.readData(into: buffer)
                 if n == 0 { break }
                 let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-                try hash.update(chunk)
+                try hash.update(chunk, pairedWith: lender)
                 try sink.write(chunk)
                 total += Int64(n)
             }

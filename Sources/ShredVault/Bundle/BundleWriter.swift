@@ -321,7 +321,7 @@ private final class FileVerifier: @unchecked Sendable {
 /// Reads a file that another thread is writing, in order, never past what the writer reported written
 /// (`advance(to:)`): a read waits for more bytes, and returns 0 only once the writer called `end()` and every byte was
 /// read. What it reads is hashed (SHA-256) and its first bytes kept.
-final class FollowingReader: ByteSource, @unchecked Sendable {
+final class FollowingReader: LendingSource, @unchecked Sendable {
     struct Cancelled: Error {}
 
     let path: String
@@ -333,7 +333,7 @@ final class FollowingReader: ByteSource, @unchecked Sendable {
     private var cancelled = false
     // Reader only:
     private var offset: UInt64 = 0
-    private let hash: SHA256
+    let hasher: SHA256
     private let keep: Int
     private(set) var head: [UInt8] = []
 
@@ -341,7 +341,7 @@ final class FollowingReader: ByteSource, @unchecked Sendable {
         self.file = try FileDescriptor(open: file, flags: O_RDONLY | O_NOFOLLOW)
         self.path = path
         self.keep = keep
-        hash = try SHA256()
+        hasher = try SHA256()
     }
 
     /// Writer: the first `count` bytes of the file are written.
@@ -369,6 +369,16 @@ final class FollowingReader: ByteSource, @unchecked Sendable {
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try read(into: buffer, lending: false)
+    }
+
+    func readLending(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try read(into: buffer, lending: true)
+    }
+
+    private func read(into buffer: UnsafeMutableRawBufferPointer, lending: Bool) throws -> Int {
+        // Bytes lent by the previous read may be in `buffer`: hash them before it is overwritten.
+        try hasher.settle()
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         condition.lock()
         while available == offset && !ended && !cancelled { condition.wait() }
@@ -391,13 +401,13 @@ final class FollowingReader: ByteSource, @unchecked Sendable {
         }
         let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
         if head.count < keep { head += chunk.prefix(keep - head.count) }
-        try hash.update(chunk)
+        if lending { try hasher.lend(chunk) } else { try hasher.update(chunk) }
         offset += UInt64(n)
         return n
     }
 
     /// SHA-256 of every byte read.
-    func finalize() throws -> [UInt8] { try hash.finalize() }
+    func finalize() throws -> [UInt8] { try hasher.finalize() }
 }
 
 /// Depth-first walk in byte order of names: `plan` lists and checks every entry (symlinks, devices, FIFOs and

@@ -206,25 +206,54 @@ extension ByteSource {
 
 extension FileDescriptor: ByteSource {}
 
+/// A source that hashes every byte it reads (the bundle file's SHA-256) and can instead lend a read to its hasher
+/// (`SHA256.lend`), so that the bytes are hashed later, paired with the plaintext hashed on the same thread.
+protocol LendingSource: ByteSource {
+    /// The hasher of the bytes read.
+    var hasher: SHA256 { get }
+    /// Reads like `read(into:)`, but lends the bytes to `hasher` instead of hashing them at once. Before it reads,
+    /// it settles what was lent before; the caller keeps `buffer` unchanged until its next read from this source or
+    /// `hasher.settle()`.
+    func readLending(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+}
+
 /// A file read through a large buffer (bundle input).
 final class BufferedInput {
     let file: any ByteSource
+    private let lending: (any LendingSource)?
     private var buffer: UnsafeMutableRawBufferPointer
     private var start = 0
     private var end = 0
 
-    init(_ file: any ByteSource, capacity: Int = 1 << 18) {
+    /// - Parameter lend: when `file` is a `LendingSource`, lend every buffer it fills to its hasher
+    ///   (`lender`): the bytes stay in the buffer until the next fill, and are settled before that fill and when
+    ///   this input goes away.
+    init(_ file: any ByteSource, capacity: Int = 1 << 18, lend: Bool = false) {
         self.file = file
+        self.lending = lend ? file as? any LendingSource : nil
         self.buffer = BufferPool.take(capacity)
     }
 
-    deinit { BufferPool.give(buffer) }
+    /// The hasher whose lent bytes are in this input's buffer, if any: hash plaintext with
+    /// `update(_:pairedWith: lender)` on the thread that reads this input.
+    var lender: SHA256? { lending?.hasher }
+
+    deinit {
+        // Hash what is still lent before the buffer is zeroed; a failure here stays in the hasher and fails its
+        // digest (csha256.h), so it is never lost.
+        try? lending?.hasher.settle()
+        BufferPool.give(buffer)
+    }
 
     func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
         if start == end {
             if out.count >= buffer.count { return try file.read(into: out) }
             start = 0
-            end = try file.read(into: buffer)
+            if let lending {
+                end = try lending.readLending(into: buffer)
+            } else {
+                end = try file.read(into: buffer)
+            }
             if end == 0 { return 0 }
         }
         let n = min(out.count, end - start)
