@@ -249,6 +249,46 @@ final class ZstdStreamTests: XCTestCase {
         for _ in 0..<3 { XCTAssertEqual(try zstdDecompress(frame, readSizes: [4093]), input) }
     }
 
+    /// `changeLevel(_:fewMatches:)`: the tuned match finder changes the bytes of the jobs after it within the frame (so
+    /// libzstd applied it), the frame still decodes, and a pooled context does not carry it into the next stream.
+    func testFewMatchesTuningTakesEffectWithinTheFrameAndIsNotPooled() throws {
+        // 16-bit PCM-like samples: a slow sine plus noise, few repeats (like the call corpus's WAV files).
+        var rng: UInt64 = 0x2545_F491_4F6C_DD1D
+        var input = [UInt8]()
+        input.reserveCapacity(4 << 20)
+        for i in 0..<(2 << 20) {
+            rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17
+            // Speech-like bursts with quiet gaps (near-silence repeats, the rest barely does).
+            let loud = (i / 16_000) % 3 != 2
+            let sample = Int16(truncatingIfNeeded: loud ? Int(8000 * sin(Double(i) / 40)) + Int(rng % 64) - 32 : Int(rng % 3) - 1)
+            input.append(UInt8(truncatingIfNeeded: sample))
+            input.append(UInt8(truncatingIfNeeded: sample >> 8))
+        }
+        func frame(fewMatches: Bool?) throws -> [UInt8] {
+            var out = [UInt8]()
+            let compressor = try ZstdCompressor(level: 3, workers: 1, jobSize: 512 << 10) { out.append(contentsOf: $0) }
+            XCTAssertTrue(compressor.canChangeLevel)
+            try input.withUnsafeBytes { all in
+                // The first MiB at level 3, then the change: it applies to the jobs after it.
+                try compressor.write(UnsafeRawBufferPointer(rebasing: all[..<(1 << 20)]))
+                if let fewMatches { try compressor.changeLevel(1, fewMatches: fewMatches) }
+                try compressor.write(UnsafeRawBufferPointer(rebasing: all[(1 << 20)...]))
+            }
+            try compressor.finish()
+            XCTAssertEqual(try zstdDecompress(out, readSizes: [65_537]), input)
+            return out
+        }
+        let plainBefore = try frame(fewMatches: nil)
+        let levelOne = try frame(fewMatches: false)
+        let tuned = try frame(fewMatches: true)
+        let plainAfter = try frame(fewMatches: nil)
+        print("few-matches frames: level 3 \(plainBefore.count), then level 1 \(levelOne.count), tuned \(tuned.count), level 3 again \(plainAfter.count)")
+        XCTAssertNotEqual(levelOne.count, plainBefore.count, "the level changed within the frame")
+        XCTAssertTrue(tuned != levelOne, "the tuned match finder changed the jobs after it")
+        XCTAssertLessThan(Double(tuned.count), Double(levelOne.count) * 1.01, "and costs under 1 % of size here")
+        XCTAssertTrue(plainAfter == plainBefore, "the reused context starts with the level's own match finder")
+    }
+
     func testFinishIsIdempotent() throws {
         var output = [UInt8]()
         let compressor = try ZstdCompressor { output.append(contentsOf: $0) }

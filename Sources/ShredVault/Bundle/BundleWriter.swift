@@ -209,7 +209,8 @@ public enum BundleWriter {
                     let wanted = try sampleRatio(sampler, head) >= fastRatio ? fastLevel : level
                     if wanted == fastLevel { fastBytes += size }
                     if wanted != current {
-                        try compressor.changeLevel(wanted)
+                        // Barely compressible files have few repeats: the fast level with a match finder tuned for that.
+                        try compressor.changeLevel(wanted, fewMatches: wanted == fastLevel)
                         current = wanted
                     }
                 }
