@@ -46,6 +46,15 @@ extension Vault {
         let keyCache = PrivateKeyCache()
         do {
             let inputs = try restoreInputs(users: users, caseId: caseId)
+            // Largest first (by the bytes of their live bundles; ties in id order): the last users to start are the
+            // small ones, so workers finish together instead of one big user running on alone at the end.
+            let bytes = Dictionary(uniqueKeysWithValues: users.map { u in
+                (u.rawValue, inputs[u.rawValue]?.live.reduce(Int64(0)) { $0 + $1.size } ?? 0)
+            })
+            let users = users.enumerated().sorted { a, b in
+                let x = bytes[a.element.rawValue] ?? 0, y = bytes[b.element.rawValue] ?? 0
+                return x != y ? x > y : a.offset < b.offset
+            }.map(\.element)
             let workers = max(1, min(jobs, users.count))
             // Threads, not concurrentPerform (at most one per core on Linux): more jobs than cores help when each
             // waits on an object store's downloads.
