@@ -99,6 +99,24 @@ final class ProvenanceTests: XCTestCase {
         XCTAssertEqual(try vault.check(now: day0, readData: true, restoreKey: try restoreKey()).violations, [])
     }
 
+    /// `check --read-data` compares each file's SHA-256 with the catalog's in the same read that decrypts it: a bundle
+    /// whose ciphertext was changed (same size, signed prefix intact) is reported as `bundle-mismatch`, not as a
+    /// decryption failure, and the other bundle is still checked.
+    func testCheckReadDataReportsAModifiedBundleAsMismatchInItsSingleRead() throws {
+        let b = try row("ua")
+        let path = vaultPath + "/" + b.location
+        var bytes = try readBytes(path)
+        bytes[bytes.count - 20] ^= 0x01
+        try writeFile(path, bytes)
+        let full = try Vault(root: vaultPath, readOnly: true).check(now: day0, readData: true, restoreKey: try restoreKey())
+        XCTAssertEqual(full.violations.map(\.kind), ["bundle-mismatch"], "\(full.violations)")
+        XCTAssertEqual(full.violations.first?.subject, "bundle \(b.id) of ua")
+        XCTAssertTrue(full.violations.first?.message.contains("differs from the catalog") ?? false, "\(full.violations)")
+        bytes[bytes.count - 20] ^= 0x01
+        try writeFile(path, bytes)
+        XCTAssertEqual(try Vault(root: vaultPath, readOnly: true).check(now: day0, readData: true, restoreKey: try restoreKey()).violations, [])
+    }
+
     func testAForgedBundleIsRefusedByHoldPlaceRestoreAndCheck() throws {
         let forged = try forge()
         // Without the restore key, check already sees it (the seal signature no longer covers the sealed DEK).

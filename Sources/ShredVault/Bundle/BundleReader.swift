@@ -69,10 +69,14 @@ public enum BundleReader {
 
     /// Decrypts and checks the whole bundle without writing anything; returns its manifest.
     @discardableResult
-    public static func verify(path: String, dataKey: SecretBytes, pipeline: Pipeline = .never) throws -> (header: BundleHeader, manifest: Manifest) {
-        let file = try openBundle(path)
+    /// - Parameter expectedSHA256: as for `extract`: when given, the file's SHA-256, computed in the same read (paired
+    ///   with the files' hashes), must equal it; otherwise `bundleMismatch`, whatever failed first (`check --read-data`).
+    public static func verify(path: String, dataKey: SecretBytes, pipeline: Pipeline = .never,
+                              expectedSHA256: [UInt8]? = nil) throws -> (header: BundleHeader, manifest: Manifest) {
+        let opened = try openBundle(path)
+        let file: any ByteSource = try expectedSHA256.map { try HashingSource(opened, expected: $0) } ?? opened
         let (header, bytes) = try readHeader(file)
-        let manifest = try walkPayload(file, bundleSize: Int64(try file.status().st_size), header: header, headerBytes: bytes,
+        let manifest = try walkPayload(file, bundleSize: Int64(try opened.status().st_size), header: header, headerBytes: bytes,
                                        dataKey: dataKey, path: path, sink: DiscardSink(), pipeline: pipeline)
         return (header, manifest)
     }

@@ -89,13 +89,20 @@ extension Vault {
                         try checkBundleObjectQuickly(b)
                         continue
                     }
-                    let path = try checkBundleFile(b, hash: !quick || readData)
+                    // With --read-data the file's SHA-256 is compared with the catalog's in the same read that decrypts
+                    // it (as restore does, §3.10: size, prefix and signatures first; the target here is nothing).
+                    let role = b.outerRole.flatMap(KeyRole.init(rawValue:))
+                    let decrypts = readData && restoreKey != nil && role != nil
+                    let path = try checkBundleFile(b, hash: (!quick || readData) && !decrypts)
                     defer { discardFetched(path) }
-                    if readData, let restoreKey, let role = b.outerRole.flatMap(KeyRole.init(rawValue:)) {
+                    if decrypts, let restoreKey, let role {
+                        guard let expected = b.sha256 else {
+                            throw VaultError.bundleMismatch(path: path, reason: "its SHA-256 differs from the catalog (modified or replaced)")
+                        }
                         let dek = try openBundleKey(
                             b, role: role, outerKey: try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: b.userId),
                             userKey: try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: b.userId))
-                        let (_, manifest) = try BundleReader.verify(path: path, dataKey: dek)
+                        let (_, manifest) = try BundleReader.verify(path: path, dataKey: dek, expectedSHA256: Array(expected))
                         if b.files >= 0, Int64(manifest.fileCount) != b.files || manifest.totalFileBytes != b.plaintextBytes {
                             violation("decrypt", subject, "its manifest lists \(manifest.fileCount) files / \(manifest.totalFileBytes) bytes, the catalog \(b.files) / \(b.plaintextBytes)")
                         }
