@@ -6,8 +6,11 @@ import CArchive
 /// The handle is its own callback context: libarchive gets it as unretained client data, which is
 /// safe because the handle frees the archive in `deinit`, before it goes away itself.
 final class TarArchiveWriter {
-    /// Output is handed to the sink in blocks of this size (the last one shorter).
-    private static let bytesPerBlock: Int32 = 64 * 1024
+    /// 0: libarchive writes unblocked, passing each header and each piece of file data to the sink as it comes
+    /// instead of copying everything into a block buffer first (one copy of every byte fewer). The bytes of the stream
+    /// are the same either way: the last block is not padded (`bytes_in_last_block` 1), and the tar's own 512-byte
+    /// records and end-of-archive marker do not depend on the blocking.
+    private static let bytesPerBlock: Int32 = 0
 
     private let archive: OpaquePointer
     private let entry: OpaquePointer
@@ -32,7 +35,7 @@ final class TarArchiveWriter {
             try check(archive_write_set_format_pax_restricted(archive), "archive_write_set_format_pax_restricted")
             try check(archive_write_add_filter_none(archive), "archive_write_add_filter_none")
             try check(archive_write_set_bytes_per_block(archive, Self.bytesPerBlock), "archive_write_set_bytes_per_block")
-            // 1: the last block is not padded, so the stream ends right after the end-of-archive marker.
+            // 1: the last block is not padded, so the stream ends right after the end-of-archive marker (with blocking).
             try check(archive_write_set_bytes_in_last_block(archive, 1), "archive_write_set_bytes_in_last_block")
             let client = Unmanaged.passUnretained(self).toOpaque()
             let result = archive_write_open2(archive, client, nil, { _, client, buffer, length in

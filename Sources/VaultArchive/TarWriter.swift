@@ -15,8 +15,9 @@ public final class TarWriter {
     private var openFile: (path: String, declared: Int64, remaining: Int64)?
 
     /// Creates a writer.
-    /// - Parameter sink: receives the tar bytes; the buffer is only valid during the call. An error it
-    ///   throws reaches the caller unchanged.
+    /// - Parameter sink: receives the tar bytes as they are produced (unblocked: each header, each piece of data as
+    ///   given to ``writeData(_:)``, each padding); the buffer is only valid during the call. An error it throws
+    ///   reaches the caller unchanged.
     public init(sink: @escaping (UnsafeRawBufferPointer) throws -> Void) throws {
         archive = try TarArchiveWriter(sink: sink)
     }

@@ -171,18 +171,42 @@ final class TarRoundTripTests: XCTestCase {
         assertThrows(try writer.addFile(path: "big", contents: big, mode: 0o644, mtime: 0), equals: InjectedFailure(tag: "sink"))
         assertThrows(try writer.finish(), equals: InjectedFailure(tag: "sink"))
 
-        let small = try TarWriter { _ in throw InjectedFailure(tag: "late") }
+        // Fails only once everything before the end-of-archive marker was accepted (inside finish).
+        nonisolated(unsafe) var finishing = false
+        let small = try TarWriter { _ in if finishing { throw InjectedFailure(tag: "late") } }
         try small.addFile(path: "small", contents: [1, 2, 3], mode: 0o644, mtime: 0)
+        finishing = true
         assertThrows(try small.finish(), equals: InjectedFailure(tag: "late"))
     }
 
     func testAbandonedWriterWritesNothingMore() throws {
         var output = [UInt8]()
+        var beforeRelease = [UInt8]()
         do {
             let writer = try TarWriter { output.append(contentsOf: $0) }
             try writer.addFile(path: "a", contents: [1, 2, 3], mode: 0o644, mtime: 0)
+            beforeRelease = output
         }
-        // Released without finish(): no end-of-archive marker was flushed from deinit.
-        XCTAssertEqual(output, [])
+        // Released without finish(): deinit wrote nothing (no padding, no end-of-archive marker). The writer is
+        // unblocked, so the header and the data were handed on as they came.
+        XCTAssertEqual(output, beforeRelease)
+        XCTAssertEqual(output.count, 1024, "one header block and the padded data, no end-of-archive marker")
+    }
+
+    /// Unblocked output is the same stream a blocked writer produced: headers, data padded to 512 bytes, two zero
+    /// blocks, nothing after them; and data reaches the sink without being gathered into blocks first.
+    func testUnblockedOutputIsTheExactTarStream() throws {
+        var generator = ByteGenerator(seed: 5)
+        let data = generator.bytes(200_000)
+        var output = [UInt8]()
+        var calls: [Int] = []
+        let writer = try TarWriter { output.append(contentsOf: $0); calls.append($0.count) }
+        try writer.addFile(path: "x.bin", contents: data, mode: 0o644, mtime: 0)
+        try writer.finish()
+        let padded = (data.count + 511) / 512 * 512
+        XCTAssertEqual(output.count, 512 + padded + 1024)
+        XCTAssertEqual(Array(output[512..<(512 + data.count)]), data)
+        XCTAssertTrue(output[(512 + data.count)...].allSatisfy { $0 == 0 })
+        XCTAssertTrue(calls.contains(data.count), "the file's bytes went to the sink in one piece: \(calls)")
     }
 }
