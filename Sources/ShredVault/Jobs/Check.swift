@@ -91,14 +91,12 @@ extension Vault {
                     }
                     // With --read-data the file's SHA-256 is compared with the catalog's in the same read that decrypts
                     // it (as restore does, §3.10: size, prefix and signatures first; the target here is nothing).
+                    // A row without a recorded SHA-256 goes through checkBundleFile's hash check, which refuses it.
                     let role = b.outerRole.flatMap(KeyRole.init(rawValue:))
-                    let decrypts = readData && restoreKey != nil && role != nil
-                    let path = try checkBundleFile(b, hash: (!quick || readData) && !decrypts)
+                    let expected = readData && restoreKey != nil && role != nil ? b.sha256 : nil
+                    let path = try checkBundleFile(b, hash: (!quick || readData) && expected == nil)
                     defer { discardFetched(path) }
-                    if decrypts, let restoreKey, let role {
-                        guard let expected = b.sha256 else {
-                            throw VaultError.bundleMismatch(path: path, reason: "its SHA-256 differs from the catalog (modified or replaced)")
-                        }
+                    if let expected, let restoreKey, let role {
                         let dek = try openBundleKey(
                             b, role: role, outerKey: try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: b.userId),
                             userKey: try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: b.userId))
