@@ -217,16 +217,19 @@ final class HashingSource: LendingSource {
     }
 
     func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        try hasher.settle()
-        let n = try file.read(into: buffer)
-        try hasher.update(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
-        return n
+        try read(into: buffer, lending: false)
     }
 
     func readLending(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try read(into: buffer, lending: true)
+    }
+
+    private func read(into buffer: UnsafeMutableRawBufferPointer, lending: Bool) throws -> Int {
+        // Bytes lent by the previous read may be in `buffer`: hash them before it is overwritten.
         try hasher.settle()
         let n = try file.read(into: buffer)
-        try hasher.lend(UnsafeRawBufferPointer(rebasing: buffer[0..<n]))
+        let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+        if lending { try hasher.lend(chunk) } else { try hasher.update(chunk) }
         return n
     }
 
