@@ -1,5 +1,4 @@
 import CZstd
-import Synchronization
 
 /// Owns one `ZSTD_CCtx` and its reusable output buffer; every zstd call made for ``ZstdCompressor``.
 ///
@@ -32,18 +31,13 @@ final class ZstdCompressionContext {
         var multithreaded: Bool
     }
 
-    /// At most this many idle contexts are kept (one per archive worker on a small machine; more are freed).
-    private static let poolLimit = 4
-    private static let pool = Mutex<[Pooled]>([])
+    /// At most 4 idle contexts are kept (one per archive worker on a small machine; more are freed).
+    private static let pool = IdlePool<Pooled>(limit: 4)
 
     init(level: Int32, workers: Int32, jobSize: Int32) throws {
         let shape = Shape(workers: workers, jobSize: jobSize)
         self.shape = shape
-        let reused = Self.pool.withLock { pool -> Pooled? in
-            guard let i = pool.firstIndex(where: { $0.shape == shape }) else { return nil }
-            return pool.remove(at: i)
-        }
-        if let reused {
+        if let reused = Self.pool.take(where: { $0.shape == shape }) {
             cctx = reused.cctx
             output = reused.output
             multithreaded = reused.multithreaded
@@ -84,13 +78,7 @@ final class ZstdCompressionContext {
 
     deinit {
         if !failed {
-            let entry = Pooled(cctx: cctx, output: output, shape: shape, multithreaded: multithreaded)
-            let kept = Self.pool.withLock { pool -> Bool in
-                guard pool.count < Self.poolLimit else { return false }
-                pool.append(entry)
-                return true
-            }
-            if kept { return }
+            if Self.pool.keep(Pooled(cctx: cctx, output: output, shape: shape, multithreaded: multithreaded)) { return }
         }
         ZSTD_freeCCtx(cctx)
         output.deallocate()

@@ -1,5 +1,4 @@
 import CZstd
-import Synchronization
 
 /// Owns one `ZSTD_DCtx` and its reusable input buffer; every zstd call made for ``ZstdDecompressor``.
 ///
@@ -18,12 +17,11 @@ final class ZstdDecompressionContext {
         var input: UnsafeMutableRawBufferPointer
     }
 
-    /// At most this many idle contexts are kept.
-    private static let poolLimit = 4
-    private static let pool = Mutex<[Pooled]>([])
+    /// At most 4 idle contexts are kept.
+    private static let pool = IdlePool<Pooled>(limit: 4)
 
     init() throws {
-        if let reused = Self.pool.withLock({ $0.popLast() }) {
+        if let reused = Self.pool.take() {
             dctx = reused.dctx
             input = reused.input
             try checkZstd(ZSTD_DCtx_reset(dctx, ZSTD_reset_session_only), "ZSTD_DCtx_reset")
@@ -37,13 +35,7 @@ final class ZstdDecompressionContext {
     }
 
     deinit {
-        let entry = Pooled(dctx: dctx, input: input)
-        let kept = Self.pool.withLock { pool -> Bool in
-            guard pool.count < Self.poolLimit else { return false }
-            pool.append(entry)
-            return true
-        }
-        if kept { return }
+        if Self.pool.keep(Pooled(dctx: dctx, input: input)) { return }
         ZSTD_freeDCtx(dctx)
         input.deallocate()
     }
