@@ -94,6 +94,7 @@ final class TarArchiveReader {
         try UTF8CharacterLocale.run {
             var entry: OpaquePointer?
             let result = archive_read_next_header(archive, &entry)
+            dataOffset = 0
             // The source may fail during a look-ahead that libarchive tolerates: check it first.
             try rethrowSourceError()
             switch result {
@@ -208,6 +209,35 @@ final class TarArchiveReader {
             throw ArchiveError.unsupportedEntry("\(what) is missing or not valid UTF-8")
         }
         return string
+    }
+
+    /// Where the next data block of the current entry must start (entries are read in order, without holes).
+    private var dataOffset: Int64 = 0
+
+    /// The next piece of the current entry's data, in place in a read buffer (no copy): valid until the next call
+    /// on this reader. Empty at the end of the entry's data.
+    func readDataBlock() throws -> UnsafeRawBufferPointer {
+        while true {
+            var block: UnsafeRawPointer?
+            var size = 0
+            var offset: la_int64_t = 0
+            let result = archive_read_data_block(archive, &block, &size, &offset)
+            try rethrowSourceError()
+            if result == ARCHIVE_EOF { return UnsafeRawBufferPointer(start: nil, count: 0) }
+            guard result == ARCHIVE_OK else {
+                throw ArchiveError.libarchive(function: "archive_read_data_block", message: archiveErrorMessage(archive))
+            }
+            // A hole (a sparse entry) would put the block elsewhere: the data must be one contiguous run.
+            guard offset == dataOffset else {
+                throw ArchiveError.unsupportedEntry("the entry's data is not contiguous (block at \(offset), expected \(dataOffset))")
+            }
+            guard size > 0 else { continue }
+            guard let block else {
+                throw ArchiveError.libarchive(function: "archive_read_data_block", message: "a block of \(size) bytes without an address")
+            }
+            dataOffset += Int64(size)
+            return UnsafeRawBufferPointer(start: block, count: size)
+        }
     }
 
     /// Reads data of the current entry; 0 at its end.

@@ -58,6 +58,14 @@ public final class TarReader {
         return try perform { try archive.readData(into: buffer) }
     }
 
+    /// The next piece of the current entry's data where the reader holds it, without a copy: valid only until the
+    /// next call on this reader. Empty at the end of the entry's data, or when there is no current entry.
+    public func readDataBlock() throws -> UnsafeRawBufferPointer {
+        try state.throwIfFailed()
+        guard position == .inEntry, !state.isFinished else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return try perform { try archive.readDataBlock() }
+    }
+
     /// After ``nextEntry()`` returned `nil`: reads the source to its end and throws
     /// ``ArchiveError/trailingData(_:)`` if any byte after the end-of-archive marker is not zero.
     /// Calling it again does nothing; calling it before the end of the archive is a programming error.

@@ -6,6 +6,8 @@
 /// after its tag verified. Any error is sticky: every later call throws it again.
 public final class CobblestoneDecryptor {
     private let source: (UnsafeMutableRawBufferPointer) throws -> Int
+    /// Optional: the source's next bytes in place (see `init(inputKey:context:view:source:)`).
+    private let view: ((Int) throws -> UnsafeRawBufferPointer)?
     /// Input key and context, kept only until the header has been read and checked.
     private var pendingKey: (inputKey: SecretBytes, context: [UInt8])?
     private var aead: AESGCM256?
@@ -29,14 +31,20 @@ public final class CobblestoneDecryptor {
     ///   - source: fills its buffer with up to `buffer.count` ciphertext bytes and returns how
     ///     many; 0 means the ciphertext ended. Short reads are fine.
     /// - Throws: `CryptoError.invalidKeySize` if the key is not 32 bytes.
+    ///   - view: optional, for a source that holds the ciphertext in a buffer of its own: returns its next bytes
+    ///     (at most the count asked, empty only at the end) in place, consumed as `source` would consume them and
+    ///     valid until the next call to either. A whole sealed chunk it returns is opened where it lies, without
+    ///     the copy into the decryptor's own buffer; a shorter piece is copied and completed from `source`.
     public init(
         inputKey: SecretBytes, context: [UInt8],
+        view: ((Int) throws -> UnsafeRawBufferPointer)? = nil,
         source: @escaping (UnsafeMutableRawBufferPointer) throws -> Int
     ) throws {
         guard inputKey.count == Cobblestone256.inputKeySize else {
             throw CryptoError.invalidKeySize(expected: Cobblestone256.inputKeySize, actual: inputKey.count)
         }
         pendingKey = (inputKey.slice(0..<inputKey.count), context)
+        self.view = view
         self.source = source
         sealed = BufferPool.take(Cobblestone256.sealedChunkSize)
         plaintext = BufferPool.take(Cobblestone256.chunkSize)
@@ -49,6 +57,7 @@ public final class CobblestoneDecryptor {
         }
         aead = try AESGCM256(key: aeadKey)
         self.baseNonce = baseNonce
+        self.view = nil
         self.source = source
         sealed = BufferPool.take(Cobblestone256.sealedChunkSize)
         plaintext = BufferPool.take(Cobblestone256.chunkSize)
@@ -114,19 +123,38 @@ public final class CobblestoneDecryptor {
     private func openNextChunk(into output: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let aead else { preconditionFailure("keys are set once the commitment verified") }
         guard nextChunkIndex < Cobblestone256.maxChunkCount else { throw CryptoError.chunkLimitExceeded }
-        let count = try readFully(into: sealed)
+        let unit = try readUnit()
+        let count = unit.count
         // A full unit is a non-final chunk. Anything shorter means the source ended: it is the
         // final chunk, and it needs at least a tag. Zero bytes here means the final chunk is missing.
         guard count >= Cobblestone256.tagSize else { throw CryptoError.truncated }
         let plaintextCount = count - Cobblestone256.tagSize
         Cobblestone256.chunkNonce(base: baseNonce, index: nextChunkIndex, into: &nonce)
         try aead.open(
-            nonce: nonce, ciphertextAndTag: UnsafeRawBufferPointer(rebasing: sealed[..<count]),
+            nonce: nonce, ciphertextAndTag: unit,
             aad: UnsafeRawBufferPointer(start: nil, count: 0),
             into: UnsafeMutableRawBufferPointer(rebasing: output[..<plaintextCount]))
         nextChunkIndex += 1
         if count < Cobblestone256.sealedChunkSize { finalChunkOpened = true }
         return plaintextCount
+    }
+
+    /// The next sealed unit: a whole chunk (16400 bytes) unless the source ends first. In place in the source's
+    /// buffer when `view` hands it out whole, otherwise assembled in `sealed`.
+    private func readUnit() throws -> UnsafeRawBufferPointer {
+        var filled = 0
+        if let view, !sourceEnded {
+            let first = try view(sealed.count)
+            guard first.count <= sealed.count else {
+                throw CryptoError.invalidLength("ciphertext view returned \(first.count) bytes for \(sealed.count)")
+            }
+            if first.count == sealed.count { return first }
+            if first.isEmpty { sourceEnded = true }
+            sealed.baseAddress!.copyMemory(from: first.baseAddress ?? UnsafeRawPointer(sealed.baseAddress!), byteCount: first.count)
+            filled = first.count
+        }
+        filled += try readFully(into: UnsafeMutableRawBufferPointer(rebasing: sealed[filled...]))
+        return UnsafeRawBufferPointer(rebasing: sealed[..<filled])
     }
 
     /// Fills `buffer` from the source until it is full or the source ends; returns the byte count.

@@ -263,6 +263,52 @@ final class TarReaderTests: XCTestCase {
         XCTAssertNil(TarHeaderBlocks.number(ArraySlice(Array("12a".utf8))))
     }
 
+    func testDataBlocksHoldTheSameBytesAsReadData() throws {
+        var generator = ByteGenerator(seed: 23)
+        var output = [UInt8]()
+        let writer = try TarWriter { output.append(contentsOf: $0) }
+        // Sizes around the 512-byte block and the reader's 64 KiB buffers, so blocks end at every kind of boundary.
+        let sizes = [0, 1, 511, 512, 513, 65_535, 65_536, 65_537, 131_072 - 512, 200_000, 3]
+        for (i, size) in sizes.enumerated() {
+            try writer.addFile(path: "f\(i)", contents: generator.bytes(size), mode: 0o644, mtime: Int64(i))
+        }
+        try writer.finish()
+        var tars = [output, try smallTar(), try tar(fileSize: 200_000, zerosAfter: 70_000)]
+        for format in ["gnu", "posix", "ustar"] { tars.append(try gnuTar(format: format)) }
+        for (t, bytes) in tars.enumerated() {
+            let expected = try readTar(bytes)
+            for readSizes in [[Int.max], [700], [1], [65_536, 17]] {
+                XCTAssertEqual(try readTarBlocks(bytes, readSizes: readSizes), expected, "tar \(t), read sizes \(readSizes)")
+            }
+        }
+        XCTAssertEqual(try readTarBlocks(output).map(\.data.count), sizes)
+    }
+
+    func testDataBlocksReportTruncationAndSourceErrors() throws {
+        let tar = try smallTar()
+        for length in [700, 1000, 1400] {  // inside a.txt's data
+            XCTAssertThrowsError(try readTarBlocks(Array(tar.prefix(length)), readSizes: [333])) { error in
+                guard case ArchiveError.libarchive = error else { return XCTFail("\(length): got \(error)") }
+            }
+        }
+        let long = try self.tar(fileSize: 200_000, zerosAfter: 0)
+        for failAt in [70_000, 131_072, 150_000] {  // inside the entry's data, at and off a read boundary
+            let source = ArraySource(long, readSizes: [4096])
+            source.failAt = failAt
+            let reader = try TarReader(source: source.read)
+            XCTAssertNotNil(try reader.nextEntry())
+            var received = 0
+            assertThrows(try { while true { let n = try reader.readDataBlock().count; if n == 0 { break }; received += n } }(),
+                         equals: InjectedFailure(tag: "source"))
+            XCTAssertLessThan(received, 200_000, "fail at \(failAt)")
+            // Sticky, for both ways of reading.
+            assertThrows(try reader.readDataBlock(), equals: InjectedFailure(tag: "source"))
+            var buffer = [UInt8](repeating: 0, count: 100)
+            assertThrows(try buffer.withUnsafeMutableBytes { try reader.readData(into: $0) }, equals: InjectedFailure(tag: "source"))
+            assertThrows(try reader.nextEntry(), equals: InjectedFailure(tag: "source"))
+        }
+    }
+
     func testUnreadDataIsSkipped() throws {
         let reader = try TarReader(source: ArraySource(try smallTar(), readSizes: [300]).read)
         XCTAssertEqual(try reader.nextEntry()?.path, "a.txt")
@@ -271,5 +317,11 @@ final class TarReaderTests: XCTestCase {
         XCTAssertNil(try reader.nextEntry())
         try reader.finish()
         try reader.finish()
+        // The same with part of an entry taken as a block: the rest of it is skipped.
+        let partly = try TarReader(source: ArraySource(try tar(fileSize: 200_000, zerosAfter: 0), readSizes: [300]).read)
+        XCTAssertEqual(try partly.nextEntry()?.path, "f")
+        XCTAssertFalse(try partly.readDataBlock().isEmpty)
+        XCTAssertNil(try partly.nextEntry())
+        try partly.finish()
     }
 }

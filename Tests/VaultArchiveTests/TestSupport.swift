@@ -141,6 +141,26 @@ func readTar(_ bytes: [UInt8], readSizes: [Int] = [Int.max], bufferSize: Int = 8
     return entries
 }
 
+/// Like `readTar`, but takes each entry's data in place with `readDataBlock()`; every block must be non-empty.
+func readTarBlocks(_ bytes: [UInt8], readSizes: [Int] = [Int.max]) throws -> [ReadEntry] {
+    let reader = try TarReader(source: ArraySource(bytes, readSizes: readSizes).read)
+    var entries = [ReadEntry]()
+    while let header = try reader.nextEntry() {
+        var data = [UInt8]()
+        while true {
+            let block = try reader.readDataBlock()
+            if block.isEmpty { break }
+            data.append(contentsOf: block)
+        }
+        // At the end of the entry's data it stays at the end.
+        XCTAssertTrue(try reader.readDataBlock().isEmpty)
+        entries.append(ReadEntry(header: header, data: data))
+    }
+    XCTAssertTrue(try reader.readDataBlock().isEmpty, "no block without a current entry")
+    try reader.finish()
+    return entries
+}
+
 /// Asserts that `body` throws exactly `expected`.
 func assertThrows<E: Error & Equatable>(
     _ body: @autoclosure () throws -> some Any, equals expected: E,

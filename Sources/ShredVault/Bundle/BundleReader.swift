@@ -166,7 +166,8 @@ public enum BundleReader {
             // On one thread, the file's hash (restore, the archive's verifier) is computed paired with the files'
             // hashes: each buffer read is lent to it and hashed together with the plaintext that follows.
             let input = BufferedInput(file, lend: !threaded)
-            let decryptor = try CobblestoneDecryptor(inputKey: dataKey, context: headerBytes) { try input.read(into: $0) }
+            let decryptor = try CobblestoneDecryptor(
+                inputKey: dataKey, context: headerBytes, view: { try input.view(upTo: $0) }, source: { try input.read(into: $0) })
             // The commitment is checked here, on the caller's thread, before any thread starts.
             try decryptor.verifyCommitment()
             /// Runs `source` on a thread of its own when `threaded`; each stage sees the same bytes and errors.
@@ -350,12 +351,12 @@ private struct PayloadWalker {
                 if let extra = try tar.nextEntry() { throw invalid("entry '\(extra.path)' follows the manifest") }
                 return bytes
             }
-            try walk(entry, buffer: buffer)
+            try walk(entry)
         }
         throw invalid("no manifest (the archive ends without manifest.json)")
     }
 
-    private mutating func walk(_ entry: TarEntryHeader, buffer: UnsafeMutableRawBufferPointer) throws {
+    private mutating func walk(_ entry: TarEntryHeader) throws {
         let full = Array(entry.path.utf8)
         let prefix = Array(Manifest.dataPrefix.utf8)
         guard full.starts(with: prefix) else { throw invalid("entry '\(entry.path)' is outside files/") }
@@ -380,13 +381,13 @@ private struct PayloadWalker {
             try sink.beginFile(rel)
             let hash = try SHA256()
             var total: Int64 = 0
+            // Hashed and written where the tar reader holds the bytes: no copy of the file's data.
             while true {
-                let n = try tar.readData(into: buffer)
-                if n == 0 { break }
-                let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                let chunk = try tar.readDataBlock()
+                if chunk.isEmpty { break }
                 try hash.update(chunk, pairedWith: lender)
                 try sink.write(chunk)
-                total += Int64(n)
+                total += Int64(chunk.count)
             }
             guard total == entry.size else { throw invalid("entry '\(rel)' holds \(total) bytes, its header says \(entry.size)") }
             try sink.endFile(mode: mode, mtime: entry.mtime)

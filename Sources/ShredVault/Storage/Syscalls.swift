@@ -248,18 +248,34 @@ final class BufferedInput {
     func read(into out: UnsafeMutableRawBufferPointer) throws -> Int {
         if start == end {
             if out.count >= buffer.count { return try file.read(into: out) }
-            start = 0
-            if let lending {
-                end = try lending.readLending(into: buffer)
-            } else {
-                end = try file.read(into: buffer)
-            }
-            if end == 0 { return 0 }
+            guard try fill() else { return 0 }
         }
         let n = min(out.count, end - start)
         out.baseAddress!.copyMemory(from: buffer.baseAddress! + start, byteCount: n)
         start += n
         return n
+    }
+
+    /// The next bytes, at most `count`, in place in this input's buffer, consumed as `read` would consume them:
+    /// valid until the next `read` or `view` (which may refill the buffer). Empty only at the end of the file.
+    func view(upTo count: Int) throws -> UnsafeRawBufferPointer {
+        if start == end {
+            guard try fill() else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        }
+        let n = min(count, end - start)
+        defer { start += n }
+        return UnsafeRawBufferPointer(start: buffer.baseAddress! + start, count: n)
+    }
+
+    /// Refills the (fully consumed) buffer; false at the end of the file.
+    private func fill() throws -> Bool {
+        start = 0
+        if let lending {
+            end = try lending.readLending(into: buffer)
+        } else {
+            end = try file.read(into: buffer)
+        }
+        return end > 0
     }
 }
 
