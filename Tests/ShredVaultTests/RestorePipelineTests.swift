@@ -95,6 +95,26 @@ final class RestorePipelineTests: XCTestCase {
         XCTAssertEqual(try BundleReader.verify(path: dir + "/b.svb", dataKey: testKey, pipeline: .always).manifest, sealed.manifest)
     }
 
+    func testPreallocationReservesBlocksAndLeavesTheSizeToTheWrites() throws {
+        let dir = try makeTemporaryDirectory(self)
+        let file = try FileDescriptor(open: dir + "/f", flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+        XCTAssertFalse(file.preallocate(0), "nothing to reserve")
+        let reserved = file.preallocate(1 << 20)
+        var st = try file.status()
+        XCTAssertEqual(st.st_size, 0, "the size is what was written, not what was reserved")
+        if reserved { XCTAssertGreaterThanOrEqual(Int(st.st_blocks) * 512, 1 << 20, "the blocks are reserved") }
+        try file.write(pseudoRandomBytes(1000, seed: 9))
+        st = try file.status()
+        XCTAssertEqual(st.st_size, 1000)
+        try file.close()
+        // A restored file holds exactly its bytes however it was reserved: extract a bundle and compare the tree
+        // (sizes included) with its source.
+        let src = try bigSource(dir)
+        _ = try BundleWriter.seal(source: src, header: testHeader(), dataKey: testKey, to: dir + "/b.svb")
+        _ = try BundleReader.extract(path: dir + "/b.svb", dataKey: testKey, to: dir + "/out", pipeline: .never)
+        XCTAssertEqual(try TreeSnapshot(dir + "/out"), try TreeSnapshot(src))
+    }
+
     /// Damage to the ciphertext (stage 1: read and authenticate) far into a big bundle.
     func testDamagedCiphertextFailsTheSameWay() throws {
         let dir = try makeTemporaryDirectory(self)

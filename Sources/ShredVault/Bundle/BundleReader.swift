@@ -254,7 +254,8 @@ final class HashingSource: LendingSource {
 /// Receives verified-so-far entries while the payload is walked.
 protocol EntrySink {
     func makeDirectory(_ rel: String, mode: UInt32, mtime: Int64) throws
-    func beginFile(_ rel: String) throws
+    /// `size` is what the entry's header says the file holds.
+    func beginFile(_ rel: String, size: Int64) throws
     func write(_ bytes: UnsafeRawBufferPointer) throws
     func endFile(mode: UInt32, mtime: Int64) throws
 }
@@ -262,7 +263,7 @@ protocol EntrySink {
 /// `verify`: reads everything, keeps nothing.
 struct DiscardSink: EntrySink {
     func makeDirectory(_ rel: String, mode: UInt32, mtime: Int64) {}
-    func beginFile(_ rel: String) {}
+    func beginFile(_ rel: String, size: Int64) {}
     func write(_ bytes: UnsafeRawBufferPointer) {}
     func endFile(mode: UInt32, mtime: Int64) {}
 }
@@ -281,8 +282,12 @@ final class ExtractSink: EntrySink {
         directories.append((full, mode, mtime))
     }
 
-    func beginFile(_ rel: String) throws {
-        current = try FileDescriptor(open: root + "/" + rel, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+    func beginFile(_ rel: String, size: Int64) throws {
+        let file = try FileDescriptor(open: root + "/" + rel, flags: O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, mode: 0o600)
+        // The blocks in one go instead of page by page as the data comes (the header's size is authenticated with
+        // the rest of the bundle; a short entry fails the restore, whose directory is then removed).
+        file.preallocate(size)
+        current = file
     }
 
     func write(_ bytes: UnsafeRawBufferPointer) throws { try current!.write(bytes) }
@@ -378,7 +383,7 @@ private struct PayloadWalker {
             seen.append(.init(path: rel, type: .dir, size: 0, mode: mode, mtime: entry.mtime, sha256: nil))
         case .file:
             try checkEncoding(of: rel, as: UInt8(ascii: "0"))
-            try sink.beginFile(rel)
+            try sink.beginFile(rel, size: entry.size)
             let hash = try SHA256()
             var total: Int64 = 0
             // Hashed and written where the tar reader holds the bytes: no copy of the file's data.

@@ -84,6 +84,16 @@ final class FileDescriptor {
         _ = shredvault_start_writeback(fd)  // advisory, see above: a refusal changes nothing but timing
     }
 
+    /// Reserves the blocks of a file about to be written with `bytes` bytes (fallocate, keeping the size at what
+    /// is written). Advisory, like `startWriteback`: where the file system refuses (no support, no space), the
+    /// writes that follow allocate as usual and report what is wrong themselves. Returns whether the blocks were
+    /// reserved.
+    @discardableResult
+    func preallocate(_ bytes: Int64) -> Bool {
+        guard bytes > 0 else { return false }
+        return shredvault_preallocate(fd, bytes) == 0  // advisory, see above: a refusal changes nothing but speed
+    }
+
     func status() throws -> stat {
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw VaultError.io(operation: "fstat", path: path, errno: errno) }
