@@ -28,13 +28,13 @@ public final class CobblestoneDecryptor {
     /// - Parameters:
     ///   - inputKey: the 32-byte key the message was encrypted with.
     ///   - context: the same context bytes given to the encryptor.
-    ///   - source: fills its buffer with up to `buffer.count` ciphertext bytes and returns how
-    ///     many; 0 means the ciphertext ended. Short reads are fine.
-    /// - Throws: `CryptoError.invalidKeySize` if the key is not 32 bytes.
     ///   - view: optional, for a source that holds the ciphertext in a buffer of its own: returns its next bytes
     ///     (at most the count asked, empty only at the end) in place, consumed as `source` would consume them and
     ///     valid until the next call to either. A whole sealed chunk it returns is opened where it lies, without
     ///     the copy into the decryptor's own buffer; a shorter piece is copied and completed from `source`.
+    ///   - source: fills its buffer with up to `buffer.count` ciphertext bytes and returns how
+    ///     many; 0 means the ciphertext ended. Short reads are fine.
+    /// - Throws: `CryptoError.invalidKeySize` if the key is not 32 bytes.
     public init(
         inputKey: SecretBytes, context: [UInt8],
         view: ((Int) throws -> UnsafeRawBufferPointer)? = nil,
@@ -149,8 +149,11 @@ public final class CobblestoneDecryptor {
                 throw CryptoError.invalidLength("ciphertext view returned \(first.count) bytes for \(sealed.count)")
             }
             if first.count == sealed.count { return first }
-            if first.isEmpty { sourceEnded = true }
-            sealed.baseAddress!.copyMemory(from: first.baseAddress ?? UnsafeRawPointer(sealed.baseAddress!), byteCount: first.count)
+            if first.isEmpty {
+                sourceEnded = true
+            } else {
+                UnsafeMutableRawBufferPointer(rebasing: sealed[..<first.count]).copyMemory(from: first)
+            }
             filled = first.count
         }
         filled += try readFully(into: UnsafeMutableRawBufferPointer(rebasing: sealed[filled...]))
