@@ -8,8 +8,6 @@ import VaultCrypto
 /// (vault-format.md §2.5). Nothing reaches the caller's target until the final chunk, the zstd checksum and
 /// every manifest entry verified.
 public enum BundleReader {
-    static let bufferSize = 1 << 18
-
     /// Whether the payload is read by a pipeline of threads: decrypt ‖ decompress ‖ tar, hash and write, with
     /// bounded read-ahead between the stages (`ReadAhead`, 2 × 4 MiB in 1 MiB slots; 256 KiB and smaller slots
     /// measured slower, their hand-offs cost more CPU). The result, the errors and what reaches the target are the
@@ -68,9 +66,9 @@ public enum BundleReader {
     public static let signedPrefixMaxLength = BundleHeader.maxLength + 56
 
     /// Decrypts and checks the whole bundle without writing anything; returns its manifest.
-    @discardableResult
     /// - Parameter expectedSHA256: as for `extract`: when given, the file's SHA-256, computed in the same read (paired
     ///   with the files' hashes), must equal it; otherwise `bundleMismatch`, whatever failed first (`check --read-data`).
+    @discardableResult
     public static func verify(path: String, dataKey: SecretBytes, pipeline: Pipeline = .never,
                               expectedSHA256: [UInt8]? = nil) throws -> (header: BundleHeader, manifest: Manifest) {
         let opened = try openBundle(path)
@@ -217,22 +215,7 @@ final class HashingSource: LendingSource {
         hasher = try SHA256()
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        try read(into: buffer, lending: false)
-    }
-
-    func readLending(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        try read(into: buffer, lending: true)
-    }
-
-    private func read(into buffer: UnsafeMutableRawBufferPointer, lending: Bool) throws -> Int {
-        // Bytes lent by the previous read may be in `buffer`: hash them before it is overwritten.
-        try hasher.settle()
-        let n = try file.read(into: buffer)
-        let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-        if lending { try hasher.lend(chunk) } else { try hasher.update(chunk) }
-        return n
-    }
+    func readUnhashed(into buffer: UnsafeMutableRawBufferPointer) throws -> Int { try file.read(into: buffer) }
 
     /// Reads to the end of the file; throws `bundleMismatch` unless the SHA-256 of all of it is `expected`. Later calls
     /// give the same outcome.
@@ -338,8 +321,6 @@ private struct PayloadWalker {
 
     /// Walks every entry; returns the manifest bytes (the last entry).
     mutating func walkEntries() throws -> [UInt8] {
-        let buffer = BufferPool.take(BundleReader.bufferSize)
-        defer { BufferPool.give(buffer) }
         while let entry = try tar.nextEntry() {
             if entry.path.utf8.elementsEqual(Manifest.entryPath.utf8) {
                 guard entry.kind == .file else { throw invalid("manifest entry is not a regular file") }
@@ -348,9 +329,9 @@ private struct PayloadWalker {
                 var bytes = [UInt8]()
                 bytes.reserveCapacity(Int(entry.size))
                 while true {
-                    let n = try tar.readData(into: buffer)
-                    if n == 0 { break }
-                    bytes += UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+                    let block = try tar.readDataBlock()
+                    if block.isEmpty { break }
+                    bytes += block
                 }
                 guard Int64(bytes.count) == entry.size else { throw invalid("manifest size differs from its tar header") }
                 if let extra = try tar.nextEntry() { throw invalid("entry '\(extra.path)' follows the manifest") }

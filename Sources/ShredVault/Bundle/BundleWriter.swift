@@ -369,17 +369,8 @@ final class FollowingReader: LendingSource, @unchecked Sendable {
         condition.unlock()
     }
 
-    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        try read(into: buffer, lending: false)
-    }
-
-    func readLending(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
-        try read(into: buffer, lending: true)
-    }
-
-    private func read(into buffer: UnsafeMutableRawBufferPointer, lending: Bool) throws -> Int {
-        // Bytes lent by the previous read may be in `buffer`: hash them before it is overwritten.
-        try hasher.settle()
+    /// Hashed by `LendingSource`'s `read(into:)` and `readLending(into:)`.
+    func readUnhashed(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
         guard let base = buffer.baseAddress, buffer.count > 0 else { return 0 }
         condition.lock()
         while available == offset && !ended && !cancelled { condition.wait() }
@@ -400,9 +391,7 @@ final class FollowingReader: LendingSource, @unchecked Sendable {
             if r == 0 { throw VaultError.corruptBundle(path: path, reason: "the file is shorter than what was written to it") }
             done += r
         }
-        let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-        if head.count < keep { head += chunk.prefix(keep - head.count) }
-        if lending { try hasher.lend(chunk) } else { try hasher.update(chunk) }
+        if head.count < keep { head += UnsafeRawBufferPointer(rebasing: buffer[0..<n]).prefix(keep - head.count) }
         offset += UInt64(n)
         return n
     }

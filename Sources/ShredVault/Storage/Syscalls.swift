@@ -221,10 +221,30 @@ extension FileDescriptor: ByteSource {}
 protocol LendingSource: ByteSource {
     /// The hasher of the bytes read.
     var hasher: SHA256 { get }
+    /// Reads like `read(into:)` without hashing: `read(into:)` and `readLending(into:)` hash what it returns.
+    func readUnhashed(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+}
+
+extension LendingSource {
+    func read(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try read(into: buffer, lending: false)
+    }
+
     /// Reads like `read(into:)`, but lends the bytes to `hasher` instead of hashing them at once. Before it reads,
     /// it settles what was lent before; the caller keeps `buffer` unchanged until its next read from this source or
     /// `hasher.settle()`.
-    func readLending(into buffer: UnsafeMutableRawBufferPointer) throws -> Int
+    func readLending(into buffer: UnsafeMutableRawBufferPointer) throws -> Int {
+        try read(into: buffer, lending: true)
+    }
+
+    private func read(into buffer: UnsafeMutableRawBufferPointer, lending: Bool) throws -> Int {
+        // Bytes lent by the previous read may be in `buffer`: hash them before it is overwritten.
+        try hasher.settle()
+        let n = try readUnhashed(into: buffer)
+        let chunk = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+        if lending { try hasher.lend(chunk) } else { try hasher.update(chunk) }
+        return n
+    }
 }
 
 /// A file read through a large buffer (bundle input).
