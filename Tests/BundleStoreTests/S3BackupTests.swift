@@ -300,10 +300,18 @@ final class S3BackupTests: XCTestCase {
         try FileManager.default.copyItem(atPath: dir + "/keys/" + root, toPath: dir + "/copies/root")
         let live = try tree(vaultPath)
         let drillPath = dir + "/drill"
+        // What a killed recover left in its $TMPDIR (unlocked, with the downloads): the next recover removes it, and
+        // leaves nothing of its own.
+        let tmp = dir + "/tmp", abandoned = tmp + "/shredvault-recover-00112233445566aa"
+        try write(abandoned + "/keystore-20261130T000000Z.svks", [1, 2, 3])
+        try write(tmp + "/unrelated", [4])
+        var environment = objectStore.environment
+        environment["TMPDIR"] = tmp
         let recover = try runCLI(["recover", "--from", target, "--vault", drillPath, "--master-key-file", restoreKeyPath, "--drill",
                                   "--keyring", dir + "/copies/keyring.db", "--root-file", dir + "/copies/root", "--now", Timestamp.format(at(2)),
-                                  "--json"], environment: objectStore.environment)
+                                  "--json"], environment: environment)
         XCTAssertEqual(recover.status, 0, recover.stdout + recover.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: tmp), ["unrelated"], "the abandoned scratch directory is gone")
         let report = try JSONSerialization.jsonObject(with: Data(recover.stdout.utf8)) as? [String: Any]
         XCTAssertEqual(report?["drill"] as? Bool, true, recover.stdout)
         XCTAssertEqual(report?["from"] as? String, target, recover.stdout)

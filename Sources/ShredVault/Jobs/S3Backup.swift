@@ -141,15 +141,6 @@ struct S3BackupLocation {
 }
 
 extension Vault {
-    /// A private local directory (0700) under $TMPDIR for what `recover --from s3://…` reads before the new vault
-    /// exists (manifest, config, archive key, trust record, catalog and sealed keystore snapshot); the caller removes it.
-    static func privateTemporaryDirectory(_ purpose: String) throws -> String {
-        let base = ProcessInfo.processInfo.environment["TMPDIR"].flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
-        let path = (base.hasSuffix("/") ? String(base.dropLast()) : base) + "/shredvault-\(purpose)-" + Hex.encode(try SecureRandom.bytes(count: 8))
-        guard mkdir(path, 0o700) == 0 else { throw VaultError.io(operation: "mkdir", path: path, errno: errno) }
-        return path
-    }
-
     /// `checkBackupTarget` for a bucket prefix: refuses, before anything changes, a prefix holding anything but a
     /// backup of this vault (possibly an interrupted one): another vault's backup, a vault's bundle store, any
     /// object no backup writes. A `backup.json` that is not valid JSON of its kind is bad data (exit 65).
@@ -318,8 +309,9 @@ extension Vault {
             throw VaultError.backupIncomplete(path: source.description)
         }
         let manifest = try BackupManifest.decode(manifestBytes, path: source.url("backup.json"))
-        let scratch = try privateTemporaryDirectory("recover")
-        defer { try? Posix.removeTree(scratch) }
+        let scratchDirectory = try PrivateScratchDirectory(purpose: "recover")
+        defer { scratchDirectory.remove() }
+        let scratch = scratchDirectory.path
         try Posix.writeFileAtomically(scratch + "/backup.json", manifestBytes, mode: 0o600)
         for name in ["config", "master.pub"] {
             guard try source.download(name, to: scratch + "/" + name) else { throw VaultError.backupIncomplete(path: source.description) }
