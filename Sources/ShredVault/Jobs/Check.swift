@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import VaultS3
 import VaultCrypto
 
 public struct CheckReport: Sendable, Codable {
@@ -25,6 +26,28 @@ public struct CheckReport: Sendable, Codable {
     public private(set) var ok = true
 }
 
+/// Counts the bundles `check` has read, from any of its threads, for the progress handler (called under the lock).
+final class CheckProgress: @unchecked Sendable {
+    private let lock = NSLock()
+    private let total: Int
+    private let handler: ProgressHandler?
+    private var done = 0
+    private var bytes: Int64 = 0
+
+    init(total: Int, handler: ProgressHandler?) {
+        self.total = total
+        self.handler = handler
+    }
+
+    func read(_ b: BundleRecord) {
+        lock.lock()
+        defer { lock.unlock() }
+        done += 1
+        bytes += b.size
+        handler?(done, total, b.userId, bytes)
+    }
+}
+
 extension Vault {
     /// Verifies catalog ↔ bundle files ↔ keystore without changing anything:
     /// every live bundle's file exists with the catalog's SHA-256 and a header naming this vault, bundle, user;
@@ -33,7 +56,9 @@ extension Vault {
     /// With `readData` (needs the restore key) every bundle is also unsealed and fully decrypted.
     /// - Parameter quick: compare file sizes and headers instead of reading every file for its SHA-256
     ///   (for very large vaults; `readData` implies a full read anyway).
+    /// - Parameter jobs: threads that read bundles (default: one per core).
     public func check(now: Int64, readData: Bool, restoreKey: P256PrivateKey?, quick: Bool = false,
+                      jobs: Int = ProcessInfo.processInfo.activeProcessorCount,
                       progress: ProgressHandler? = nil) throws -> CheckReport {
         let today = CivilDay(unixSeconds: now)
         var report = CheckReport(today: today.iso, readData: readData)
@@ -54,72 +79,56 @@ extension Vault {
                 knownLocations.insert(DEKSidecar.location(forBundle: b.location))
             }
         }
-        var done = 0
         let keyIds = try keystore.allKeyIds()
+        // The cheap checks of each bundle run here, in catalog order; reading the bundles (size, header, signatures,
+        // SHA-256, with `readData` decryption) runs on `jobs` threads, a batch at a time. Findings keep the catalog
+        // order: each bundle's own, then what reading it found.
+        let workers = max(1, jobs)
+        let keyCache = PrivateKeyCache()
+        let counter = CheckProgress(total: liveCount, handler: progress)
+        var batch: [(record: BundleRecord, findings: [CheckReport.Violation])] = []
+        var batchBytes: Int64 = 0
+        func readBatch() throws {
+            let read = try readBundles(batch.map(\.record), workers: workers, readData: readData, quick: quick,
+                                       restoreKey: restoreKey, keyCache: keyCache, progress: counter)
+            for (entry, findings) in zip(batch, read) { report.violations += entry.findings + findings }
+            batch.removeAll(keepingCapacity: true)
+            batchBytes = 0
+        }
         try catalog.read { db in
             let cursor = try BundleRecord.fetchCursor(db, sql: "SELECT * FROM bundles WHERE state = 'live' ORDER BY expiry_day, id")
             while let b = try cursor.next() {
-                progress?(done, liveCount, b.userId, report.checkedBytes)
-                done += 1
                 report.checkedBundles += 1
                 report.checkedBytes += b.size
-                let subject = "bundle \(b.id) of \(b.userId)"
+                var findings: [CheckReport.Violation] = []
+                func violation(_ kind: String, _ message: String) {
+                    findings.append(.init(kind: kind, subject: "bundle \(b.id) of \(b.userId)", message: message))
+                }
                 if b.outerRole == "day" && b.expiryDay < today.daysSinceEpoch {
-                    violation("overdue-expiry", subject, "expired on \(b.expiry.iso) but is still live; run `shredvault sweep`")
+                    violation("overdue-expiry", "expired on \(b.expiry.iso) but is still live; run `shredvault sweep`")
                 }
                 if !keyIds.contains(b.userKeyId) {
-                    violation("key-missing", subject, "its user key is not in the keystore: the bundle is unrecoverable")
+                    violation("key-missing", "its user key is not in the keystore: the bundle is unrecoverable")
                 }
                 if let outer = b.outerKeyId, !keyIds.contains(outer) {
-                    violation("key-missing", subject, "its \(b.outerRole ?? "outer") key is not in the keystore: the bundle is unrecoverable")
+                    violation("key-missing", "its \(b.outerRole ?? "outer") key is not in the keystore: the bundle is unrecoverable")
                 }
                 let sidecarPath = absolute(DEKSidecar.location(forBundle: b.location))
                 if let bytes = try readSidecarBytes(bundleLocation: b.location), let sidecar = try? DEKSidecar.decode(bytes, path: sidecarPath) {
                     if sidecar.sealedDEK != b.sealedDek.map(Array.init) || sidecar.outerKeyId != b.outerKeyId.map(Array.init) {
-                        violation("sidecar", subject, "its DEK sidecar differs from the catalog; reindex would use a stale key")
+                        violation("sidecar", "its DEK sidecar differs from the catalog; reindex would use a stale key")
                     } else if sidecar.provenance != b.provenance {
-                        violation("sidecar", subject, "its DEK sidecar's signatures differ from the catalog's")
+                        violation("sidecar", "its DEK sidecar's signatures differ from the catalog's")
                     }
                 } else {
-                    violation("sidecar", subject, "its DEK sidecar \(DEKSidecar.location(forBundle: b.location)) is missing or malformed")
+                    violation("sidecar", "its DEK sidecar \(DEKSidecar.location(forBundle: b.location)) is missing or malformed")
                 }
-                do {
-                    if quick && !readData && !store.isLocal {
-                        // HeadObject + a ranged GET of the signed prefix: no object is downloaded (§6.5).
-                        try checkBundleObjectQuickly(b)
-                        continue
-                    }
-                    // With --read-data the file's SHA-256 is compared with the catalog's in the same read that decrypts
-                    // it (as restore does, §3.10: size, prefix and signatures first; the target here is nothing).
-                    // A row without a recorded SHA-256 goes through checkBundleFile's hash check, which refuses it.
-                    let role = b.outerRole.flatMap(KeyRole.init(rawValue:))
-                    let expected = readData && restoreKey != nil && role != nil ? b.sha256 : nil
-                    let path = try checkBundleFile(b, hash: (!quick || readData) && expected == nil)
-                    defer { discardFetched(path) }
-                    if let expected, let restoreKey, let role {
-                        let dek = try openBundleKey(
-                            b, role: role, outerKey: try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: b.userId),
-                            userKey: try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: b.userId))
-                        let (_, manifest) = try BundleReader.verify(path: path, dataKey: dek, expectedSHA256: Array(expected))
-                        if b.files >= 0, Int64(manifest.fileCount) != b.files || manifest.totalFileBytes != b.plaintextBytes {
-                            violation("decrypt", subject, "its manifest lists \(manifest.fileCount) files / \(manifest.totalFileBytes) bytes, the catalog \(b.files) / \(b.plaintextBytes)")
-                        }
-                    }
-                } catch let e as VaultError {
-                    switch e {
-                    // The store failed (unreachable, refused, a request failed): not a finding about this bundle.
-                    case .objectStore: throw e
-                    case .notFound: violation("bundle-missing", subject, "file \(b.location) is missing")
-                    case .bundleMismatch(_, let reason): violation("bundle-mismatch", subject, reason)
-                    case .notABundle, .malformedHeader, .unsupportedVersion, .unsupportedAlgorithm: violation("bundle-header", subject, e.description)
-                    case .notGenuine(_, let reason): violation(b.provenance == nil ? "unsigned-bundle" : "bad-signature", subject, reason)
-                    default: violation("decrypt", subject, e.description)
-                    }
-                } catch {
-                    violation("decrypt", subject, "\(error)")
-                }
+                batch.append((b, findings))
+                batchBytes += b.size
+                if batch.count >= Self.checkBatchCount || batchBytes >= Self.checkBatchBytes { try readBatch() }
             }
         }
+        if !batch.isEmpty { try readBatch() }
         progress?(liveCount, liveCount, "", report.checkedBytes)
         if let verdict = try clockVerdict(now: now), !verdict.isPlausible, let latest = try latestJobTime() {
             violation("clock", "clock \(Timestamp.format(now))",
@@ -294,5 +303,106 @@ extension Vault {
         }
         if Posix.exists(root + "/bundles") { try walk("bundles", depth: 0) }
         return files
+    }
+}
+
+extension Vault {
+    /// Bundles handed to `check`'s reading threads at a time, at most (or fewer, adding up to `checkBatchBytes`):
+    /// each batch ends when its last bundle is read, so a batch is small enough to keep the findings of a failed
+    /// run few, and large enough that the threads rarely wait on each other.
+    static let checkBatchCount = 64
+    static let checkBatchBytes: Int64 = 1 << 30
+
+    /// Reads `records` as `check` does (``readBundle``) on `workers` threads; the findings for each, in the order given.
+    /// A failing object store is not a finding about a bundle: the first such error ends the check.
+    func readBundles(_ records: [BundleRecord], workers: Int, readData: Bool, quick: Bool, restoreKey: P256PrivateKey?,
+                     keyCache: PrivateKeyCache, progress: CheckProgress) throws -> [[CheckReport.Violation]] {
+        final class Shared: @unchecked Sendable {
+            let lock = NSLock()
+            var next = 0
+            var results: [[CheckReport.Violation]]
+            var error: Error?
+            init(count: Int) { results = Array(repeating: [], count: count) }
+        }
+        let shared = Shared(count: records.count)
+        let threads = max(1, min(workers, records.count))
+        let body: @Sendable (Int) -> Void = { [self] _ in
+            while true {
+                shared.lock.lock()
+                guard shared.error == nil, shared.next < records.count else {
+                    shared.lock.unlock()
+                    return
+                }
+                let index = shared.next
+                shared.next += 1
+                // The batch's last bundles (or every bundle on one thread) may use a second thread each, as cores fall
+                // idle; before that every thread is busy with a bundle of its own.
+                let pipeline: BundleReader.Pipeline = threads == 1 || records.count - shared.next < threads ? .automatic : .never
+                shared.lock.unlock()
+                do {
+                    let findings = try readBundle(records[index], readData: readData, quick: quick, restoreKey: restoreKey,
+                                                  keyCache: keyCache, pipeline: pipeline)
+                    shared.lock.lock()
+                    shared.results[index] = findings
+                    shared.lock.unlock()
+                    progress.read(records[index])
+                } catch {
+                    shared.lock.lock()
+                    if shared.error == nil { shared.error = error }
+                    shared.lock.unlock()
+                    return
+                }
+            }
+        }
+        if threads == 1 { body(0) } else { BlockingWorkers.run(threads, stackSize: 1 << 22, body) }
+        if let error = shared.error { throw error }
+        return shared.results
+    }
+
+    /// What `check` finds reading one bundle: size, header and signatures, its SHA-256 against the catalog's (unless
+    /// `quick`), and with `readData` its decryption, with the file's SHA-256 compared in the same read (as restore
+    /// does, §3.10: size, prefix and signatures first; the target here is nothing). Throws only when the object
+    /// store fails.
+    func readBundle(_ b: BundleRecord, readData: Bool, quick: Bool, restoreKey: P256PrivateKey?, keyCache: PrivateKeyCache,
+                    pipeline: BundleReader.Pipeline) throws -> [CheckReport.Violation] {
+        let subject = "bundle \(b.id) of \(b.userId)"
+        func finding(_ kind: String, _ message: String) -> [CheckReport.Violation] {
+            [.init(kind: kind, subject: subject, message: message)]
+        }
+        do {
+            if quick && !readData && !store.isLocal {
+                // HeadObject + a ranged GET of the signed prefix: no object is downloaded (§6.5).
+                try checkBundleObjectQuickly(b)
+                return []
+            }
+            // A row without a recorded SHA-256 goes through checkBundleFile's hash check, which refuses it.
+            let role = b.outerRole.flatMap(KeyRole.init(rawValue:))
+            let expected = readData && restoreKey != nil && role != nil ? b.sha256 : nil
+            let path = try checkBundleFile(b, hash: (!quick || readData) && expected == nil)
+            defer { discardFetched(path) }
+            if let expected, let restoreKey, let role {
+                let dek = try openBundleKey(
+                    b, role: role,
+                    outerKey: try privateKey(role: role, id: b.outerKeyId, restoreKey: restoreKey, user: b.userId, cache: keyCache),
+                    userKey: try privateKey(role: .user, id: b.userKeyId, restoreKey: restoreKey, user: b.userId))
+                let (_, manifest) = try BundleReader.verify(path: path, dataKey: dek, pipeline: pipeline, expectedSHA256: Array(expected))
+                if b.files >= 0, Int64(manifest.fileCount) != b.files || manifest.totalFileBytes != b.plaintextBytes {
+                    return finding("decrypt", "its manifest lists \(manifest.fileCount) files / \(manifest.totalFileBytes) bytes, the catalog \(b.files) / \(b.plaintextBytes)")
+                }
+            }
+            return []
+        } catch let e as VaultError {
+            switch e {
+            // The store failed (unreachable, refused, a request failed): not a finding about this bundle.
+            case .objectStore: throw e
+            case .notFound: return finding("bundle-missing", "file \(b.location) is missing")
+            case .bundleMismatch(_, let reason): return finding("bundle-mismatch", reason)
+            case .notABundle, .malformedHeader, .unsupportedVersion, .unsupportedAlgorithm: return finding("bundle-header", e.description)
+            case .notGenuine(_, let reason): return finding(b.provenance == nil ? "unsigned-bundle" : "bad-signature", reason)
+            default: return finding("decrypt", e.description)
+            }
+        } catch {
+            return finding("decrypt", "\(error)")
+        }
     }
 }
