@@ -1,21 +1,53 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Threads for work that blocks on the network. libdispatch's concurrent queues and `concurrentPerform` run at most
 /// one block per core on Linux, so transfers that wait on a store would be limited to the core count: each transfer
 /// in flight gets a thread of its own instead.
 public enum BlockingWorkers {
-    /// Runs `body(0..<count)` on `count` threads at once and returns when all have returned.
+    /// Runs `body(0..<count)` on `count` threads at once and returns when all have returned and exited.
+    ///
+    /// The threads are joined, so nothing `body` captured is still held by a thread on its way out when this returns:
+    /// a vault that `body` captures (and with it its lock) is released as soon as the caller lets go of it.
     public static func run(_ count: Int, stackSize: Int = 1 << 20, _ body: @escaping @Sendable (Int) -> Void) {
         guard count > 0 else { return }
-        let done = DispatchGroup()
+        var attributes = pthread_attr_t()
+        guard pthread_attr_init(&attributes) == 0 else {
+            for index in 0..<count { body(index) }  // no threads to be had: one after the other, on this one
+            return
+        }
+        defer { pthread_attr_destroy(&attributes) }
+        _ = pthread_attr_setstacksize(&attributes, max(stackSize, Int(PTHREAD_STACK_MIN)))  // EINVAL keeps the default
+        var threads: [pthread_t] = []
+        var inline: [Int] = []
         for index in 0..<count {
-            done.enter()
-            start(stackSize: stackSize) {
-                body(index)
-                done.leave()
+            let job = Unmanaged.passRetained(Job { body(index) })
+            var thread = pthread_t()
+            let started = pthread_create(&thread, &attributes, { context in
+                // Released when this function returns, before the thread exits and its join returns.
+                let job = Unmanaged<Job>.fromOpaque(context!).takeRetainedValue()
+                job.body()
+                return nil
+            }, job.toOpaque())
+            if started == 0 {
+                threads.append(thread)
+            } else {
+                job.release()
+                inline.append(index)  // out of threads (EAGAIN): this share runs on the calling thread
             }
         }
-        done.wait()
+        for index in inline { body(index) }
+        for thread in threads {
+            let joined = pthread_join(thread, nil)
+            precondition(joined == 0, "pthread_join failed: \(joined)")  // only a thread of ours, joined once: a bug if not
+        }
+    }
+
+    private final class Job {
+        let body: () -> Void
+        init(_ body: @escaping () -> Void) { self.body = body }
     }
 
     /// Starts `body` on a new thread; `group` (entered here, left when `body` returns) tracks it.
