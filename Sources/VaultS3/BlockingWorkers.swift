@@ -45,6 +45,39 @@ public enum BlockingWorkers {
         }
     }
 
+    /// Runs `work(index, notYetStarted)` for every index in `0..<count` on up to `workers` threads (`run`), each
+    /// thread taking the next index as it finishes one; `notYetStarted` is how many
+    /// indexes were still waiting when this one was taken. After the first error no further index is started; it is
+    /// rethrown once every thread has ended.
+    public static func forEach(_ count: Int, workers: Int, stackSize: Int = 1 << 20,
+                               _ work: @escaping @Sendable (_ index: Int, _ notYetStarted: Int) throws -> Void) throws {
+        guard count > 0 else { return }
+        final class Queue: @unchecked Sendable {
+            let lock = NSLock()
+            var next = 0
+            var error: Error?
+        }
+        let queue = Queue()
+        let body: @Sendable (Int) -> Void = { _ in
+            while true {
+                let taken: (index: Int, notYetStarted: Int)? = queue.lock.withLock {
+                    guard queue.error == nil, queue.next < count else { return nil }
+                    defer { queue.next += 1 }
+                    return (queue.next, count - queue.next - 1)
+                }
+                guard let taken else { return }
+                do {
+                    try work(taken.index, taken.notYetStarted)
+                } catch {
+                    queue.lock.withLock { if queue.error == nil { queue.error = error } }
+                    return
+                }
+            }
+        }
+        run(max(1, min(workers, count)), stackSize: stackSize, body)
+        if let error = queue.error { throw error }
+    }
+
     private final class Job {
         let body: () -> Void
         init(_ body: @escaping () -> Void) { self.body = body }

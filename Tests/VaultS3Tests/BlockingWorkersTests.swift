@@ -48,6 +48,25 @@ final class BlockingWorkersTests: XCTestCase {
         XCTAssertEqual(held, 0, "in \(held) of 2000 calls a worker thread still held the body's captures after run returned")
     }
 
+    /// `forEach`: each index once, told how many were still waiting when it was taken; after the first error no new
+    /// index starts, and that error comes back once every thread has ended.
+    func testForEachRunsEveryIndexOnceAndStopsAfterTheFirstError() throws {
+        struct Stop: Error, Equatable { let index: Int }
+        let token = Token()
+        try BlockingWorkers.forEach(50, workers: 3) { index, notYetStarted in
+            token.lock.withLock { token.seen.append(index * 1000 + notYetStarted) }
+        }
+        XCTAssertEqual(token.seen.map { $0 / 1000 }.sorted(), Array(0..<50))
+        XCTAssertEqual(Set(token.seen.map { $0 % 1000 + $0 / 1000 }), [49], "index + notYetStarted = count - 1")
+        let after = Token()
+        XCTAssertThrowsError(try BlockingWorkers.forEach(1000, workers: 1) { index, _ in
+            after.lock.withLock { after.seen.append(index) }
+            if index == 7 { throw Stop(index: index) }
+        }) { XCTAssertEqual($0 as? Stop, Stop(index: 7)) }
+        XCTAssertEqual(after.seen, Array(0...7), "nothing started after the error")
+        try BlockingWorkers.forEach(0, workers: 4) { _, _ in XCTFail("no index to run") }
+    }
+
     func testZeroWorkersRunNothing() {
         BlockingWorkers.run(0) { _ in XCTFail("no index to run") }
     }

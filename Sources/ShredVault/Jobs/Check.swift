@@ -317,46 +317,23 @@ extension Vault {
     /// A failing object store is not a finding about a bundle: the first such error ends the check.
     func readBundles(_ records: [BundleRecord], workers: Int, readData: Bool, quick: Bool, restoreKey: P256PrivateKey?,
                      keyCache: PrivateKeyCache, progress: CheckProgress) throws -> [[CheckReport.Violation]] {
-        final class Shared: @unchecked Sendable {
+        final class Results: @unchecked Sendable {
             let lock = NSLock()
-            var next = 0
-            var results: [[CheckReport.Violation]]
-            var error: Error?
-            init(count: Int) { results = Array(repeating: [], count: count) }
+            var findings: [[CheckReport.Violation]]
+            init(count: Int) { findings = Array(repeating: [], count: count) }
         }
-        let shared = Shared(count: records.count)
+        let results = Results(count: records.count)
         let threads = max(1, min(workers, records.count))
-        let body: @Sendable (Int) -> Void = { [self] _ in
-            while true {
-                shared.lock.lock()
-                guard shared.error == nil, shared.next < records.count else {
-                    shared.lock.unlock()
-                    return
-                }
-                let index = shared.next
-                shared.next += 1
-                // The batch's last bundles (or every bundle on one thread) may use a second thread each, as cores fall
-                // idle; before that every thread is busy with a bundle of its own.
-                let pipeline: BundleReader.Pipeline = threads == 1 || records.count - shared.next < threads ? .automatic : .never
-                shared.lock.unlock()
-                do {
-                    let findings = try readBundle(records[index], readData: readData, quick: quick, restoreKey: restoreKey,
-                                                  keyCache: keyCache, pipeline: pipeline)
-                    shared.lock.lock()
-                    shared.results[index] = findings
-                    shared.lock.unlock()
-                    progress.read(records[index])
-                } catch {
-                    shared.lock.lock()
-                    if shared.error == nil { shared.error = error }
-                    shared.lock.unlock()
-                    return
-                }
-            }
+        try BlockingWorkers.forEach(records.count, workers: threads, stackSize: 1 << 22) { [self] index, notYetStarted in
+            // The batch's last bundles (or every bundle on one thread) may use a second thread each, as cores fall
+            // idle; before that every thread is busy with a bundle of its own.
+            let pipeline: BundleReader.Pipeline = threads == 1 || notYetStarted < threads ? .automatic : .never
+            let findings = try readBundle(records[index], readData: readData, quick: quick, restoreKey: restoreKey,
+                                          keyCache: keyCache, pipeline: pipeline)
+            results.lock.withLock { results.findings[index] = findings }
+            progress.read(records[index])
         }
-        if threads == 1 { body(0) } else { BlockingWorkers.run(threads, stackSize: 1 << 22, body) }
-        if let error = shared.error { throw error }
-        return shared.results
+        return results.findings
     }
 
     /// What `check` finds reading one bundle: size, header and signatures, its SHA-256 against the catalog's (unless

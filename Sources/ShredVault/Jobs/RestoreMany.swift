@@ -35,9 +35,8 @@ extension Vault {
         try Posix.makeDirectory(staging, mode: 0o700)
         final class Shared: @unchecked Sendable {
             let lock = NSLock()
-            var next = 0, done = 0
+            var done = 0
             var reports: [RestoreReport] = []
-            var error: Error?
             var progress: ProgressHandler?
             var bytes: Int64 = 0
         }
@@ -58,38 +57,23 @@ extension Vault {
             let workers = max(1, min(jobs, users.count))
             // Threads, not concurrentPerform (at most one per core on Linux): more jobs than cores help when each
             // waits on an object store's downloads.
-            BlockingWorkers.run(workers, stackSize: 1 << 22) { [self] _ in
-                while true {
-                    shared.lock.lock()
-                    guard shared.error == nil, shared.next < users.count else { shared.lock.unlock(); return }
-                    let user = users[shared.next]
-                    shared.next += 1
-                    // While other workers still have users to start, every core is busy: read this user on this
-                    // thread alone. Among the last `workers` users (or with one worker), cores fall idle as workers
-                    // finish: let a big bundle use them (issue 15: one big user uses every core, without
-                    // oversubscribing while many users restore in parallel).
-                    let pipeline: BundleReader.Pipeline = workers == 1 || users.count - shared.next < workers ? .automatic : .never
-                    shared.lock.unlock()
-                    do {
-                        var r = try restoreOne(user: user, caseId: caseId, to: staging + "/" + user.rawValue, restoreKey: restoreKey,
-                                               keyCache: keyCache, syncParent: false, inputs: inputs[user.rawValue],
-                                               pipeline: pipeline)
-                        r.target = target + "/" + user.rawValue
-                        shared.lock.lock()
-                        shared.reports.append(r)
-                        shared.done += 1
-                        shared.bytes += r.bundles.reduce(0) { $0 + $1.bytes }
-                        shared.progress?(shared.done, users.count, user.rawValue, shared.bytes)
-                        shared.lock.unlock()
-                    } catch {
-                        shared.lock.lock()
-                        if shared.error == nil { shared.error = error }
-                        shared.lock.unlock()
-                        return
-                    }
+            try BlockingWorkers.forEach(users.count, workers: workers, stackSize: 1 << 22) { [self] index, notYetStarted in
+                let user = users[index]
+                // While other workers still have users to start, every core is busy: read this user on this thread
+                // alone. Among the last `workers` users (or with one worker), cores fall idle as workers finish: let a
+                // big bundle use them (issue 15: one big user uses every core, without oversubscribing while many
+                // users restore in parallel).
+                let pipeline: BundleReader.Pipeline = workers == 1 || notYetStarted < workers ? .automatic : .never
+                var r = try restoreOne(user: user, caseId: caseId, to: staging + "/" + user.rawValue, restoreKey: restoreKey,
+                                       keyCache: keyCache, syncParent: false, inputs: inputs[user.rawValue], pipeline: pipeline)
+                r.target = target + "/" + user.rawValue
+                shared.lock.withLock {
+                    shared.reports.append(r)
+                    shared.done += 1
+                    shared.bytes += r.bundles.reduce(0) { $0 + $1.bytes }
+                    shared.progress?(shared.done, users.count, user.rawValue, shared.bytes)
                 }
             }
-            if let error = shared.error { throw error }
             try Posix.syncDirectory(staging)
             try Posix.renameNoReplace(staging, target)
             try Posix.syncDirectory(parent)

@@ -27,34 +27,11 @@ extension Vault {
     func uploadStaged(_ uploads: [StagedUpload]) throws {
         let small = uploads.filter { $0.size <= Int64(S3BundleStore.partSize) }
         let large = uploads.filter { $0.size > Int64(S3BundleStore.partSize) }
-        final class Shared: @unchecked Sendable {
-            let lock = NSLock()
-            var next = 0
-            var error: Error?
-        }
-        let shared = Shared()
         let store = self.store
-        let workers = min(Self.concurrentSmallUploads, small.count)
-        if workers > 0 {
-            BlockingWorkers.run(workers) { [self] _ in
-                while true {
-                    let index: Int? = shared.lock.withLock {
-                        guard shared.error == nil, shared.next < small.count else { return nil }
-                        defer { shared.next += 1 }
-                        return shared.next
-                    }
-                    guard let index else { return }
-                    let u = small[index]
-                    do {
-                        try store.put(location: u.location, from: absolute(u.location), sha256: u.sha256)
-                    } catch {
-                        shared.lock.withLock { if shared.error == nil { shared.error = error } }
-                        return
-                    }
-                }
-            }
+        try BlockingWorkers.forEach(small.count, workers: Self.concurrentSmallUploads) { [self] index, _ in
+            let u = small[index]
+            try store.put(location: u.location, from: absolute(u.location), sha256: u.sha256)
         }
-        if let error = shared.error { throw error }
         for u in large { try store.put(location: u.location, from: absolute(u.location), sha256: u.sha256) }
     }
 
